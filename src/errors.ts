@@ -1,0 +1,41 @@
+/**
+ * The one error type of hpc-annex. Every failure the user should see is an
+ * AnnexError: a one-line message that names what to change, and an exit code.
+ *   1 — the request or the input is wrong (the user can fix it);
+ *   2 — something outside failed (network, login node, HTCondor, SLURM).
+ */
+export type ExitCode = 1 | 2
+
+export interface AnnexErrorOptions {
+  exit?: ExitCode
+  /** A concrete next action, printed after the message ("Try: ..."). */
+  hint?: string
+  cause?: unknown
+}
+
+export class AnnexError extends Error {
+  readonly exitCode: ExitCode
+  readonly hint?: string
+
+  constructor(message: string, options: AnnexErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : {cause: options.cause})
+    this.name = 'AnnexError'
+    this.exitCode = options.exit ?? 1
+    if (options.hint !== undefined) this.hint = options.hint
+  }
+}
+
+/** The user's input is wrong: exit 1. */
+export function userError(message: string, hint?: string): AnnexError {
+  return new AnnexError(message, hint === undefined ? {exit: 1} : {exit: 1, hint})
+}
+
+/** Something outside the user's input failed: exit 2. */
+export function systemError(message: string, options: Omit<AnnexErrorOptions, 'exit'> = {}): AnnexError {
+  return new AnnexError(message, {...options, exit: 2})
+}
+
+/** One line, whatever the message holds: for terminals, logs and job-ad reasons. */
+export function oneLine(text: string): string {
+  return text.replace(/\s*\n\s*/g, ' ').trim()
+}
