@@ -1,0 +1,90 @@
+/**
+ * A Plan is a validated request: everything `create`/`add` will ask for,
+ * resolved against the machine catalog, as plain data. It is pure (no I/O
+ * made it), printed by `--dry-run`, serialized by `--json`, and the only input
+ * the renderer needs besides what the Access Point supplies at create time
+ * (request id, collector, schedd name, token).
+ */
+export type AllocationType = 'node' | 'cores_or_ram' | 'gpu-shared'
+export type BatchSystem = 'slurm' | 'htcondor'
+/** How a SLURM job asks for GPUs on this machine. */
+export type GpuFlag = 'gpus' | 'gpus-per-node' | 'gpus-per-task'
+
+export interface PlanGpus {
+  /** GPUs per node, as the user asked (or the node's count on a whole-node queue). */
+  perNode: number
+  /** The count sent to the batch system: perNode, or perNode × nodes where the machine counts GPUs per job. */
+  count: number
+  /** 'node': count is per node; 'job': count is for the whole job. */
+  countPer: 'node' | 'job'
+  type?: string
+  /** The SLURM option, e.g. '--gpus-per-node'. */
+  flag: `--${GpuFlag}`
+  /** The option's value as sent, e.g. '4' or 'v100-32:16'. */
+  value: string
+}
+
+export interface PlanLogin {
+  /** The login node to SSH to (from --login-host, else the machine's host). */
+  host: string
+  /** From --login-name; undefined: the SSH config / HPC_ANNEX_<SYSTEM>_USER_NAME decides. */
+  user?: string
+  /** True when --login-host was given (HPC_ANNEX_<SYSTEM>_HOST_NAME must not override it). */
+  hostFromFlag: boolean
+}
+
+export interface PlanSystem {
+  key: string
+  name: string
+  batch: BatchSystem
+  /** The machine file the definition came from. */
+  source: string
+}
+
+export interface PlanQueue {
+  name: string
+  allocation: AllocationType
+  maxNodes: number
+  maxDuration: number
+  coresPerNode?: number
+  ramPerNode?: number
+  gpusPerNode?: number
+  maxJobsInQueue?: number
+}
+
+export interface Plan {
+  annexName: string
+  system: PlanSystem
+  queue: PlanQueue
+  /** The queue as the batch system takes it: ['-p', name] (partition) or ['-q', name] (QoS); [] for HTCondor. */
+  queueArgument: string[]
+  nodes: number
+  /** CPUs per node to ask for (shared-node queues), else undefined (whole nodes). */
+  cpus?: number
+  /** MB of memory per node to send (asked for, or the machine's default), else undefined. */
+  memMb?: number
+  gpus?: PlanGpus
+  /** Seconds. */
+  lifetime: number
+  /** Seconds a pilot may stay unclaimed before it shuts down. */
+  idleTime: number
+  project?: string
+  /** SLURM --constraint value for this queue and shape, if any. */
+  constraint?: string
+  login: PlanLogin
+  /** --pool: the collector pilots report to; undefined: ANNEX_COLLECTOR from the AP. */
+  pool?: string
+  /** Users whose jobs may run on the annex. */
+  owners: string[]
+  tokenFile?: string
+  passwordFile?: string
+  tmpDir?: string
+  /** Shell expression, evaluated on the login node, of the directory pilot directories go under. */
+  scratch: string
+  /** MB: the pilot hands memory out in chunks of this size. */
+  memoryChunkMb: number
+  /** How the batch job starts one pilot per node. */
+  fanOut: 'srun' | 'ssh'
+  /** What will travel to the login node. */
+  staging: string[]
+}

@@ -1,0 +1,55 @@
+import {Command} from '@oclif/core'
+
+import {AnnexError, oneLine} from '../errors.js'
+
+/** What the user sees when a command fails: one line, and an exit code. */
+export interface Failure {
+  message: string
+  exitCode: 1 | 2
+  hint?: string
+}
+
+/**
+ * Turns anything thrown into a Failure. AnnexErrors keep their code; oclif's
+ * own parse errors (unknown flag, missing argument) are the user's to fix
+ * (exit 1) and keep only their first line; anything else is a system error.
+ */
+export function toFailure(error: unknown): Failure {
+  if (error instanceof AnnexError) {
+    return {message: oneLine(error.message), exitCode: error.exitCode, ...(error.hint ? {hint: error.hint} : {})}
+  }
+  const err = error as {message?: unknown; oclif?: {exit?: number}; name?: string}
+  const text = typeof err?.message === 'string' ? err.message : String(error)
+  if (err?.oclif !== undefined) {
+    const first = text.split('\n').find((line) => line.trim() !== '') ?? text
+    return {message: oneLine(first), exitCode: 1}
+  }
+  return {message: oneLine(text), exitCode: 2}
+}
+
+function isOclifExit(error: unknown): boolean {
+  return (error as {code?: string})?.code === 'EEXIT'
+}
+
+/**
+ * Base of every hpc-annex command: `--json` on every verb (oclif prints the
+ * value `run()` returns), and failures as one line `Error: ...` with exit
+ * status 1 (user error) or 2 (system error) — never a stack trace, unless
+ * HPC_ANNEX_DEBUG is set.
+ */
+export abstract class AnnexCommand extends Command {
+  static override enableJsonFlag = true
+
+  protected override async catch(error: Error & {exitCode?: number}): Promise<unknown> {
+    if (isOclifExit(error)) throw error
+    const failure = toFailure(error)
+    if (this.jsonEnabled()) {
+      this.logJson({error: failure})
+    } else {
+      process.stderr.write(`Error: ${failure.message}\n`)
+      if (failure.hint) process.stderr.write(`Try: ${failure.hint}\n`)
+      if (process.env.HPC_ANNEX_DEBUG && error instanceof Error && error.stack) process.stderr.write(`${error.stack}\n`)
+    }
+    return this.exit(failure.exitCode)
+  }
+}

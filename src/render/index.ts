@@ -1,0 +1,51 @@
+import {readFileSync} from 'node:fs'
+import {join} from 'node:path'
+
+import Handlebars from 'handlebars'
+
+import {projectPath} from '../paths.js'
+import {classadString, condorValue, shellQuote} from './quote.js'
+
+/**
+ * The one Handlebars environment of hpc-annex. A value reaches generated text
+ * only through a helper that quotes it for its destination:
+ *   {{sh x}}       a bash word
+ *   {{classad x}}  a ClassAd string literal
+ *   {{condor x}}   an HTCondor configuration / submit-description value
+ *   {{int x}}      an integer (anything else is refused)
+ * Plain {{x}} and triple-stash {{{x}}} are refused at compile time by a
+ * project test over templates/; the environment escapes nothing itself.
+ */
+export const handlebars = Handlebars.create()
+
+function asInteger(value: unknown): string {
+  const n = typeof value === 'string' && /^-?\d+$/.test(value) ? Number(value) : value
+  if (typeof n !== 'number' || !Number.isSafeInteger(n)) {
+    throw new TypeError(`expected an integer in a template, got ${JSON.stringify(value)}`)
+  }
+  return String(n)
+}
+
+function asText(value: unknown, helper: string): string {
+  if (typeof value === 'string') return value
+  if (typeof value === 'number' && Number.isFinite(value)) return String(value)
+  throw new TypeError(`{{${helper}}} needs a string or a number, got ${JSON.stringify(value)}`)
+}
+
+handlebars.registerHelper('sh', (value: unknown) => new Handlebars.SafeString(shellQuote(asText(value, 'sh'))))
+handlebars.registerHelper('classad', (value: unknown) => new Handlebars.SafeString(classadString(asText(value, 'classad'))))
+handlebars.registerHelper('condor', (value: unknown) => new Handlebars.SafeString(condorValue(asText(value, 'condor'))))
+handlebars.registerHelper('int', (value: unknown) => new Handlebars.SafeString(asInteger(value)))
+
+const compiled = new Map<string, Handlebars.TemplateDelegate>()
+
+/** Renders templates/<name> with `context`. Strict: a missing value is an error, not an empty string. */
+export function render(name: string, context: object): string {
+  let template = compiled.get(name)
+  if (template === undefined) {
+    const source = readFileSync(join(projectPath('templates'), name), 'utf8')
+    template = handlebars.compile(source, {strict: true, noEscape: true})
+    compiled.set(name, template)
+  }
+  return template(context)
+}
