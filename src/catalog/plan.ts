@@ -52,6 +52,14 @@ export interface PlanQueue {
   maxJobsInQueue?: number
 }
 
+export interface PlanTarball {
+  /** Remote OS this release is built for, matched against /etc/os-release: 'almalinux8', 'almalinux9', 'debian12', 'ubuntu22', ... */
+  os: string
+  url: string
+  /** Hex sha256 of the tarball; the back-end refuses a download that does not match. */
+  sha256?: string
+}
+
 export interface Plan {
   annexName: string
   system: PlanSystem
@@ -85,6 +93,12 @@ export interface Plan {
   memoryChunkMb: number
   /** How the batch job starts one pilot per node. */
   fanOut: 'srun' | 'ssh'
+  /** HTCondor release the pilots run, per remote OS. */
+  htcondor: {version: string; tarballs: PlanTarball[]}
+  /** Machine-specific HTCondor configuration appended to the pilot's (trusted: from the machine file). */
+  configFragment: string
+  /** Machine-specific bash run by the back-end before the batch job is written (trusted: from the machine file). */
+  shellFragment: string
   /** What will travel to the login node. */
   staging: string[]
 }
