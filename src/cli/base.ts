@@ -21,8 +21,9 @@ export function toFailure(error: unknown): Failure {
   const err = error as {message?: unknown; oclif?: {exit?: number}; name?: string}
   const text = typeof err?.message === 'string' ? err.message : String(error)
   if (err?.oclif !== undefined) {
-    const first = text.split('\n').find((line) => line.trim() !== '') ?? text
-    return {message: oneLine(first), exitCode: 1}
+    // Keep what oclif says about the problem, not its "See more help" trailer.
+    const lines = text.split('\n').filter((line) => line.trim() !== '' && !/^See more help/.test(line.trim()))
+    return {message: oneLine(lines.join('\n')).replace(/\s+/g, ' '), exitCode: 1}
   }
   return {message: oneLine(text), exitCode: 2}
 }

@@ -1,0 +1,130 @@
+import {existsSync, readdirSync, readFileSync} from 'node:fs'
+import {homedir} from 'node:os'
+import {basename, join} from 'node:path'
+
+import TOML from '@iarna/toml'
+
+import {projectPath} from '../paths.js'
+import {lineOf, keyLines} from './locate.js'
+import {machineSchema, type MachineFile} from './schema.js'
+
+/** A machine definition as loaded: the file's data plus where it came from. */
+export interface Machine extends MachineFile {
+  /** The system key: the file name without .toml, lower case (e.g. 'anvil'). */
+  key: string
+  source: string
+}
+
+/** A machine file that could not be used. */
+export interface CatalogProblem {
+  file: string
+  line?: number
+  /** The system key the file would have defined. */
+  system: string
+  /** The dotted key path the problem is about ('' for the whole file). */
+  key: string
+  message: string
+}
+
+export function formatProblem(problem: CatalogProblem): string {
+  const where = problem.line === undefined ? problem.file : `${problem.file}:${problem.line}`
+  return `${where}: ${problem.key ? `${problem.key}: ` : ''}${problem.message}`
+}
+
+export interface Catalog {
+  /** Systems by key, in key order. */
+  systems: Map<string, Machine>
+  problems: CatalogProblem[]
+}
+
+/**
+ * Where machine files are read, lowest precedence first: the built-in
+ * backends/, the site's /etc/hpc-annex/machines, the user's
+ * ~/.config/hpc-annex/machines, then each directory of $HPC_ANNEX_MACHINES
+ * (colon-separated; the first listed wins). A later definition of a system
+ * key replaces an earlier one.
+ */
+export function machineDirectories(env: NodeJS.ProcessEnv = process.env): string[] {
+  const fromEnv = (env.HPC_ANNEX_MACHINES ?? '').split(':').filter((dir) => dir !== '')
+  const configHome = env.XDG_CONFIG_HOME || join(env.HOME || homedir(), '.config')
+  return [projectPath('backends'), '/etc/hpc-annex/machines', join(configHome, 'hpc-annex', 'machines'), ...fromEnv.reverse()]
+}
+
+const KEY = /^[a-z0-9][a-z0-9_-]*$/
+
+/** Parses and checks one machine file. */
+export function parseMachineFile(file: string, text: string): {machine?: Machine; problems: CatalogProblem[]} {
+  const system = basename(file, '.toml').toLowerCase()
+  if (!KEY.test(system)) {
+    return {problems: [{file, system, key: '', message: 'the file name must be <system key>.toml, with a key of lower-case letters, digits, "-" and "_"'}]}
+  }
+  let data: unknown
+  try {
+    data = TOML.parse(text)
+  } catch (error) {
+    const err = error as {line?: number; message?: string}
+    const message = String(err.message ?? error).split('\n')[0] ?? 'invalid TOML'
+    return {problems: [{file, system, key: '', message: `invalid TOML: ${message}`, ...(typeof err.line === 'number' ? {line: err.line + 1} : {})}]}
+  }
+  const result = machineSchema.safeParse(data)
+  if (!result.success) {
+    const lines = keyLines(text)
+    const problems = result.error.issues.map((issue): CatalogProblem => {
+      let path = issue.path
+      let message = issue.message
+      if (issue.code === 'unrecognized_keys') {
+        path = [...issue.path, issue.keys[0] ?? '']
+        message = `unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `'${k}'`).join(', ')}`
+      } else if (issue.code === 'invalid_type' && issue.received === 'undefined') {
+        message = 'is required'
+      }
+      const line = lineOf(lines, path)
+      return {file, system, key: path.join('.'), message, ...(line === undefined ? {} : {line})}
+    })
+    return {problems}
+  }
+  return {machine: {...result.data, key: system, source: file}, problems: []}
+}
+
+/** Loads every machine file from `directories` (see machineDirectories). */
+export function loadCatalog(directories: string[] = machineDirectories()): Catalog {
+  const systems = new Map<string, Machine>()
+  const problems: CatalogProblem[] = []
+  for (const dir of directories) {
+    if (!existsSync(dir)) continue
+    let entries: string[]
+    try {
+      entries = readdirSync(dir).filter((entry) => entry.endsWith('.toml')).sort()
+    } catch (error) {
+      problems.push({file: dir, system: '', key: '', message: `cannot read the directory: ${(error as Error).message}`})
+      continue
+    }
+    for (const entry of entries) {
+      const file = join(dir, entry)
+      let text: string
+      try {
+        text = readFileSync(file, 'utf8')
+      } catch (error) {
+        problems.push({file, system: basename(entry, '.toml').toLowerCase(), key: '', message: `cannot read the file: ${(error as Error).message}`})
+        continue
+      }
+      const parsed = parseMachineFile(file, text)
+      problems.push(...parsed.problems)
+      if (parsed.machine) systems.set(parsed.machine.key, parsed.machine)
+    }
+  }
+  return {systems: new Map([...systems].sort(([a], [b]) => a.localeCompare(b))), problems}
+}
+
+function normalized(text: string): string {
+  return text.toLowerCase().replace(/[^a-z0-9]/g, '')
+}
+
+/** The system a user means: its key in any case, or its name ('Bridges-2', 'bridges-2'). */
+export function findSystem(catalog: Catalog, word: string): Machine | undefined {
+  const byKey = catalog.systems.get(word.toLowerCase())
+  if (byKey) return byKey
+  const wanted = normalized(word)
+  if (wanted === '') return undefined
+  return [...catalog.systems.values()].find((m) => normalized(m.name) === wanted || normalized(m.key) === wanted)
+}

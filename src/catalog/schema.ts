@@ -1,0 +1,114 @@
+import {z} from 'zod'
+
+/**
+ * The schema of a machine file (backends/<key>.toml). Strict: an unknown key
+ * is an error, so a misspelt limit never silently disappears.
+ */
+const positive = z.number().int().positive()
+const name = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'letters, digits, ".", "_" and "-" only')
+
+/** A queue's limits; also what a shape may override. */
+const limits = {
+  max_nodes: positive,
+  cores_per_node: positive,
+  ram_per_node: positive,
+  gpus_per_node: positive,
+  constraint: z.string().regex(/^[A-Za-z0-9_&|,.:*-]+$/, 'a SLURM constraint expression'),
+}
+
+/**
+ * A shape is a variant of a queue's nodes, chosen by what the user asks for
+ * (GPUs or not, a GPU type, a GPU count). The first shape whose conditions all
+ * hold applies its limits over the queue's.
+ */
+const shape = z
+  .object({
+    label: z.string().min(1),
+    when_gpus_asked: z.boolean().optional(),
+    when_gpu_type: z.string().min(1).optional(),
+    when_gpus: positive.optional(),
+    max_nodes: limits.max_nodes.optional(),
+    cores_per_node: limits.cores_per_node.optional(),
+    ram_per_node: limits.ram_per_node.optional(),
+    gpus_per_node: limits.gpus_per_node.optional(),
+    constraint: limits.constraint.optional(),
+  })
+  .strict()
+
+const queue = z
+  .object({
+    allocation: z.enum(['node', 'cores_or_ram', 'gpu-shared']),
+    max_nodes: positive,
+    max_duration: positive,
+    cores_per_node: positive.optional(),
+    ram_per_node: positive.optional(),
+    gpus_per_node: positive.optional(),
+    max_jobs_in_queue: positive.optional(),
+    /** 'job': the batch system takes the GPU count for the whole job (per-node count × nodes). */
+    gpu_count: z.enum(['node', 'job']).default('node'),
+    gpu_types: z.array(name).nonempty().optional(),
+    /** 'forbidden': memory follows the CPUs or GPUs; 'node-default': must be sent, defaults to RAM/node. */
+    mem_mb: z.enum(['allowed', 'forbidden', 'node-default']).default('allowed'),
+    cpus_multiple_of: positive.optional(),
+    constraint: limits.constraint.optional(),
+    note: z.string().optional(),
+    shapes: z.array(shape).optional(),
+  })
+  .strict()
+
+const htcondor = z
+  .object({
+    version: z.string().regex(/^\d+\.\d+\.\d+$/, 'a version like 25.0.4'),
+    /** {version} and {os} are replaced; one tarball per entry of `os`. */
+    url: z.string().url().refine((url) => url.includes('{os}'), 'must contain {os}'),
+    os: z.array(name).nonempty(),
+    /** Hex sha256 per OS label; a download whose digest differs is refused. */
+    sha256: z.record(z.string().regex(/^[0-9a-f]{64}$/, '64 hex digits')).optional(),
+  })
+  .strict()
+
+export const machineSchema = z
+  .object({
+    name: z.string().min(1),
+    host: z.string().regex(/^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$/, 'a host name'),
+    batch: z.enum(['slurm', 'htcondor']),
+    default_queue: z.string().min(1),
+    project_required: z.boolean().default(false),
+    /** SLURM takes the queue as a partition (-p) or a QoS (-q). */
+    queue_flag: z.enum(['partition', 'qos']).default('partition'),
+    /** Shell expression, evaluated by bash on the login node. */
+    scratch: z.string().min(1),
+    gpu_flag: z.enum(['gpus', 'gpus-per-node', 'gpus-per-task']).default('gpus-per-node'),
+    /** The GPU option carries the type: --gpus=v100-32:16. */
+    gpu_flag_includes_type: z.boolean().default(false),
+    constraint: limits.constraint.optional(),
+    memory_chunk_mb: positive.default(2048),
+    fan_out: z.enum(['srun', 'ssh']).default('srun'),
+    config_fragment: z.string().default(''),
+    shell_fragment: z.string().default(''),
+    htcondor,
+    queues: z.record(name, queue).refine((queues) => Object.keys(queues).length > 0, 'at least one queue is needed'),
+  })
+  .strict()
+  .superRefine((machine, ctx) => {
+    if (!(machine.default_queue in machine.queues)) {
+      ctx.addIssue({code: z.ZodIssueCode.custom, path: ['default_queue'], message: `names no queue of this file (queues: ${Object.keys(machine.queues).join(', ')})`})
+    }
+    for (const [queueName, q] of Object.entries(machine.queues)) {
+      if (q.allocation === 'cores_or_ram' && (q.cores_per_node === undefined || q.ram_per_node === undefined)) {
+        ctx.addIssue({code: z.ZodIssueCode.custom, path: ['queues', queueName], message: 'a cores_or_ram queue needs cores_per_node and ram_per_node'})
+      }
+      if (q.gpu_types && !q.shapes?.length) {
+        ctx.addIssue({code: z.ZodIssueCode.custom, path: ['queues', queueName, 'gpu_types'], message: 'GPU types need shapes (one per type)'})
+      }
+      for (const [i, s] of (q.shapes ?? []).entries()) {
+        if (s.when_gpu_type !== undefined && !q.gpu_types?.includes(s.when_gpu_type)) {
+          ctx.addIssue({code: z.ZodIssueCode.custom, path: ['queues', queueName, 'shapes', i, 'when_gpu_type'], message: `is not one of the queue's gpu_types`})
+        }
+      }
+    }
+  })
+
+export type MachineFile = z.infer<typeof machineSchema>
+export type QueueDefinition = MachineFile['queues'][string]
+export type ShapeDefinition = NonNullable<QueueDefinition['shapes']>[number]

@@ -1,0 +1,61 @@
+import {Args, Flags} from '@oclif/core'
+
+import type {RequestInput} from '../catalog/index.js'
+
+/**
+ * The request flags of `create` and `add`, spelled as HTCondor's
+ * `htcondor annex create` spells them. Numbers arrive as text and are checked
+ * by the catalog, so every error names its flag the same way.
+ */
+export const requestArgs = {
+  name: Args.string({description: 'Name of the annex (letters, digits, ".", "_", "-").', required: true}),
+  target: Args.string({description: 'Where to get resources: QUEUE@SYSTEM, e.g. wholenode@anvil.', required: true}),
+}
+
+export const requestFlags = {
+  nodes: Flags.string({description: 'Number of nodes. [default: 1]', helpValue: 'N'}),
+  lifetime: Flags.string({description: 'Seconds the annex lasts. [default: 3600]', helpValue: 'SECONDS'}),
+  project: Flags.string({description: 'Project (allocation) to charge.', helpValue: 'NAME'}),
+  cpus: Flags.string({description: 'CPUs per node (shared-node queues).', helpValue: 'N'}),
+  mem_mb: Flags.string({description: 'Memory per node in MB (shared-node queues).', helpValue: 'MB'}),
+  gpus: Flags.string({description: 'GPUs per node, as N or TYPE:N.', helpValue: 'N|TYPE:N'}),
+  'gpu-type': Flags.string({description: 'GPU type, on queues that offer a choice.', helpValue: 'TYPE'}),
+  'idle-time': Flags.string({
+    aliases: ['startd-noclaim-shutdown'],
+    description: 'Seconds a pilot may run no job before it shuts down. [default: 300]',
+    helpValue: 'SECONDS',
+  }),
+  'login-name': Flags.string({aliases: ['login'], description: 'User name on the login node.', helpValue: 'USER'}),
+  'login-host': Flags.string({aliases: ['host'], description: 'Login node to use instead of the system\'s.', helpValue: 'HOST'}),
+  pool: Flags.string({description: 'Collector the pilots report to. [default: ANNEX_COLLECTOR]', helpValue: 'ADDRESS'}),
+  token_file: Flags.string({description: 'Use this HTCondor token instead of minting one.', helpValue: 'PATH'}),
+  password_file: Flags.string({description: 'Annex password file. [default: ANNEX_PASSWORD_FILE]', helpValue: 'PATH'}),
+  tmp_dir: Flags.string({description: 'Local directory for connection state. [default: ANNEX_TMP_DIR]', helpValue: 'DIR'}),
+  owners: Flags.string({description: 'Comma-separated users whose jobs may run on the annex. [default: you]', helpValue: 'USERS'}),
+}
+
+type RequestFlagValues = {[K in keyof typeof requestFlags]?: string}
+
+/** The parsed arguments and flags as the catalog's RequestInput. */
+export function requestInput(args: {name: string; target: string}, flags: RequestFlagValues): RequestInput {
+  const input: RequestInput = {name: args.name, target: args.target}
+  const map: [keyof RequestInput, string | undefined][] = [
+    ['nodes', flags.nodes],
+    ['lifetime', flags.lifetime],
+    ['project', flags.project],
+    ['cpus', flags.cpus],
+    ['memMb', flags.mem_mb],
+    ['gpus', flags.gpus],
+    ['gpuType', flags['gpu-type']],
+    ['idleTime', flags['idle-time']],
+    ['loginName', flags['login-name']],
+    ['loginHost', flags['login-host']],
+    ['pool', flags.pool],
+    ['tokenFile', flags.token_file],
+    ['passwordFile', flags.password_file],
+    ['tmpDir', flags.tmp_dir],
+    ['owners', flags.owners],
+  ]
+  for (const [key, value] of map) if (value !== undefined) input[key] = value
+  return input
+}

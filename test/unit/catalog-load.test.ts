@@ -1,0 +1,115 @@
+import {mkdirSync, mkdtempSync, readFileSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+
+import {afterEach, beforeEach, describe, expect, it} from 'vitest'
+
+import {findSystem, formatProblem, loadCatalog, machineDirectories, parseMachineFile, validateRequest} from '../../src/catalog/index.js'
+import {projectPath} from '../../src/paths.js'
+
+const anvil = readFileSync(join(projectPath('backends'), 'anvil.toml'), 'utf8')
+
+const site = `
+name = "Mini HPC"
+host = "login.mini.example.org"
+batch = "slurm"
+default_queue = "compute"
+scratch = '$HOME/scratch'
+
+[htcondor]
+version = "25.0.4"
+url = "https://example.org/condor-{version}-{os}.tar.gz"
+os = ["Debian12"]
+
+[queues.compute]
+allocation = "node"
+max_nodes = 4
+max_duration = 86400
+`
+
+let dir: string
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'hpc-annex-machines-'))
+})
+afterEach(() => {
+  // temporary directories are left to the OS; nothing here is secret
+})
+
+describe('parseMachineFile', () => {
+  it('accepts every built-in file', () => {
+    expect(parseMachineFile('anvil.toml', anvil).problems).toEqual([])
+  })
+
+  it('names the file and line of a TOML syntax error', () => {
+    const {problems} = parseMachineFile('/x/bad.toml', 'name = "a"\nhost = \n')
+    expect(problems).toHaveLength(1)
+    expect(formatProblem(problems[0]!)).toMatch(/^\/x\/bad\.toml:2: invalid TOML/)
+  })
+
+  it('names the key and line of a wrong value', () => {
+    const text = anvil.replace('max_nodes = 56', 'max_nodes = "many"')
+    const [problem] = parseMachineFile('/x/anvil.toml', text).problems
+    const line = text.split('\n').findIndex((l) => l.includes('"many"')) + 1
+    expect(problem).toMatchObject({file: '/x/anvil.toml', line, key: 'queues.wide.max_nodes'})
+    expect(problem!.message).toMatch(/number/)
+  })
+
+  it('refuses an unknown key (a misspelt limit) at its line', () => {
+    const text = anvil.replace('max_jobs_in_queue = 10', 'max_job_in_queue = 10')
+    const [problem] = parseMachineFile('/x/anvil.toml', text).problems
+    expect(problem).toMatchObject({key: 'queues.wide.max_job_in_queue', message: "unknown key 'max_job_in_queue'"})
+    expect(problem!.line).toBe(text.split('\n').findIndex((l) => l.startsWith('max_job_in_queue')) + 1)
+  })
+
+  it('reports a missing key at its table, and a default queue that names no queue', () => {
+    const missing = parseMachineFile('/x/s.toml', site.replace('max_duration = 86400\n', '')).problems
+    expect(missing[0]).toMatchObject({key: 'queues.compute.max_duration', message: 'is required'})
+    expect(missing[0]!.line).toBe(site.split('\n').indexOf('[queues.compute]') + 1)
+    const wrongDefault = parseMachineFile('/x/s.toml', site.replace('default_queue = "compute"', 'default_queue = "batch"')).problems
+    expect(wrongDefault[0]).toMatchObject({key: 'default_queue', line: 5})
+    expect(wrongDefault[0]!.message).toMatch(/names no queue.*compute/)
+  })
+
+  it('checks shapes: a GPU type must be one of the queue\'s', () => {
+    const text = readFileSync(join(projectPath('backends'), 'bridges2.toml'), 'utf8').replace('when_gpu_type = "v100-16"', 'when_gpu_type = "v100-64"')
+    const problem = parseMachineFile('/x/bridges2.toml', text).problems[0]!
+    expect(problem.key).toBe('queues.GPU.shapes.2.when_gpu_type')
+    expect(problem.line).toBe(text.split('\n').indexOf('when_gpu_type = "v100-64"') + 1)
+  })
+
+  it('refuses a file name that is not a system key', () => {
+    expect(parseMachineFile('/x/My Site.toml', site).problems[0]!.message).toMatch(/file name/)
+  })
+})
+
+describe('loadCatalog', () => {
+  it('adds a system from an extra directory, and a bad file does not stop the others', () => {
+    writeFileSync(join(dir, 'mini.toml'), site)
+    writeFileSync(join(dir, 'broken.toml'), 'name = ')
+    const catalog = loadCatalog([projectPath('backends'), dir])
+    expect(catalog.systems.get('mini')?.name).toBe('Mini HPC')
+    expect(catalog.systems.size).toBe(8)
+    expect(catalog.problems.map((p) => p.system)).toEqual(['broken'])
+    const plan = validateRequest(catalog, {name: 'x', target: 'compute@mini', nodes: '4'}, {defaultOwner: 'a'})
+    expect(plan.system).toMatchObject({key: 'mini', source: join(dir, 'mini.toml')})
+    expect(() => validateRequest(catalog, {name: 'x', target: 'q@broken'}, {defaultOwner: 'a'})).toThrow(/broken\.toml:1: invalid TOML/)
+  })
+
+  it('lets a later definition of a key replace the built-in one', () => {
+    writeFileSync(join(dir, 'anvil.toml'), anvil.replace('max_nodes = 16', 'max_nodes = 2'))
+    const catalog = loadCatalog([projectPath('backends'), dir])
+    expect(catalog.systems.get('anvil')!.queues.wholenode!.max_nodes).toBe(2)
+    expect(findSystem(catalog, 'ANVIL')!.source).toBe(join(dir, 'anvil.toml'))
+  })
+
+  it('reads $HPC_ANNEX_MACHINES last (first listed wins), after the user and site directories', () => {
+    const dirs = machineDirectories({HPC_ANNEX_MACHINES: '/a:/b', HOME: '/home/u'} as NodeJS.ProcessEnv)
+    expect(dirs).toEqual([projectPath('backends'), '/etc/hpc-annex/machines', '/home/u/.config/hpc-annex/machines', '/b', '/a'])
+    mkdirSync(join(dir, 'a'))
+    mkdirSync(join(dir, 'b'))
+    writeFileSync(join(dir, 'a', 'mini.toml'), site.replace('Mini HPC', 'From A'))
+    writeFileSync(join(dir, 'b', 'mini.toml'), site.replace('Mini HPC', 'From B'))
+    const catalog = loadCatalog(machineDirectories({HPC_ANNEX_MACHINES: `${join(dir, 'a')}:${join(dir, 'b')}`, HOME: dir} as NodeJS.ProcessEnv))
+    expect(catalog.systems.get('mini')!.name).toBe('From A')
+  })
+})

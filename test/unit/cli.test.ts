@@ -1,0 +1,130 @@
+import {execFileSync, spawnSync} from 'node:child_process'
+import {chmodSync, existsSync, mkdtempSync, readFileSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+
+import {beforeAll, describe, expect, it} from 'vitest'
+
+// Runs the built CLI (npm test builds first) as a user would.
+const bin = join(import.meta.dirname, '..', '..', 'bin', 'run.js')
+let tripwire: string
+
+function cli(args: string[], env: NodeJS.ProcessEnv = {}) {
+  const result = spawnSync(process.execPath, [bin, ...args], {
+    encoding: 'utf8',
+    env: {...process.env, PATH: `${tripwire}:${process.env.PATH}`, HPC_ANNEX_MACHINES: '', ...env},
+  })
+  return {status: result.status, stdout: result.stdout, stderr: result.stderr}
+}
+
+beforeAll(() => {
+  // condor_* tools that record being run: a dry run must run none of them.
+  tripwire = mkdtempSync(join(tmpdir(), 'hpc-annex-tripwire-'))
+  for (const tool of ['condor_config_val', 'condor_submit', 'condor_q', 'condor_status', 'condor_token_fetch', 'ssh']) {
+    writeFileSync(join(tripwire, tool), `#!/bin/sh\necho "$0" >> "${tripwire}/ran"\nexit 1\n`)
+    chmodSync(join(tripwire, tool), 0o755)
+  }
+})
+
+function unshareWorks(): boolean {
+  return spawnSync('unshare', ['-n', 'true']).status === 0
+}
+
+describe('hpc-annex create --dry-run', () => {
+  it('prints the plan, exits 0, and runs no HTCondor tool and no ssh', () => {
+    const {status, stdout} = cli(['create', 'example', 'wholenode@anvil', '--nodes', '2', '--dry-run'])
+    expect(status).toBe(0)
+    expect(stdout).toContain("This will request 2 nodes for 1.00 hours for an annex named 'example' from the queue 'wholenode' on the system 'Anvil' (as the default project).")
+    expect(stdout).toContain('To change the project, use --project.')
+    expect(stdout).toContain('sbatch -p wholenode --nodes=2 --time=60')
+    expect(existsSync(join(tripwire, 'ran'))).toBe(false)
+  })
+
+  it('works with no network at all', () => {
+    if (!unshareWorks()) {
+      if (process.env.CI) throw new Error('unshare -n is needed for this test under CI (run as root)')
+      return
+    }
+    const result = spawnSync('unshare', ['-n', process.execPath, bin, 'create', 'example', 'gpu@expanse', '--project', 'abc123', '--nodes', '2', '--dry-run'], {encoding: 'utf8'})
+    expect(result.status).toBe(0)
+    expect(result.stdout).toContain('--gpus=8')
+    expect(result.stdout).toContain('--mem=375808M')
+  })
+
+  it('--json prints the Plan', () => {
+    const {status, stdout} = cli(['create', 'example', 'regular@perlmutter', '--project', 'm1', '--gpus', '4', '--dry-run', '--json'])
+    expect(status).toBe(0)
+    const plan = JSON.parse(stdout)
+    expect(plan).toMatchObject({annexName: 'example', queueArgument: ['-q', 'regular'], constraint: 'gpu', gpus: {flag: '--gpus-per-task', value: '4'}})
+  })
+
+  it('an invalid request exits 1 with one line naming the flag', () => {
+    const {status, stdout, stderr} = cli(['create', 'example', 'shared@expanse'])
+    expect(status).toBe(1)
+    expect(stdout).toBe('')
+    expect(stderr).toMatch(/^Error: .*--cpus.*--mem_mb.*\n$/)
+    expect(stderr.trim().split('\n')).toHaveLength(1)
+  })
+
+  it.each([
+    [['create', 'example', 'wholenode@anvil', '--nodes', 'abc'], /--nodes must be a positive whole number/],
+    [['create', 'example', 'wholenode@anvil', '--bogus'], /Nonexistent flag: --bogus/],
+    [['create', 'example'], /Missing 1 required arg: target/],
+    [['create', 'bad name', 'wholenode@anvil'], /annex name/],
+    [['create', 'x', 'anvil'], /QUEUE@SYSTEM.*default: wholenode/],
+  ])('%j exits 1 with one line, no stack trace', (args, pattern) => {
+    const {status, stderr} = cli(args)
+    expect(status).toBe(1)
+    expect(stderr).toMatch(pattern)
+    expect(stderr).toMatch(/^Error: [^\n]*\n$/)
+  })
+
+  it('accepts the HTCondor spellings of the flags and their aliases', () => {
+    const {status, stdout} = cli(['create', 'x', 'shared@anvil', '--cpus', '4', '--mem_mb', '8192', '--startd-noclaim-shutdown', '600',
+      '--login', 'alice', '--host', 'login04.anvil.rcac.purdue.edu', '--owners', 'alice,bob', '--lifetime', '7200', '--dry-run', '--json'])
+    expect(status).toBe(0)
+    expect(JSON.parse(stdout)).toMatchObject({idleTime: 600, login: {user: 'alice', host: 'login04.anvil.rcac.purdue.edu'}, owners: ['alice', 'bob'], lifetime: 7200, cpus: 4, memMb: 8192})
+  })
+})
+
+describe('hpc-annex systems', () => {
+  it('lists every system with its queues and limits', () => {
+    const {status, stdout} = cli(['systems'])
+    expect(status).toBe(0)
+    for (const name of ['Anvil', 'Bridges-2', 'Delta', 'Expanse', 'PATh Facility', 'Perlmutter', 'Spark']) expect(stdout).toContain(name)
+    expect(stdout).toMatch(/wholenode \*\s+whole node\s+16\s+96 h\s+128\s+256000/)
+  })
+
+  it('shows one system, and --json for scripts', () => {
+    const one = cli(['systems', 'Bridges-2'])
+    expect(one.stdout).toContain('GPU — v100-32, all 16 GPUs: at most 1 node, 48 cores, 1572864 MB, 16 GPUs')
+    expect(one.stdout).not.toContain('Anvil')
+    const json = JSON.parse(cli(['systems', 'expanse', '--json']).stdout)
+    expect(json[0].queues.find((q: {name: string}) => q.name === 'gpu')).toMatchObject({gpuCountPer: 'job', gpusPerNode: 4, maxNodes: 4})
+    expect(cli(['systems', 'nowhere']).status).toBe(1)
+  })
+})
+
+describe('a machine file in $HPC_ANNEX_MACHINES', () => {
+  it('adds a system that systems lists and create --dry-run accepts, with no code change', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hpc-annex-site-'))
+    writeFileSync(join(dir, 'minihpc.toml'), readFileSync(join(import.meta.dirname, '..', '..', 'backends', 'spark.toml'), 'utf8')
+      .replace('name = "Spark"', 'name = "Mini HPC"').replace('spark-login.chtc.wisc.edu', 'login.mini.example.org'))
+    writeFileSync(join(dir, 'broken.toml'), 'name = "x"\nqueues = 3\n')
+    const env = {HPC_ANNEX_MACHINES: dir}
+    const listed = cli(['systems'], env)
+    expect(listed.stdout).toContain('Mini HPC (minihpc) — login login.mini.example.org')
+    expect(listed.stderr).toMatch(/broken\.toml/)
+    const created = cli(['create', 'x', 'int@minihpc', '--cpus', '16', '--dry-run'], env)
+    expect(created.status).toBe(0)
+    expect(created.stdout).toContain("from the queue 'int' on the system 'Mini HPC'")
+  })
+})
+
+describe('hpc-annex --help', () => {
+  it('lists the verbs', () => {
+    const out = execFileSync(process.execPath, [bin, '--help'], {encoding: 'utf8'})
+    expect(out).toMatch(/create/)
+    expect(out).toMatch(/systems/)
+  })
+})
