@@ -67,7 +67,8 @@ export const CLEANUP_TIME = 300
  * every batch system accepts), so a retry and `shutdown` can find the job.
  */
 export function batchJobName(annexName: string, requestId: string): string {
-  return `hpc-annex.${annexName}.${requestId.replace(/[^A-Za-z0-9._-]/g, '_')}`
+  const plain = (text: string) => text.replace(/[^A-Za-z0-9._-]/g, '_')
+  return `hpc-annex.${plain(annexName)}.${plain(requestId)}`
 }
 
 /** The container the PATh Facility runs pilots in; its release must match. */

@@ -116,8 +116,11 @@ export function bundleStream(files: RenderedFile[], inputs: BundleInputs, option
       const size = entry.type === 'Directory' ? 0 : entry.content ? entry.content.length : (await stat(entry.source!)).size
       const header = new Header({path: entry.path, mode: entry.mode, size, type: entry.type, mtime})
       const target = new ReadEntry(header)
+      const consumed = target.emittedEnd ? Promise.resolve() : once(target, 'end')
       pack.add(target)
       await feed(entry, target, size)
+      // One entry in flight at a time: the next is added once the pack has read this one.
+      await consumed
     }
     pack.end()
   }
