@@ -69,6 +69,8 @@ export interface SifImage {
   basename: string
   /** TransferInput as the job has it (undefined if none). */
   transferInput?: string
+  /** The job's Iwd, against which relative TransferInput entries are read. */
+  iwd?: string
 }
 
 function truthy(value: unknown): boolean {
@@ -87,8 +89,8 @@ export function findSifImages(jobs: Ad[]): SifImage[] {
     if (image === undefined || !basename(image).endsWith('.sif')) continue
     const id = jobId(job)
     let path = image
+    const iwd = adString(job, 'Iwd')
     if (!isAbsolute(image)) {
-      const iwd = adString(job, 'Iwd')
       if (iwd === undefined) throw systemError(`Job ${id} has a relative container image '${image}' but no Iwd.`)
       path = resolve(iwd, image)
     }
@@ -96,7 +98,7 @@ export function findSifImages(jobs: Ad[]): SifImage[] {
       throw userError(`Job ${id} specified container image '${path}', which doesn't exist.`, `fix or remove job ${id} (condor_rm ${id}), then try again`)
     }
     const transferInput = adString(job, 'TransferInput')
-    images.push({jobId: id, containerImage: image, path, basename: basename(path), ...(transferInput === undefined ? {} : {transferInput})})
+    images.push({jobId: id, containerImage: image, path, basename: basename(path), ...(transferInput === undefined ? {} : {transferInput}), ...(iwd === undefined ? {} : {iwd})})
   }
   return images
 }
@@ -129,7 +131,8 @@ export function stagedImageEdits(image: SifImage): Record<string, AdValue> {
   const edits: Record<string, AdValue> = {ContainerImage: image.basename}
   if (image.transferInput !== undefined) {
     const entries = image.transferInput.split(',').map((entry) => entry.trim()).filter((entry) => entry !== '')
-    const kept = entries.filter((entry) => entry !== image.containerImage && entry !== image.path)
+    const isImage = (entry: string) => entry === image.containerImage || (image.iwd === undefined ? entry : resolve(image.iwd, entry)) === image.path
+    const kept = entries.filter((entry) => !isImage(entry))
     if (kept.length !== entries.length) edits.TransferInput = kept.length ? kept.join(',') : null
   }
   return edits
