@@ -222,6 +222,8 @@ export interface StatusOptions {
   name?: string
   /** The annex collector (default ANNEX_COLLECTOR). */
   pool?: string
+  /** Seconds since the epoch (tests fix it). */
+  now?: () => number
 }
 
 /** Gathers the status of the user's annexes (or one): schedd, then the annex collector with a 'status' token. */
@@ -245,7 +247,7 @@ export async function collectStatus(options: StatusOptions = {}): Promise<Status
     }),
   )
   const targetJobs = await queryJobs({constraint: is('TargetAnnexName'), attributes: TARGET_JOB_ATTRIBUTES})
-  const time = Math.floor(Date.now() / 1000)
+  const time = options.now ? options.now() : Math.floor(Date.now() / 1000)
   return {...(name === undefined ? {} : {name}), annexes: aggregateStatus({requestJobs, slots, targetJobs}, time), time}
 }
 
