@@ -76,26 +76,22 @@ async function collectorItems(condor: AdminCondor, collector: string | undefined
       missing('one-schedd', scheddTitle, why, 'define ANNEX_COLLECTOR first', 'unchecked'),
     ]
   }
+  // One query answers both: a collector that answers at all, and the schedds it knows.
+  let schedds: CondorAd[]
   try {
-    await condor.collectorAds(collector, 'collector')
+    schedds = await condor.scheddAds(collector)
   } catch (error) {
     return [
       missing(
         'annex-collector-reachable',
         reachTitle,
-        `condor_status -pool '${collector}' -collector failed: ${errorText(error)}`,
+        `condor_status -pool '${collector}' -schedd failed: ${errorText(error)}`,
         'run the AP collector: AP_COLLECTOR must be in DAEMON_LIST (condor_config_val DAEMON_LIST); after changing it run condor_reconfig, and see the log named by AP_COLLECTOR_LOG',
       ),
       missing('one-schedd', scheddTitle, 'not checked: the annex collector did not answer', 'make the annex collector answer first', 'unchecked'),
     ]
   }
   const reachable = ok('annex-collector-reachable', reachTitle, `${collector} answers`)
-  let schedds: CondorAd[]
-  try {
-    schedds = await condor.collectorAds(collector, 'schedd')
-  } catch (error) {
-    return [reachable, missing('one-schedd', scheddTitle, `condor_status -pool '${collector}' -schedd failed: ${errorText(error)}`, 'check the AP collector\'s log (AP_COLLECTOR_LOG)')]
-  }
   if (schedds.length === 1) return [reachable, ok('one-schedd', scheddTitle, `${adName(schedds[0]!)} reports there`)]
   if (schedds.length === 0) {
     return [

@@ -12,8 +12,8 @@ export interface AdminCondor {
   configValues(names: string[]): Promise<Record<string, string | undefined>>
   /** The body of `use CATEGORY:NAME` in this HTCondor (condor_config_val use ...), or undefined when it has none. */
   configTemplate(category: string, name: string): Promise<string | undefined>
-  /** condor_status -pool POOL -collector|-schedd: the ads; throws when the collector cannot be asked. */
-  collectorAds(pool: string, type: 'collector' | 'schedd'): Promise<CondorAd[]>
+  /** condor_status -pool POOL -schedd: the schedd ads there; throws when the collector does not answer. */
+  scheddAds(pool: string): Promise<CondorAd[]>
 }
 
 /**
@@ -22,7 +22,7 @@ export interface AdminCondor {
  */
 export function apCondor(): AdminCondor {
   const notYet = async (): Promise<never> => {
-    throw systemError('This build of hpc-annex cannot run HTCondor tools yet.')
+    throw systemError('This build of hpc-annex cannot run HTCondor tools yet.', {hint: 'use hpc-annex admin metaknob --install DIR without --prefer-builtin meanwhile'})
   }
-  return {configValues: notYet, configTemplate: notYet, collectorAds: notYet}
+  return {configValues: notYet, configTemplate: notYet, scheddAds: notYet}
 }

@@ -41,10 +41,10 @@ function fakeAp(options: FakeAp = {}): AdminCondor & {config: CondorConfig; aske
     async configTemplate() {
       return undefined
     },
-    async collectorAds(pool, type) {
+    async scheddAds(pool) {
       if (pool !== config.value('ANNEX_COLLECTOR')) throw systemError(`asked the wrong collector ${pool}`)
       if (options.reachable === false) throw systemError(`condor_status failed (exit status 1): Error: communication error CEDAR:6001:Failed to connect to ${pool}`)
-      return type === 'collector' ? [{MyType: 'Collector', Name: 'AP collector'}] : (options.schedds ?? [SCHEDD])
+      return options.schedds ?? [SCHEDD]
     },
   }
 }
@@ -112,6 +112,11 @@ describe('admin check', () => {
       expect(text).toMatch(/not in place/)
     })
   }
+
+  it('says what the annex collector answered when it did not', async () => {
+    const item = (await checkAp(fakeAp({reachable: false}))).items.find((i) => i.id === 'annex-collector-reachable')!
+    expect(item.detail).toBe("condor_status -pool 'ap.example.org:9618?sock=ap_collector' -schedd failed: condor_status failed (exit status 1): Error: communication error CEDAR:6001:Failed to connect to ap.example.org:9618?sock=ap_collector")
+  })
 
   it('accepts token authentication spelled TOKEN, and an AP that sets no method list at all', async () => {
     expect((await statuses(fakeAp({extra: 'SEC_DEFAULT_AUTHENTICATION_METHODS = FS, TOKEN'}))).idtokens).toBe('ok')
