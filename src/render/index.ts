@@ -41,13 +41,21 @@ handlebars.registerHelper('int', (value: unknown) => new Handlebars.SafeString(a
 
 const compiled = new Map<string, Handlebars.TemplateDelegate>()
 
-/** Renders templates/<name> with `context`. Strict: a missing value is an error, not an empty string. */
-export function render(name: string, context: object): string {
-  let template = compiled.get(name)
+/** A project folder that holds Handlebars sources. */
+export type TemplateFolder = 'templates' | 'metaknobs'
+
+/** Renders <folder>/<name> with `context`. Strict: a missing value is an error, not an empty string. */
+export function renderFile(folder: TemplateFolder, name: string, context: object): string {
+  const path = join(projectPath(folder), name)
+  let template = compiled.get(path)
   if (template === undefined) {
-    const source = readFileSync(join(projectPath('templates'), name), 'utf8')
-    template = handlebars.compile(source, {strict: true, noEscape: true})
-    compiled.set(name, template)
+    template = handlebars.compile(readFileSync(path, 'utf8'), {strict: true, noEscape: true})
+    compiled.set(path, template)
   }
   return template(context)
+}
+
+/** Renders templates/<name> with `context`. */
+export function render(name: string, context: object): string {
+  return renderFile('templates', name, context)
 }
