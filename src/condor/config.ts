@@ -178,3 +178,11 @@ export async function loginOverrides(system: string): Promise<{user?: string; ho
   const values = await configValues([user, host])
   return {...(values[user] ? {user: values[user]} : {}), ...(values[host] ? {host: values[host]} : {})}
 }
+
+/** The body of `use CATEGORY:NAME` in this HTCondor (condor_config_val use ...), or undefined when it has none. */
+export async function configTemplate(category: string, name: string): Promise<string | undefined> {
+  const knob = `${category}:${name}`
+  if (!/^[A-Za-z0-9_]+:[A-Za-z0-9_]+$/.test(knob)) throw new TypeError(`not a configuration template: ${JSON.stringify(knob)}`)
+  const {stdout, exitCode} = await runTool('condor_config_val', ['use', knob], {timeout: CONFIG_TIMEOUT, okExitCodes: [1]})
+  return exitCode === 0 ? stdout : undefined
+}

@@ -5,6 +5,7 @@ export {
   annexCollector,
   annexConfigFrom,
   configBoolean,
+  configTemplate,
   configValues,
   loginOverrides,
   readAnnexConfig,

@@ -1,6 +1,6 @@
 import {afterEach, beforeEach, describe, expect, it} from 'vitest'
 
-import {configValues, queryCollector, queryJobs, runTool} from '../../src/condor/index.js'
+import {configTemplate, configValues, queryCollector, queryJobs, runTool} from '../../src/condor/index.js'
 import {AnnexError} from '../../src/errors.js'
 import {createFakeCondor, type FakeCondor} from '../fixtures/fake-condor/index.mjs'
 
@@ -97,6 +97,14 @@ describe('configValues', () => {
     process.env.FAKE_CONDOR_FAULT = 'condor_config_val:fail'
     const error = await failure(configValues(['UID_DOMAIN']))
     expect(error.message).toMatch(/^condor_config_val failed \(exit status 1\): ERROR/)
+  })
+
+  it('reads a metaknob body, undefined where this HTCondor has none', async () => {
+    use({metaknob: 'HPC_ANNEX_ENABLED = true\nAP_COLLECTOR = $(COLLECTOR)\n'})
+    expect(await configTemplate('feature', 'HPC_ANNEX')).toBe('HPC_ANNEX_ENABLED = true\nAP_COLLECTOR = $(COLLECTOR)\n')
+    use({metaknob: null})
+    expect(await configTemplate('feature', 'HPC_ANNEX')).toBeUndefined()
+    await expect(configTemplate('feature', 'X Y')).rejects.toThrow(/not a configuration template/)
   })
 
   it('hangs are bounded too', async () => {
