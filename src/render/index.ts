@@ -28,6 +28,8 @@ function asInteger(value: unknown): string {
 
 function asText(value: unknown, helper: string): string {
   if (typeof value === 'string') return value
+  // Another helper's output, e.g. {{condor (classad x)}}: its text, quoted again for this destination.
+  if (value instanceof Handlebars.SafeString) return value.toString()
   if (typeof value === 'number' && Number.isFinite(value)) return String(value)
   throw new TypeError(`{{${helper}}} needs a string or a number, got ${JSON.stringify(value)}`)
 }
