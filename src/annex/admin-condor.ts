@@ -1,4 +1,4 @@
-import {systemError} from '../errors.js'
+import {configTemplate, configValues, queryCollector} from '../condor/index.js'
 
 /**
  * What the AP administrator's commands need from the AP's HTCondor. The
@@ -16,13 +16,11 @@ export interface AdminCondor {
   scheddAds(pool: string): Promise<CondorAd[]>
 }
 
-/**
- * The AP's HTCondor as the admin commands use it: the condor_* tools, run
- * through src/condor.
- */
+/** The AP's HTCondor as the admin commands use it: the condor_* tools, run through src/condor. */
 export function apCondor(): AdminCondor {
-  const notYet = async (): Promise<never> => {
-    throw systemError('This build of hpc-annex cannot run HTCondor tools yet.', {hint: 'use hpc-annex admin metaknob --install DIR without --prefer-builtin meanwhile'})
+  return {
+    configValues,
+    configTemplate,
+    scheddAds: (pool) => queryCollector({pool, kind: 'schedd', attributes: ['Name', 'MyAddress']}),
   }
-  return {configValues: notYet, configTemplate: notYet, scheddAds: notYet}
 }
