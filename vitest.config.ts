@@ -8,6 +8,8 @@ export default defineConfig({
           name: 'unit',
           include: ['test/unit/**/*.test.ts'],
           environment: 'node',
+          // Some unit tests run the built CLI a few times; a loaded 2-core CI machine needs more than 5 s.
+          testTimeout: 30_000,
         },
       },
     ],

@@ -31,6 +31,8 @@ function asInteger(value: unknown): string {
 
 function asText(value: unknown, helper: string): string {
   if (typeof value === 'string') return value
+  // Another helper's output, e.g. {{condor (classad x)}}: its text, quoted again for this destination.
+  if (value instanceof Handlebars.SafeString) return value.toString()
   if (typeof value === 'number' && Number.isFinite(value)) return String(value)
   throw new TypeError(`{{${helper}}} needs a string or a number, got ${JSON.stringify(value)}`)
 }
@@ -65,13 +67,21 @@ function safeReaddir(dir: string): string[] {
 
 const compiled = new Map<string, Handlebars.TemplateDelegate>()
 
-/** Renders templates/<name> with `context`. Strict: a missing value is an error, not an empty string. */
-export function render(name: string, context: object): string {
-  let template = compiled.get(name)
+/** A project folder that holds Handlebars sources. */
+export type TemplateFolder = 'templates' | 'metaknobs'
+
+/** Renders <folder>/<name> with `context`. Strict: a missing value is an error, not an empty string. */
+export function renderFile(folder: TemplateFolder, name: string, context: object): string {
+  const path = join(projectPath(folder), name)
+  let template = compiled.get(path)
   if (template === undefined) {
-    const source = readFileSync(join(projectPath('templates'), name), 'utf8')
-    template = handlebars.compile(source, {strict: true, noEscape: true})
-    compiled.set(name, template)
+    template = handlebars.compile(readFileSync(path, 'utf8'), {strict: true, noEscape: true})
+    compiled.set(path, template)
   }
   return template(context)
+}
+
+/** Renders templates/<name> with `context`. */
+export function render(name: string, context: object): string {
+  return renderFile('templates', name, context)
 }

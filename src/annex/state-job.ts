@@ -1,0 +1,85 @@
+import {fileURLToPath} from 'node:url'
+
+import type {Plan} from '../catalog/plan.js'
+import {editJob, queryJobs, removeJobs, submitDescription} from '../condor/index.js'
+import {adString} from '../condor/classad.js'
+import {systemError} from '../errors.js'
+import {render} from '../render/index.js'
+
+/** What the Access Point adds to a Plan for the state job. */
+export interface StateJobContext {
+  /** The annex collector the pilots report to. */
+  collector: string
+  /** The remote temporary directory, once known (else undefined, as HTCondor's tool allows). */
+  remoteScriptDir?: string
+  /** How the schedd runs `hpc-annex internal mark-started`: node and our bin/run.js (default: this process's). */
+  node?: string
+  script?: string
+}
+
+export interface RequestJob {
+  clusterId: number
+  /** `<cluster>.0`, for condor_qedit and condor_rm. */
+  jobId: string
+  /** The job's GlobalJobID: the request id pilots advertise and the batch job carries. */
+  requestId: string
+}
+
+function defaultScript(): string {
+  // dist/annex/state-job.js (or src/annex/state-job.ts) → bin/run.js
+  return fileURLToPath(new URL('../../bin/run.js', import.meta.url))
+}
+
+/** The state job's submit description (pure). */
+export function stateJobDescription(plan: Plan, context: StateJobContext): string {
+  const node = context.node ?? process.execPath
+  const script = context.script ?? defaultScript()
+  // arguments are split at whitespace and read quotes: refuse what would split the path.
+  if (/[\s"']/.test(script)) {
+    throw systemError(`hpc-annex is installed under a path with a space or a quote (${script}); the state job cannot run it from there.`, {
+      hint: 'install hpc-annex under a path without spaces or quotes',
+    })
+  }
+  return render('state-job.sub', {
+    node,
+    script,
+    lifetime: plan.lifetime,
+    lifetimeText: String(plan.lifetime),
+    batchName: `${plan.annexName} [HPC Annex]`,
+    name: plan.annexName,
+    queueName: plan.queue.name,
+    collector: context.collector,
+    owners: plan.owners.join(','),
+    nodes: String(plan.nodes),
+    cpus: plan.cpus === undefined ? null : String(plan.cpus),
+    memMb: plan.memMb === undefined ? null : String(plan.memMb),
+    allocation: plan.project ?? null,
+    remoteScriptDir: context.remoteScriptDir ?? null,
+  })
+}
+
+/**
+ * Submits the state job and reads its GlobalJobID back as the request id
+ * (hpc_annex_request_id itself comes back as "/Expr(GlobalJobID)/").
+ */
+export async function submitStateJob(plan: Plan, context: StateJobContext): Promise<RequestJob> {
+  const {clusterId} = await submitDescription(stateJobDescription(plan, context))
+  const jobId = `${clusterId}.0`
+  const [ad] = await queryJobs({ids: [jobId], attributes: ['ClusterId', 'ProcId', 'GlobalJobID']})
+  const requestId = ad === undefined ? undefined : adString(ad, 'GlobalJobID')
+  if (requestId === undefined) throw systemError(`The state job ${jobId} was submitted but condor_q does not show its GlobalJobID.`)
+  return {clusterId, jobId, requestId}
+}
+
+/** The back-end's control lines: `=-.-= PID 123` sets hpc_annex_PID = "123". */
+export type ControlAttribute = 'PID' | 'PILOT_DIR' | 'JOB_ID' | 'REMOTE_SCRIPT_DIR'
+
+export async function recordControlValue(request: Pick<RequestJob, 'jobId'>, attribute: ControlAttribute, value: string): Promise<void> {
+  const name = attribute === 'REMOTE_SCRIPT_DIR' ? 'hpc_annex_remote_script_dir' : `hpc_annex_${attribute}`
+  await editJob(request.jobId, name, value)
+}
+
+/** The back-end failed: remove the request job, with the error as the reason. */
+export async function abandonRequest(request: Pick<RequestJob, 'jobId'>, reason: string): Promise<void> {
+  await removeJobs(request.jobId, reason)
+}

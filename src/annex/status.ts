@@ -1,0 +1,302 @@
+import {checkAnnexName} from '../catalog/request.js'
+import {formatTable} from '../cli/table.js'
+import {
+  adNumber,
+  adString,
+  adValue,
+  annexCollector,
+  queryCollector,
+  queryJobs,
+  readAnnexConfig,
+  requireAnnexEnabled,
+  tokenDomain,
+  withToken,
+  type Ad,
+} from '../condor/index.js'
+import {classadString} from '../render/quote.js'
+import {currentUser} from './user.js'
+
+/** A request as its state job tells: HTCondor's tool's words. */
+export type RequestState = 'requested' | 'submitting' | 'submitted' | 'granted'
+
+export interface RequestStatus {
+  requestId: string
+  /** The state job, if it is still in the queue (a request seen only through its pilots has none). */
+  jobId?: string
+  state?: RequestState
+  /** The batch system's job id, once the back-end reported it. */
+  batchJobId?: string
+  nodesRequested: number
+  /** Seconds (hpc_annex_lifetime). */
+  lifetime?: number
+  nodesJoined: number
+  cpus: number
+  busyCpus: number
+  /** Earliest / latest DaemonStartTime of its pilots. */
+  firstStart?: number
+  lastStart?: number
+}
+
+export interface Established {
+  requestId: string
+  ageSeconds: number
+  /** Seconds until the request's lifetime is over (negative: overdue); undefined when its lifetime is unknown. */
+  retiresInSeconds?: number
+}
+
+export interface AnnexStatus {
+  name: string
+  /** Some pilot of the annex has joined with CPUs. */
+  established: boolean
+  nodes: {requested: number; joined: number}
+  cpus: {total: number; busy: number}
+  jobs: {total: number; running: number}
+  /** pending: not joined yet; active: pilots in the collector; retired: granted once, pilots gone. */
+  requests: {total: number; pending: number; active: number; retired: number}
+  oldest?: Established
+  youngest?: Established
+  requestList: RequestStatus[]
+}
+
+export interface StatusReport {
+  /** The annex asked about, if one was. */
+  name?: string
+  annexes: AnnexStatus[]
+  /** Seconds since the epoch when the report was made. */
+  time: number
+}
+
+export const REQUEST_JOB_ATTRIBUTES = [
+  'ClusterId', 'ProcId', 'JobStatus', 'GlobalJobID', 'hpc_annex_name', 'hpc_annex_nodes', 'hpc_annex_lifetime',
+  'hpc_annex_PID', 'hpc_annex_PILOT_DIR', 'hpc_annex_JOB_ID', 'hpc_annex_start_time',
+]
+export const SLOT_ATTRIBUTES = [
+  'Name', 'AnnexName', 'hpc_annex_request_id', 'PartitionableSlot', 'TotalSlotCpus', 'ChildCpus', 'DaemonStartTime', 'Cpus', 'State', 'Activity',
+]
+export const TARGET_JOB_ATTRIBUTES = ['ClusterId', 'ProcId', 'JobStatus', 'TargetAnnexName']
+
+const IDLE = 1
+const RUNNING = 2
+
+function wholeNumber(value: unknown): number | undefined {
+  if (typeof value === 'number' && Number.isFinite(value)) return Math.trunc(value)
+  if (typeof value === 'string' && /^\s*\d+\s*$/.test(value)) return Number(value)
+  return undefined
+}
+
+function defined(ad: Ad, name: string): boolean {
+  const value = adValue(ad, name)
+  return value !== undefined && value !== null
+}
+
+/** The state job's view of a request, as HTCondor's tool reads it. */
+export function requestState(job: Ad): RequestState {
+  if (defined(job, 'hpc_annex_start_time') || (adValue(job, 'JobStatus') === IDLE && defined(job, 'hpc_annex_JOB_ID'))) return 'granted'
+  if (defined(job, 'hpc_annex_JOB_ID')) return 'submitted'
+  if (defined(job, 'hpc_annex_PID') || defined(job, 'hpc_annex_PILOT_DIR')) return 'submitting'
+  return 'requested'
+}
+
+function busyCpus(value: unknown): number {
+  if (!Array.isArray(value)) return 0
+  let sum = 0
+  for (const n of value) if (typeof n === 'number') sum += n
+  return sum
+}
+
+interface Building {
+  name: string
+  requests: Map<string, RequestStatus>
+  jobs: {total: number; running: number}
+}
+
+function newRequest(requestId: string): RequestStatus {
+  return {requestId, nodesRequested: 0, nodesJoined: 0, cpus: 0, busyCpus: 0}
+}
+
+/**
+ * Aggregates per annex (pure): request jobs from the schedd, slot ads from
+ * the annex collector, and the jobs that target annexes.
+ */
+export function aggregateStatus(input: {requestJobs: Ad[]; slots: Ad[]; targetJobs: Ad[]}, now: number): AnnexStatus[] {
+  const annexes = new Map<string, Building>()
+  const annex = (name: string): Building => {
+    let found = annexes.get(name)
+    if (found === undefined) {
+      found = {name, requests: new Map(), jobs: {total: 0, running: 0}}
+      annexes.set(name, found)
+    }
+    return found
+  }
+
+  for (const job of input.requestJobs) {
+    const name = adString(job, 'hpc_annex_name')
+    if (name === undefined) continue
+    const requestId = adString(job, 'GlobalJobID') ?? `${String(adValue(job, 'ClusterId'))}.${String(adValue(job, 'ProcId'))}`
+    const request = newRequest(requestId)
+    request.jobId = `${String(adValue(job, 'ClusterId'))}.${String(adValue(job, 'ProcId') ?? 0)}`
+    request.state = requestState(job)
+    request.nodesRequested = wholeNumber(adValue(job, 'hpc_annex_nodes')) ?? 0
+    const lifetime = wholeNumber(adValue(job, 'hpc_annex_lifetime'))
+    if (lifetime !== undefined) request.lifetime = lifetime
+    const batchJobId = adString(job, 'hpc_annex_JOB_ID')
+    if (batchJobId !== undefined) request.batchJobId = batchJobId
+    annex(name).requests.set(requestId, request)
+  }
+
+  for (const slot of input.slots) {
+    const name = adString(slot, 'AnnexName')
+    if (name === undefined) continue
+    const requestId = adString(slot, 'hpc_annex_request_id') ?? ''
+    const building = annex(name)
+    let request = building.requests.get(requestId)
+    if (request === undefined) {
+      request = newRequest(requestId)
+      building.requests.set(requestId, request)
+    }
+    // Dynamic slots are counted through their partitionable parent's ChildCpus.
+    if (adValue(slot, 'PartitionableSlot') === true) {
+      request.cpus += adNumber(slot, 'TotalSlotCpus') ?? adNumber(slot, 'Cpus') ?? 0
+      request.busyCpus += busyCpus(adValue(slot, 'ChildCpus'))
+      request.nodesJoined += 1
+    }
+    const start = adNumber(slot, 'DaemonStartTime')
+    if (start !== undefined) {
+      if (request.firstStart === undefined || start < request.firstStart) request.firstStart = start
+      if (request.lastStart === undefined || start > request.lastStart) request.lastStart = start
+    }
+  }
+
+  for (const job of input.targetJobs) {
+    const name = adString(job, 'TargetAnnexName')
+    if (name === undefined) continue
+    // Jobs count only for annexes that exist (requested or joined).
+    const building = annexes.get(name)
+    if (building === undefined) continue
+    building.jobs.total += 1
+    if (adValue(job, 'JobStatus') === RUNNING) building.jobs.running += 1
+  }
+
+  return [...annexes.values()]
+    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+    .map((building) => summarize(building, now))
+}
+
+function summarize(building: Building, now: number): AnnexStatus {
+  const requestList = [...building.requests.values()]
+  const status: AnnexStatus = {
+    name: building.name,
+    established: false,
+    nodes: {requested: 0, joined: 0},
+    cpus: {total: 0, busy: 0},
+    jobs: building.jobs,
+    requests: {total: requestList.length, pending: 0, active: 0, retired: 0},
+    requestList,
+  }
+  let oldest: RequestStatus | undefined
+  let youngest: RequestStatus | undefined
+  for (const request of requestList) {
+    status.nodes.requested += request.nodesRequested
+    status.nodes.joined += request.nodesJoined
+    status.cpus.total += request.cpus
+    status.cpus.busy += request.busyCpus
+    const joined = request.nodesJoined > 0 || request.firstStart !== undefined
+    if (joined) status.requests.active += 1
+    else if (request.state === 'granted') status.requests.retired += 1
+    else status.requests.pending += 1
+    if (request.firstStart !== undefined && (oldest === undefined || request.firstStart < oldest.firstStart!)) oldest = request
+    if (request.lastStart !== undefined && (youngest === undefined || request.lastStart > youngest.lastStart!)) youngest = request
+  }
+  status.established = status.cpus.total > 0 || status.nodes.joined > 0
+  const established = (request: RequestStatus, start: number): Established => ({
+    requestId: request.requestId,
+    ageSeconds: now - start,
+    ...(request.lifetime === undefined ? {} : {retiresInSeconds: start + request.lifetime - now}),
+  })
+  if (oldest) status.oldest = established(oldest, oldest.firstStart!)
+  if (youngest) status.youngest = established(youngest, youngest.lastStart!)
+  return status
+}
+
+export interface StatusOptions {
+  name?: string
+  /** The annex collector (default ANNEX_COLLECTOR). */
+  pool?: string
+  /** Seconds since the epoch (tests fix it). */
+  now?: () => number
+}
+
+/** Gathers the status of the user's annexes (or one): schedd, then the annex collector with a 'status' token. */
+export async function collectStatus(options: StatusOptions = {}): Promise<StatusReport> {
+  const name = options.name === undefined ? undefined : checkAnnexName(options.name)
+  const config = await readAnnexConfig()
+  requireAnnexEnabled(config)
+  const collector = annexCollector(config, options.pool)
+  const domain = tokenDomain(config)
+  const user = currentUser()
+  const is = (attribute: string) => (name === undefined ? `${attribute} =!= undefined` : `${attribute} == ${classadString(name)}`)
+
+  const requestJobs = await queryJobs({constraint: is('hpc_annex_name'), attributes: REQUEST_JOB_ATTRIBUTES})
+  const slots = await withToken(
+    {type: 'status', user, domain, keyName: config.tokenKeyName, lifetime: config.tokenLifetime, directory: config.tokenDirectory, timeout: config.timeouts.tokenFetch},
+    () => queryCollector({
+      pool: collector,
+      kind: 'slot',
+      constraint: `${is('AnnexName')} && AuthenticatedIdentity == ${classadString(`${user}@${domain}`)}`,
+      attributes: SLOT_ATTRIBUTES,
+    }),
+  )
+  const targetJobs = await queryJobs({constraint: is('TargetAnnexName'), attributes: TARGET_JOB_ATTRIBUTES})
+  const time = options.now ? options.now() : Math.floor(Date.now() / 1000)
+  return {...(name === undefined ? {} : {name}), annexes: aggregateStatus({requestJobs, slots, targetJobs}, time), time}
+}
+
+function hours(seconds: number): string {
+  return (seconds / 3600).toFixed(2)
+}
+
+/** One line per annex, for `hpc-annex status`. */
+export function formatStatusTable(report: StatusReport): string {
+  if (report.annexes.length === 0) return 'Found no established or requested annexes.'
+  const table = formatTable(
+    ['ANNEX', 'STATE', 'NODES JOINED/ASKED', 'CPUS BUSY/TOTAL', 'JOBS RUNNING/TOTAL', 'REQUESTS PENDING/ACTIVE/RETIRED', 'AGE H', 'RETIRES IN H'],
+    report.annexes.map((a) => [
+      a.name,
+      a.established ? 'established' : 'not established',
+      `${a.nodes.joined}/${a.nodes.requested}`,
+      `${a.cpus.busy}/${a.cpus.total}`,
+      `${a.jobs.running}/${a.jobs.total}`,
+      `${a.requests.pending}/${a.requests.active}/${a.requests.retired}`,
+      a.oldest ? hours(a.oldest.ageSeconds) : undefined,
+      a.oldest?.retiresInSeconds === undefined ? undefined : hours(a.oldest.retiresInSeconds),
+    ]),
+  )
+  return `${table}\n\nFor more about one annex: hpc-annex status NAME`
+}
+
+function ageSentence(which: string, e: Established): string {
+  const retire = e.retiresInSeconds === undefined ? '.' : ` and will retire in ${hours(e.retiresInSeconds)} hours.`
+  return `Its ${which} established request is about ${hours(e.ageSeconds)} hours old${retire}`
+}
+
+/** The paragraph for `hpc-annex status NAME`, in HTCondor's tool's words. */
+export function formatStatusParagraph(report: StatusReport): string {
+  const name = report.name ?? ''
+  const annex = report.annexes.find((a) => a.name === name) ?? report.annexes[0]
+  if (annex === undefined) return `Found no established or requested annexes named '${name}'.`
+  const lines: string[] = []
+  if (annex.jobs.total === 0) lines.push(`Found no jobs targeting annex '${annex.name}'.`)
+  lines.push(`Annex '${annex.name}' is ${annex.established ? '' : 'not '}established.`)
+  if (annex.established && annex.oldest) {
+    lines.push(ageSentence('oldest', annex.oldest))
+    if (annex.youngest && annex.youngest.requestId !== annex.oldest.requestId) lines.push(ageSentence('youngest', annex.youngest))
+  }
+  lines.push(`You requested ${annex.nodes.requested} nodes for this annex, of which ${annex.nodes.joined} are in an established annex.`)
+  lines.push(`There are ${annex.cpus.total} CPUs in the established annex, of which ${annex.cpus.busy} are busy.`)
+  lines.push(`${annex.jobs.total} jobs must run on this annex, and ${annex.jobs.running} currently are.`)
+  lines.push(
+    `You requested resources for this annex ${annex.requests.total} times; ${annex.requests.pending} are pending, ` +
+      `${annex.requests.active} comprise the established annex, and ${annex.requests.retired} have retired.`,
+  )
+  return lines.join('\n')
+}
