@@ -17,12 +17,12 @@ if ! nodes=$(scontrol show hostname "${SLURM_JOB_NODELIST:-${SLURM_NODELIST:-}}"
     exit 41
 fi
 
-# The remote login shell parses the command: quote every word for it.
-command=$(printf '%q ' "$dir/pilot.sh" run "$dir" "${CUDA_VISIBLE_DEVICES:-}")
-
 pids=()
 while read -r host; do
     [ -n "$host" ] || continue
+    # The remote login shell parses the command: quote every word for it.
+    # The node's SLURM name keeps its pilot's files apart from other nodes'.
+    command=$(printf '%q ' "$dir/pilot.sh" run "$dir" "${CUDA_VISIBLE_DEVICES:-}" "$host")
     ssh -n -o BatchMode=yes -- "$host" "$command" &
     pids+=("$!")
 done <<<"$nodes"

@@ -3,7 +3,7 @@
 #   pilot.sh prepare PILOT_DIR
 #       once, where the pilot directory is made: writes PILOT_DIR/condor_config
 #       from PILOT_DIR/pilot.conf and the directory's own settings.
-#   pilot.sh run PILOT_DIR [CUDA_VISIBLE_DEVICES]
+#   pilot.sh run PILOT_DIR [CUDA_VISIBLE_DEVICES [NODE_NAME]]
 #       on each node: waits for the shared file system to show the pilot
 #       directory, makes this node's LOCAL_DIR in it and a LOCK directory on
 #       node-local storage, then becomes condor_master (in the foreground).
@@ -68,7 +68,7 @@ CONF
 }
 
 run() {
-    local dir=$1 node local_dir lock waited=0
+    local dir=$1 node=${3:-} local_dir lock waited=0
     if [ -n "${2:-}" ]; then
         export CUDA_VISIBLE_DEVICES=$2
     fi
@@ -83,7 +83,7 @@ run() {
 
     # Several nodes of a job may share a host name (and two requests a node):
     # the SLURM node name and the pilot directory tell them apart.
-    node=${SLURMD_NODENAME:-$(hostname)}
+    node=${node:-${SLURMD_NODENAME:-$(hostname)}}
     node=${node//[!A-Za-z0-9._-]/_}
     local_dir="$dir/hosts/$node"
     mkdir -p -- "$local_dir/log" "$local_dir/spool" "$local_dir/execute" || die 34 "cannot make $local_dir"
@@ -138,15 +138,15 @@ case ${1:-} in
         prepare "$2"
         ;;
     run)
-        if [ $# -lt 2 ] || [ $# -gt 3 ]; then
-            die 30 'usage: pilot.sh run PILOT_DIR [CUDA_VISIBLE_DEVICES]'
+        if [ $# -lt 2 ] || [ $# -gt 4 ]; then
+            die 30 'usage: pilot.sh run PILOT_DIR [CUDA_VISIBLE_DEVICES [NODE_NAME]]'
         fi
-        run "$2" "${3:-}"
+        run "$2" "${3:-}" "${4:-}"
         ;;
     sandbox)
         sandbox
         ;;
     *)
-        die 30 'usage: pilot.sh prepare PILOT_DIR | run PILOT_DIR [CUDA_VISIBLE_DEVICES] | sandbox'
+        die 30 'usage: pilot.sh prepare PILOT_DIR | run PILOT_DIR [CUDA_VISIBLE_DEVICES [NODE_NAME]] | sandbox'
         ;;
 esac

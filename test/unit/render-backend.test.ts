@@ -297,5 +297,6 @@ describe('the SSH fan-out launcher', {timeout: 60_000}, () => {
     expect(hosts.sort()).toEqual(['node1', 'node2'])
     expect(calls('srun')).toEqual([])
     expect(existsSync(pilotDir)).toBe(false)
+    for (const node of ['node1', 'node2']) expect(readFileSync(join(`${pilotDir}.logs`, node, 'master-ran'), 'utf8')).toContain(`_CONDOR_LOCAL_DIR=${pilotDir}/hosts/${node}\n`)
   })
 })

@@ -28,7 +28,8 @@ function script(path: string, body: string): void {
  */
 export function makeStubs(): string {
   const dir = tempDir('stubs')
-  const record = (tool: string) => `{ printf '%s\\n' "$PWD" "$@"; echo; } >> '${dir}/${tool}.calls'`
+  // One write per call, so concurrent calls (fan-out) never interleave.
+  const record = (tool: string) => `record=$(printf '%s\\n' "$PWD" "$@"); printf '%s\\n\\n' "$record" >> '${dir}/${tool}.calls'`
   script(join(dir, 'squeue'), `${record('squeue')}\n[ -f '${dir}/squeue.out' ] && cat '${dir}/squeue.out'\nexit 0`)
   script(join(dir, 'sbatch'), `${record('sbatch')}\n[ -f '${dir}/sbatch.fail' ] && { echo 'sbatch: error: invalid account' >&2; exit 1; }\necho '4242;cluster'`)
   script(join(dir, 'condor_q'), `${record('condor_q')}\n[ -f '${dir}/condor_q.out' ] && cat '${dir}/condor_q.out'\nexit 0`)

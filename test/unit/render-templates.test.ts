@@ -26,7 +26,9 @@ function mustaches(source: string): {text: string; line: number; lineText: strin
 
 // Structure that emits no value of its own: block helpers, partials, comments.
 const STRUCTURE = /^\{\{~?(#(if|unless|each|with) [A-Za-z0-9_.]+|\/(if|unless|each|with)|else|> ?[A-Za-z0-9_-]+|!.*)~?\}\}$/
-const HELPER_CALL = new RegExp(`^\\{\\{~?(${HELPERS.join('|')}) [A-Za-z0-9_.]+~?\\}\\}$`)
+const HELPER = `(${HELPERS.join('|')})`
+// A helper applied to a path, or to another helper's output: {{condor (classad x)}}.
+const HELPER_CALL = new RegExp(`^\\{\\{~?${HELPER} ([A-Za-z0-9_.]+|\\(${HELPER} [A-Za-z0-9_.]+\\))~?\\}\\}$`)
 
 /** Why a mustache is not allowed, or undefined when it is. */
 export function problem(text: string): string | undefined {
@@ -35,8 +37,9 @@ export function problem(text: string): string | undefined {
   return 'interpolation that does not go through a quoting helper'
 }
 
+// Everything the one Handlebars environment renders: templates/ and the admin's metaknobs/.
 const root = projectPath('templates')
-const files = templateFiles(root)
+const files = [...templateFiles(root), ...templateFiles(projectPath('metaknobs')).filter((f) => f.endsWith('.hbs'))]
 
 describe('the templates', () => {
   it('exist', () => {
@@ -47,12 +50,14 @@ describe('the templates', () => {
     expect(problem('{{plan.annexName}}')).toBeDefined()
     expect(problem('{{{plan.annexName}}}')).toBeDefined()
     expect(problem('{{sh (lookup plan "x")}}')).toBeDefined()
+    expect(problem('{{condor (concat a b)}}')).toBeDefined()
+    expect(problem('{{condor (classad plan.annexName)}}')).toBeUndefined()
     expect(problem('{{#if plan.project}}')).toBeUndefined()
     expect(problem('{{sh plan.annexName}}')).toBeUndefined()
     expect(problem('{{> backend-common}}')).toBeUndefined()
   })
 
-  it.each(files.map((f) => [relative(root, f), f]))('%s interpolates only through helpers', (_name, file) => {
+  it.each(files.map((f) => [relative(join(root, '..'), f), f]))('%s interpolates only through helpers', (_name, file) => {
     const bad = mustaches(readFileSync(file, 'utf8'))
       .map((m) => ({...m, why: problem(m.text)}))
       .filter((m) => m.why !== undefined)
@@ -60,7 +65,7 @@ describe('the templates', () => {
     expect(bad).toEqual([])
   })
 
-  it.each(files.map((f) => [relative(root, f), f]))('%s puts shell-quoted values only where bash reads one word', (_name, file) => {
+  it.each(files.map((f) => [relative(join(root, '..'), f), f]))('%s puts shell-quoted values only where bash reads one word', (_name, file) => {
     // A quoted word inside a comment could end the comment at a newline; inside "..." it would not be quoted at all.
     const bad = mustaches(readFileSync(file, 'utf8'))
       .filter((m) => m.text.startsWith('{{sh '))
