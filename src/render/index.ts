@@ -1,10 +1,10 @@
-import {readFileSync} from 'node:fs'
+import {readdirSync, readFileSync} from 'node:fs'
 import {join} from 'node:path'
 
 import Handlebars from 'handlebars'
 
 import {projectPath} from '../paths.js'
-import {classadString, condorValue, shellQuote} from './quote.js'
+import {classadString, condorValue, directiveValue, shellQuote} from './quote.js'
 
 /**
  * The one Handlebars environment of hpc-annex. A value reaches generated text
@@ -13,6 +13,9 @@ import {classadString, condorValue, shellQuote} from './quote.js'
  *   {{classad x}}  a ClassAd string literal
  *   {{condor x}}   an HTCondor configuration / submit-description value
  *   {{int x}}      an integer (anything else is refused)
+ *   {{condorClassad x}}  a ClassAd string literal inside an HTCondor config/submit value
+ *   {{directive x}}      a word of an #SBATCH line (refused unless it needs no quoting)
+ *   {{trusted x}}        text from a machine file, verbatim: never for values from users or job ads
  * Plain {{x}} and triple-stash {{{x}}} are refused at compile time by a
  * project test over templates/; the environment escapes nothing itself.
  */
@@ -38,6 +41,29 @@ handlebars.registerHelper('sh', (value: unknown) => new Handlebars.SafeString(sh
 handlebars.registerHelper('classad', (value: unknown) => new Handlebars.SafeString(classadString(asText(value, 'classad'))))
 handlebars.registerHelper('condor', (value: unknown) => new Handlebars.SafeString(condorValue(asText(value, 'condor'))))
 handlebars.registerHelper('int', (value: unknown) => new Handlebars.SafeString(asInteger(value)))
+handlebars.registerHelper('condorClassad', (value: unknown) => new Handlebars.SafeString(condorValue(classadString(asText(value, 'condorClassad')))))
+handlebars.registerHelper('directive', (value: unknown) => new Handlebars.SafeString(directiveValue(asText(value, 'directive'))))
+handlebars.registerHelper('trusted', (value: unknown) => {
+  if (typeof value !== 'string') throw new TypeError(`{{trusted}} needs machine-file text, got ${JSON.stringify(value)}`)
+  return new Handlebars.SafeString(value)
+})
+
+/** The helpers a template may call; a project test refuses any other interpolation. */
+export const HELPERS = ['sh', 'classad', 'condor', 'int', 'condorClassad', 'directive', 'trusted'] as const
+
+// Block helpers and partials structure a template; they emit no value.
+const PARTIALS = join(projectPath('templates'), 'partials')
+for (const file of safeReaddir(PARTIALS)) {
+  if (file.endsWith('.hbs')) handlebars.registerPartial(file.slice(0, -'.hbs'.length), readFileSync(join(PARTIALS, file), 'utf8'))
+}
+
+function safeReaddir(dir: string): string[] {
+  try {
+    return readdirSync(dir)
+  } catch {
+    return []
+  }
+}
 
 const compiled = new Map<string, Handlebars.TemplateDelegate>()
 

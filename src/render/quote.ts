@@ -40,3 +40,16 @@ export function condorValue(value: string | number): string {
   if (text.endsWith('\\')) throw new TypeError(`refusing an HTCondor configuration value that ends in a backslash: ${JSON.stringify(text)}`)
   return text.replace(/\$/g, '$(DOLLAR)')
 }
+
+/**
+ * A word of an `#SBATCH` line. sbatch reads those lines with its own quoting
+ * rules, so nothing that would need quoting is accepted: such a value is
+ * refused rather than quoted.
+ */
+export function directiveValue(value: string | number): string {
+  const text = String(value)
+  if (!/^[A-Za-z0-9_.:,=+@/&|*-]+$/.test(text)) {
+    throw new TypeError(`refusing a value for an #SBATCH line that is not a plain word: ${JSON.stringify(text)}`)
+  }
+  return text
+}

@@ -1,0 +1,148 @@
+import type {Plan, PlanTarball} from '../catalog/plan.js'
+import {classadString} from './quote.js'
+
+/**
+ * What the Access Point supplies at create time; everything else the
+ * templates need comes from the Plan. Every value here is quoted by the
+ * render helpers wherever it lands.
+ */
+export interface ApContext {
+  /** The request (state) job's GlobalJobID: hpc_annex_request_id. */
+  requestId: string
+  /** The collector pilots report to: --pool, else ANNEX_COLLECTOR, as the compute nodes can reach it. */
+  collector: string
+  /** The user's schedd, as the annex collector knows it (STARTD_DIRECT_ATTACH_SCHEDD_NAME). */
+  scheddName: string
+  /** sha256 (hex) of a tarball the front-end stages in the bundle (--condor-tarball); used whatever the login node's OS. */
+  stagedTarballSha256?: string
+  /**
+   * Lets the back-end download a tarball whose sha256 the machine file does
+   * not pin, trusting HTTPS on first use and recording the digest it got.
+   * Without it such a download is refused.
+   */
+  allowUnpinnedDownload?: boolean
+}
+
+/**
+ * The back-end's exit codes, one per failure, so the front-end can say what
+ * went wrong without parsing prose. 0: the batch job was submitted (or had
+ * been, by an earlier try of the same request).
+ */
+export const BACKEND_EXIT = {
+  bundle: 10,
+  earlierCheck: 11,
+  pilotDir: 12,
+  unsupportedOs: 13,
+  unpinned: 14,
+  download: 15,
+  checksum: 16,
+  unpack: 17,
+  populate: 18,
+  machineSetup: 19,
+  submit: 20,
+  submitOutput: 21,
+} as const
+
+/** What each back-end exit code means, for the front-end's one-line error. */
+export const BACKEND_FAILURES: Record<number, string> = {
+  [BACKEND_EXIT.bundle]: 'the staged files were incomplete on the login node',
+  [BACKEND_EXIT.earlierCheck]: 'could not check the batch system for an earlier submission of this request',
+  [BACKEND_EXIT.pilotDir]: 'could not make the pilot directory in the machine\'s scratch space',
+  [BACKEND_EXIT.unsupportedOs]: 'no HTCondor build for the login node\'s operating system',
+  [BACKEND_EXIT.unpinned]: 'refused to download an HTCondor tarball whose sha256 is not pinned',
+  [BACKEND_EXIT.download]: 'could not download HTCondor on the login node',
+  [BACKEND_EXIT.checksum]: 'the HTCondor tarball\'s sha256 did not match',
+  [BACKEND_EXIT.unpack]: 'could not unpack HTCondor on the login node',
+  [BACKEND_EXIT.populate]: 'could not prepare the pilot directory',
+  [BACKEND_EXIT.machineSetup]: 'the machine-specific set-up failed',
+  [BACKEND_EXIT.submit]: 'the batch system refused the job',
+  [BACKEND_EXIT.submitOutput]: 'the batch system printed no job id',
+}
+
+/** Seconds the pilots leave, before the batch job's end, for shutting down and cleaning up. */
+export const CLEANUP_TIME = 300
+
+/**
+ * The batch job's name: carries the annex name and the request id (in a form
+ * every batch system accepts), so a retry and `shutdown` can find the job.
+ */
+export function batchJobName(annexName: string, requestId: string): string {
+  const plain = (text: string) => text.replace(/[^A-Za-z0-9._-]/g, '_')
+  return `hpc-annex.${plain(annexName)}.${plain(requestId)}`
+}
+
+/** The container the PATh Facility runs pilots in; its release must match. */
+export const PATH_PILOT_IMAGE = 'docker://hub.opensciencegrid.org/htcondor/hpc-annex-pilot:el8'
+const PATH_PILOT_OS = 'almalinux8'
+
+interface TarballView {
+  os: string
+  url: string
+  sha256: string
+}
+
+/** The object every template renders against: the Plan, the AP's values, and what follows from them. */
+export interface RenderView {
+  plan: Plan
+  ap: ApContext & {stagedTarballSha256: string; allowUnpinnedDownload: boolean}
+  exit: typeof BACKEND_EXIT
+  cleanupTime: number
+  jobName: string
+  /** Comma-separated, as stringListMember takes it. */
+  owners: string
+  /** The batch job's wall time: the lifetime, in whole minutes, rounded up. */
+  minutes: number
+  /** Releases the back-end may use, matched against the login node's OS (one, fixed, for HTCondor-batch systems). */
+  tarballs: TarballView[]
+  detectOs: boolean
+  /** Options for optional lines: false when absent. */
+  cpus: number | false
+  memMb: number | false
+  gpus: {flag: string; value: string} | false
+  project: string | false
+  constraint: string | false
+  queueFlag: string | false
+  queueName: string
+  sshFanOut: boolean
+  /** condor_q constraint finding this request's pilot job (HTCondor-batch systems). */
+  requestConstraint: string
+  pilotImage: string
+}
+
+function tarballView(t: PlanTarball): TarballView {
+  return {os: t.os, url: t.url, sha256: t.sha256 ?? ''}
+}
+
+/** Builds the render view. Pure. */
+export function renderView(plan: Plan, ap: ApContext): RenderView {
+  const htcondorBatch = plan.system.batch === 'htcondor'
+  let tarballs = plan.htcondor.tarballs.map(tarballView)
+  if (htcondorBatch) {
+    const fixed = tarballs.find((t) => t.os.toLowerCase() === PATH_PILOT_OS) ?? tarballs[0]
+    tarballs = fixed ? [fixed] : []
+  }
+  // HTCondor-batch pools get a request size even when one was left out.
+  const cpus = plan.cpus ?? (htcondorBatch ? 1 : undefined)
+  const memMb = plan.memMb ?? (htcondorBatch ? 2048 : undefined)
+  return {
+    plan,
+    ap: {...ap, stagedTarballSha256: ap.stagedTarballSha256 ?? '', allowUnpinnedDownload: ap.allowUnpinnedDownload ?? false},
+    exit: BACKEND_EXIT,
+    cleanupTime: CLEANUP_TIME,
+    jobName: batchJobName(plan.annexName, ap.requestId),
+    owners: plan.owners.join(','),
+    minutes: Math.max(1, Math.ceil(plan.lifetime / 60)),
+    tarballs,
+    detectOs: !htcondorBatch,
+    cpus: cpus ?? false,
+    memMb: memMb ?? false,
+    gpus: plan.gpus ? {flag: plan.gpus.flag, value: plan.gpus.value} : false,
+    project: plan.project ?? false,
+    constraint: plan.constraint ?? false,
+    queueFlag: plan.queueArgument[0] ?? false,
+    queueName: plan.queueArgument[1] ?? plan.queue.name,
+    sshFanOut: plan.fanOut === 'ssh',
+    requestConstraint: `hpc_annex_request_id == ${classadString(ap.requestId)}`,
+    pilotImage: PATH_PILOT_IMAGE,
+  }
+}

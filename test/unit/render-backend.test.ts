@@ -1,0 +1,302 @@
+import {execFileSync} from 'node:child_process'
+import {copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync} from 'node:fs'
+import {join} from 'node:path'
+import {pipeline} from 'node:stream/promises'
+import {createWriteStream} from 'node:fs'
+
+import {afterEach, beforeEach, describe, expect, it} from 'vitest'
+
+import type {Plan} from '../../src/catalog/plan.js'
+import {BACKEND_EXIT, batchJobName, renderView, type ApContext} from '../../src/render/context.js'
+import {render} from '../../src/render/index.js'
+import {bundleStream, renderFiles, type BundleInputs, type RenderedFile} from '../../src/staging/index.js'
+import {controlLines, fakeCondorTarball, makeStubs, planFor, runBash, sha256, tempDir} from './render-helpers.js'
+
+let work: string
+let stubs: string
+let home: string
+let scratch: string
+let tarball: string
+let digest: string
+
+beforeEach(() => {
+  work = tempDir('backend')
+  stubs = makeStubs()
+  home = join(work, 'home')
+  scratch = join(work, 'scratch')
+  mkdirSync(home)
+  tarball = fakeCondorTarball(work)
+  digest = sha256(tarball)
+})
+
+afterEach(() => {
+  rmSync(work, {recursive: true, force: true})
+  rmSync(stubs, {recursive: true, force: true})
+})
+
+function env(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  return {PATH: `${stubs}:/usr/bin:/bin`, HOME: home, SCRATCH: scratch, USER: 'alice', HPC_ANNEX_FS_WAIT: '4', ...extra}
+}
+
+/** Streams the bundle into a tar file and unpacks it with the system tar, as the login node would. */
+async function unpack(files: RenderedFile[], inputs: BundleInputs, name = 'bundle'): Promise<string> {
+  const file = join(work, `${name}.tar`)
+  await pipeline(bundleStream(files, inputs), createWriteStream(file))
+  const dir = join(work, name)
+  mkdirSync(dir)
+  execFileSync('tar', ['-xf', file, '-C', dir])
+  return dir
+}
+
+function calls(tool: string): string[][] {
+  const path = join(stubs, `${tool}.calls`)
+  if (!existsSync(path)) return []
+  return readFileSync(path, 'utf8').split('\n\n').filter((c) => c.trim() !== '').map((c) => c.split('\n'))
+}
+
+function pilotDirs(): string[] {
+  return existsSync(scratch) ? readdirSync(scratch).filter((n) => /^pilot\.[A-Za-z0-9]+$/.test(n)) : []
+}
+
+const benignAp: ApContext = {requestId: 'ap.example.org#7.0#1700000000', collector: 'ap.example.org:9618?sock=ap_collector', scheddName: 'ap.example.org'}
+
+describe('the SLURM back-end, executed with hostile values', {timeout: 60_000}, () => {
+  it('treats every user- and AP-supplied value as data: no injected command runs, and the job is submitted once', async () => {
+    const mark = join(work, 'INJECTED')
+    const hostile = (n: number) => `h'"$(touch ${mark}${n})"\`touch ${mark}${n}b\`;touch ${mark}${n}c;'$(touch ${mark}${n}d)'|x&y`
+    const base = planFor({target: 'wholenode@anvil', nodes: '2', project: 'abc123'})
+    const plan: Plan = {...base, annexName: hostile(1), owners: [hostile(2), 'bob'], login: {host: hostile(3), user: hostile(4), hostFromFlag: true}}
+    const ap: ApContext = {requestId: hostile(5), collector: hostile(6), scheddName: hostile(7), stagedTarballSha256: digest}
+
+    // A project that cannot be a plain #SBATCH word is refused there, not quoted...
+    expect(() => renderFiles({...plan, project: hostile(8)}, ap)).toThrow(/#SBATCH/)
+    // ...while the back-end itself carries it as a quoted bash word.
+    const files = renderFiles(plan, ap).map((f) =>
+      f.path === 'backend.sh' ? {...f, content: render('backend-slurm.sh.hbs', renderView({...plan, project: hostile(8)}, ap))} : f)
+    for (const file of files) {
+      expect(file.content).not.toContain(plan.login.host)
+      expect(file.content).not.toContain(plan.login.user)
+    }
+
+    // The back-end runs in `work`, where these would leave their marks.
+    const sifs = ['$(touch INJECTED9).sif', "x'y;touch INJECTED10;`touch INJECTED11`.sif"]
+    const sifDir = join(work, 'images')
+    mkdirSync(sifDir)
+    for (const i of sifs.keys()) writeFileSync(join(sifDir, `image${i}`), `image ${i}`)
+    const bundle = await unpack(files, {
+      token: Buffer.from('TOKEN-SECRET'),
+      password: Buffer.from('PASSWORD-SECRET'),
+      sifs: sifs.map((name, i) => ({name, path: join(sifDir, `image${i}`)})),
+      condorTarball: {path: tarball, sha256: digest},
+    })
+
+    const result = runBash(join(bundle, 'backend.sh'), [], env(), work)
+    expect(result.stderr).toBe('')
+    expect(result.status).toBe(0)
+    expect(readdirSync(work).filter((n) => n.startsWith('INJECTED'))).toEqual([])
+
+    const control = controlLines(result.stdout)
+    expect(control.PID).toMatch(/^\d+$/)
+    expect(control.JOB_ID).toBe('4242')
+    const pilotDir = control.PILOT_DIR!
+    expect(pilotDir.startsWith(`${scratch}/pilot.`)).toBe(true)
+    expect(result.stdout).toContain('\rStep 8 of 8: submitting the batch job\n')
+
+    // Looked for an earlier submission under the job's name, then submitted once, from the pilot directory.
+    expect(calls('squeue')).toHaveLength(1)
+    expect(calls('squeue')[0]).toContain(`--name=${batchJobName(plan.annexName, ap.requestId)}`)
+    expect(calls('sbatch')).toEqual([[pilotDir, '--parsable', 'batch.slurm']])
+
+    // The pilot directory holds the release, the scripts, the secrets (0600) and the images under their own names.
+    expect(statSync(join(pilotDir, 'condor', 'sbin', 'condor_master')).isFile()).toBe(true)
+    expect(readFileSync(join(pilotDir, 'secrets', 'token'), 'utf8')).toBe('TOKEN-SECRET')
+    expect(statSync(join(pilotDir, 'secrets', 'token')).mode & 0o777).toBe(0o600)
+    expect(statSync(join(pilotDir, 'secrets', 'password')).mode & 0o777).toBe(0o600)
+    expect(readdirSync(join(pilotDir, 'sif')).sort()).toEqual([...sifs].sort())
+    expect(existsSync(join(bundle, 'token'))).toBe(false)
+    expect(existsSync(join(bundle, 'password'))).toBe(false)
+
+    // The configuration carries the values as ClassAd strings in which HTCondor expands no macro.
+    const config = readFileSync(join(pilotDir, 'condor_config'), 'utf8')
+    expect(config).toContain(`PILOT_DIR = ${pilotDir}\n`)
+    expect(config).toContain(`strcat("${pilotDir}/sif/", MY.ContainerImage)`)
+    const literal = (s: string) => JSON.stringify(s).replace(/\$/g, '$(DOLLAR)')
+    expect(config).toContain(`AnnexName = ${literal(plan.annexName)}\n`)
+    expect(config).toContain(`hpc_annex_request_id = ${literal(ap.requestId)}\n`)
+    expect(config).toContain(`stringListMember(TARGET.Owner, ${literal(`${hostile(2)},bob`)})`)
+    expect(config).toContain(`COLLECTOR_HOST = ${ap.collector.replace(/\$/g, '$(DOLLAR)')}\n`)
+
+    // The release was cached by digest, unpacked once, next to the tarball.
+    expect(existsSync(join(home, '.hpc-annex', 'cache', digest))).toBe(true)
+    expect(existsSync(join(home, '.hpc-annex', 'cache', `${digest}.release`, 'sbin', 'condor_master'))).toBe(true)
+
+    // The batch job: one pilot per node, each in its own LOCAL_DIR with node-local LOCK, then the directory goes.
+    const job = runBash(join(pilotDir, 'batch.slurm'), [], env({SLURM_SUBMIT_DIR: pilotDir, SLURM_JOB_ID: '4242', CUDA_VISIBLE_DEVICES: '0,1'}), pilotDir)
+    expect(job.stderr).toBe('')
+    expect(job.status).toBe(0)
+    expect(existsSync(pilotDir)).toBe(false)
+    expect(calls('srun')[0]).toEqual([pilotDir, '-K0', '-W0', '-n', '2', '--ntasks-per-node=1', `${pilotDir}/pilot.sh`, 'run', pilotDir])
+    for (const node of ['node1', 'node2']) {
+      const ran = readFileSync(join(`${pilotDir}.logs`, node, 'master-ran'), 'utf8')
+      expect(ran).toContain('args=-f\n')
+      expect(ran).toContain(`_CONDOR_LOCAL_DIR=${pilotDir}/hosts/${node}\n`)
+      expect(ran).toContain(`CONDOR_CONFIG=${pilotDir}/condor_config\n`)
+      expect(ran).toMatch(/_CONDOR_LOCK=\/tmp\/hpc-annex-lock\.[A-Za-z0-9]+\n/)
+      expect(ran).toMatch(/_CONDOR_ANNEX_SETUP_SECONDS=\d+\n/)
+      expect(ran).toContain('CUDA_VISIBLE_DEVICES=0,1\n')
+      expect(ran).toMatch(/mode=600 .*tokens\.d\/annex\nmode=600 .*passwords\.d\/POOL\n/)
+    }
+    expect(readdirSync(work).filter((n) => n.startsWith('INJECTED'))).toEqual([])
+  })
+
+  it('refuses a value HTCondor configuration cannot carry (a newline) at render time', () => {
+    const plan = planFor({target: 'wholenode@anvil'})
+    expect(() => renderFiles(plan, {...benignAp, collector: 'a\nSTART = TRUE'})).toThrow(/control character/)
+    expect(() => renderFiles({...plan, owners: ['a\nb']}, benignAp)).toThrow(/control character/)
+  })
+})
+
+describe('the SLURM back-end', {timeout: 60_000}, () => {
+  const plan = () => planFor({target: 'wholenode@anvil', nodes: '2'})
+  const secrets = {token: Buffer.from('t'), password: Buffer.from('p')}
+
+  async function backend(ap: ApContext, inputs: Partial<BundleInputs> = {}, name = 'bundle', p: Plan = plan()): Promise<string> {
+    return join(await unpack(renderFiles(p, ap), {...secrets, ...inputs}, name), 'backend.sh')
+  }
+
+  it('does not submit again when the batch system already has this request\'s job', async () => {
+    writeFileSync(join(stubs, 'squeue.out'), '999 /scratch/alice/pilot.Earlier1\n')
+    const result = runBash(await backend(benignAp), [], env(), work)
+    expect(result.status).toBe(0)
+    expect(controlLines(result.stdout)).toMatchObject({JOB_ID: '999', PILOT_DIR: '/scratch/alice/pilot.Earlier1'})
+    expect(calls('sbatch')).toEqual([])
+    expect(pilotDirs()).toEqual([])
+  })
+
+  it('removes the pilot directory when sbatch refuses the job, and says why', async () => {
+    writeFileSync(join(stubs, 'sbatch.fail'), '')
+    const result = runBash(await backend({...benignAp, stagedTarballSha256: digest}, {condorTarball: {path: tarball, sha256: digest}}), [], env(), work)
+    expect(result.status).toBe(BACKEND_EXIT.submit)
+    expect(result.stderr).toContain('invalid account')
+    expect(controlLines(result.stdout).PILOT_DIR).toBeDefined()
+    expect(pilotDirs()).toEqual([])
+  })
+
+  it('refuses a staged tarball whose sha256 is not the one announced', async () => {
+    const wrong = 'f'.repeat(64)
+    const result = runBash(await backend({...benignAp, stagedTarballSha256: wrong}, {condorTarball: {path: tarball, sha256: wrong}}), [], env(), work)
+    expect(result.status).toBe(BACKEND_EXIT.checksum)
+    expect(pilotDirs()).toEqual([])
+    expect(existsSync(join(home, '.hpc-annex', 'cache', wrong))).toBe(false)
+  })
+
+  it('refuses to download a tarball whose sha256 the machine file does not pin, unless allowed', async () => {
+    const osRelease = join(work, 'os-release')
+    writeFileSync(osRelease, 'NAME="AlmaLinux"\nID="almalinux"\nID_LIKE="rhel centos fedora"\nVERSION_ID="9.4"\n')
+    copyFileSync(tarball, join(stubs, 'download'))
+    const refused = runBash(await backend(benignAp, {}, 'refused'), [], env({HPC_ANNEX_OS_RELEASE: osRelease}), work)
+    expect(refused.status).toBe(BACKEND_EXIT.unpinned)
+    expect(refused.stderr).toContain('pins no sha256')
+    expect(calls('curl')).toEqual([])
+
+    // Allowed: downloads the AlmaLinux 9 build once, then reuses the cache and the unpacked release.
+    const first = runBash(await backend({...benignAp, allowUnpinnedDownload: true}, {}, 'first'), [], env({HPC_ANNEX_OS_RELEASE: osRelease}), work)
+    expect(first.status).toBe(0)
+    expect(calls('curl')).toHaveLength(1)
+    expect(calls('curl')[0]!.at(-1)).toBe(plan().htcondor.tarballs.find((t) => t.os === 'AlmaLinux9')!.url)
+    expect(first.stdout).toContain(`it has sha256 ${digest}`)
+    const second = runBash(await backend({...benignAp, allowUnpinnedDownload: true}, {}, 'second'), [], env({HPC_ANNEX_OS_RELEASE: osRelease}), work)
+    expect(second.status).toBe(0)
+    expect(calls('curl')).toHaveLength(1)
+    expect(second.stdout).toContain('using the unpacked HTCondor from the cache')
+  })
+
+  it('verifies a pinned sha256, downloads only on a miss, and refuses a download that does not match', async () => {
+    const osRelease = join(work, 'os-release')
+    writeFileSync(osRelease, 'ID=rocky\nID_LIKE="rhel centos fedora"\nVERSION_ID="8.10"\n')
+    copyFileSync(tarball, join(stubs, 'download'))
+    const pinned = (sha: string): Plan => {
+      const p = plan()
+      return {...p, htcondor: {...p.htcondor, tarballs: p.htcondor.tarballs.map((t) => ({...t, sha256: sha}))}}
+    }
+    const bad = runBash(await backend(benignAp, {}, 'bad', pinned('0'.repeat(64))), [], env({HPC_ANNEX_OS_RELEASE: osRelease}), work)
+    expect(bad.status).toBe(BACKEND_EXIT.checksum)
+    expect(calls('curl')[0]!.at(-1)).toContain('AlmaLinux8')
+    expect(pilotDirs()).toEqual([])
+
+    const good = runBash(await backend(benignAp, {}, 'good', pinned(digest)), [], env({HPC_ANNEX_OS_RELEASE: osRelease}), work)
+    expect(good.status).toBe(0)
+    expect(calls('curl')).toHaveLength(2)
+    const again = runBash(await backend(benignAp, {}, 'again', pinned(digest)), [], env({HPC_ANNEX_OS_RELEASE: osRelease}), work)
+    expect(again.status).toBe(0)
+    expect(calls('curl')).toHaveLength(2)
+  })
+
+  it('names the OS when the machine file has no build for it', async () => {
+    const osRelease = join(work, 'os-release')
+    writeFileSync(osRelease, 'ID=debian\nVERSION_ID="12"\n')
+    const result = runBash(await backend(benignAp), [], env({HPC_ANNEX_OS_RELEASE: osRelease}), work)
+    expect(result.status).toBe(BACKEND_EXIT.unsupportedOs)
+    expect(result.stderr).toContain('(debian12)')
+    expect(result.stderr).toContain('--condor-tarball')
+  })
+
+  it('stops with its own code when the bundle lacks a file', async () => {
+    const dir = await unpack(renderFiles(plan(), benignAp).filter((f) => f.path !== 'pilot.conf'), secrets)
+    const result = runBash(join(dir, 'backend.sh'), [], env(), work)
+    expect(result.status).toBe(BACKEND_EXIT.bundle)
+    expect(calls('squeue')).toEqual([])
+  })
+})
+
+describe('the HTCondor-batch back-end (PATh Facility)', {timeout: 60_000}, () => {
+  it('submits one pilot job carrying everything, and its pilot builds a working directory in the job sandbox', async () => {
+    const plan = planFor({target: 'cpu@path-facility', cpus: '4', memMb: '8192'})
+    const ap = {...benignAp, stagedTarballSha256: digest}
+    const bundle = await unpack(renderFiles(plan, ap), {token: Buffer.from('t'), password: Buffer.from('p'), condorTarball: {path: tarball, sha256: digest}})
+    const result = runBash(join(bundle, 'backend.sh'), [], env(), work)
+    expect(result.stderr).toBe('')
+    expect(result.status).toBe(0)
+    const control = controlLines(result.stdout)
+    expect(control.JOB_ID).toBe('77')
+    const pilotDir = control.PILOT_DIR!
+    expect(pilotDir.startsWith(join(home, '.hpc-annex', 'scratch', 'pilot.'))).toBe(true)
+    expect(calls('condor_q')[0]).toEqual([expect.any(String), '-constraint', `hpc_annex_request_id == "${benignAp.requestId}"`, '-af', 'ClusterId', 'Iwd'])
+    expect(calls('condor_submit')).toEqual([[pilotDir, 'pilot.sub']])
+    expect(readFileSync(join(pilotDir, 'job_id'), 'utf8')).toBe('77\n')
+
+    // Run the job: its sandbox gets the transferred inputs, and the pilot takes it from there.
+    const sandbox = join(work, 'execute', 'dir_1234')
+    mkdirSync(join(sandbox), {recursive: true})
+    for (const input of ['pilot.sh', 'condor.tar.gz', 'pilot.conf', 'token', 'password']) copyFileSync(join(pilotDir, input), join(sandbox, input))
+    mkdirSync(join(sandbox, 'sif'))
+    const job = runBash(join(sandbox, 'pilot.sh'), ['sandbox'], env(), sandbox)
+    expect(job.stderr).toBe('')
+    expect(job.status).toBe(0)
+    const hosts = readdirSync(join(sandbox, 'hosts'))
+    expect(hosts).toHaveLength(1)
+    const ran = readFileSync(join(sandbox, 'hosts', hosts[0]!, 'log', 'master-ran'), 'utf8')
+    expect(ran).toContain(`CONDOR_CONFIG=${sandbox}/condor_config\n`)
+    expect(readFileSync(join(sandbox, 'condor_config'), 'utf8')).toContain('NUM_CPUS = 4\nMEMORY = 8192\n')
+  })
+})
+
+describe('the SSH fan-out launcher', {timeout: 60_000}, () => {
+  it('starts the pilot on every node of the job over SSH and waits for all', async () => {
+    const plan = {...planFor({target: 'wholenode@anvil', nodes: '2'}), fanOut: 'ssh' as const}
+    const ap = {...benignAp, stagedTarballSha256: digest}
+    const bundle = await unpack(renderFiles(plan, ap), {token: Buffer.from('t'), password: Buffer.from('p'), condorTarball: {path: tarball, sha256: digest}})
+    const result = runBash(join(bundle, 'backend.sh'), [], env(), work)
+    expect(result.status).toBe(0)
+    const pilotDir = controlLines(result.stdout).PILOT_DIR!
+    const job = runBash(join(pilotDir, 'batch.slurm'), [], env({SLURM_SUBMIT_DIR: pilotDir, SLURM_JOB_ID: '4242', SLURM_JOB_NODELIST: 'node[1-2]'}), pilotDir)
+    expect(job.status).toBe(0)
+    expect(job.stdout).toContain('all 2 pilots finished')
+    expect(calls('scontrol')[0]).toEqual([expect.any(String), 'show', 'hostname', 'node[1-2]'])
+    const hosts = calls('ssh').map((c) => c[c.length - 2])
+    expect(hosts.sort()).toEqual(['node1', 'node2'])
+    expect(calls('srun')).toEqual([])
+    expect(existsSync(pilotDir)).toBe(false)
+    for (const node of ['node1', 'node2']) expect(readFileSync(join(`${pilotDir}.logs`, node, 'master-ran'), 'utf8')).toContain(`_CONDOR_LOCAL_DIR=${pilotDir}/hosts/${node}\n`)
+  })
+})

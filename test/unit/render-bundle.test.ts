@@ -1,0 +1,116 @@
+import {execFileSync} from 'node:child_process'
+import {mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync} from 'node:fs'
+import {join} from 'node:path'
+
+import {afterEach, beforeEach, describe, expect, it} from 'vitest'
+
+import {bootstrapCommand, renderFiles, sha256File, sifEntryName, writeBundle} from '../../src/staging/index.js'
+import {controlLines, fakeCondorTarball, makeStubs, planFor, runBash, sha256, tempDir} from './render-helpers.js'
+
+let work: string
+let stubs: string
+
+beforeEach(() => {
+  work = tempDir('bundle')
+  stubs = makeStubs()
+})
+afterEach(() => {
+  rmSync(work, {recursive: true, force: true})
+  rmSync(stubs, {recursive: true, force: true})
+})
+
+const ap = {requestId: 'ap.example.org#9.0#1700000000', collector: 'ap.example.org:9618?sock=ap_collector', scheddName: 'ap.example.org'}
+
+/** `tar -tv` as [mode, path] pairs. */
+function listing(file: string): [string, string][] {
+  return execFileSync('tar', ['-tvf', file], {encoding: 'utf8'})
+    .trim()
+    .split('\n')
+    .map((line) => {
+      const fields = line.split(/\s+/)
+      return [fields[0]!, fields.at(-1)!]
+    })
+}
+
+describe('the self-service bundle (--bundle)', () => {
+  it('holds the rendered files, pilots, secrets, images and staged HTCondor, with their modes, under one directory', async () => {
+    const tarball = fakeCondorTarball(work)
+    const digest = await sha256File(tarball)
+    expect(digest).toBe(sha256(tarball))
+    const image = join(work, 'image.sif')
+    // Larger than any stream buffer: it must arrive whole.
+    writeFileSync(image, Buffer.alloc(3 * 1024 * 1024 + 17, 7))
+    const file = join(work, 'out', 'annex-demo.tar')
+    const plan = planFor({target: 'wholenode@anvil', nodes: '2'})
+    await writeBundle(file, renderFiles(plan, {...ap, stagedTarballSha256: digest}, {setup: true}), {
+      token: Buffer.from('TOKEN'),
+      password: Buffer.from('PASSWORD'),
+      sifs: [{name: 'analysis.sif', path: image}],
+      condorTarball: {path: tarball, sha256: digest},
+    }, {prefix: 'hpc-annex-demo'})
+
+    expect(statSync(file).mode & 0o777).toBe(0o600)
+    expect(listing(file)).toEqual([
+      ['drwx------', 'hpc-annex-demo/'],
+      ['-rwx------', 'hpc-annex-demo/backend.sh'],
+      ['-rwx------', 'hpc-annex-demo/batch.slurm'],
+      ['-rw-------', 'hpc-annex-demo/pilot.conf'],
+      ['-rwx------', 'hpc-annex-demo/pilot.sh'],
+      ['-rwx------', 'hpc-annex-demo/launcher.sh'],
+      ['-rwx------', 'hpc-annex-demo/setup.sh'],
+      ['-rw-------', 'hpc-annex-demo/token'],
+      ['-rw-------', 'hpc-annex-demo/password'],
+      ['drwx------', 'hpc-annex-demo/sif/'],
+      ['-rw-------', 'hpc-annex-demo/sif/analysis.sif'],
+      ['drwx------', 'hpc-annex-demo/condor/'],
+      ['-rw-------', `hpc-annex-demo/condor/${digest}`],
+    ])
+
+    // On the "login node": unpack and run setup.sh by hand.
+    const login = join(work, 'login')
+    const home = join(login, 'home')
+    mkdirSync(home, {recursive: true})
+    execFileSync('tar', ['-xf', file, '-C', login])
+    const result = runBash(join(login, 'hpc-annex-demo', 'setup.sh'), [], {PATH: `${stubs}:/usr/bin:/bin`, HOME: home, SCRATCH: join(login, 'scratch')}, login)
+    expect(result.stderr).toBe('')
+    expect(result.status).toBe(0)
+    const control = controlLines(result.stdout)
+    expect(control.JOB_ID).toBe('4242')
+    expect(result.stdout).toContain('The batch job for annex demo was submitted')
+    expect(readFileSync(join(control.PILOT_DIR!, 'secrets', 'token'), 'utf8')).toBe('TOKEN')
+    expect(statSync(join(control.PILOT_DIR!, 'sif', 'analysis.sif')).size).toBe(3 * 1024 * 1024 + 17)
+    expect(readdirSync(join(login, 'hpc-annex-demo'))).not.toContain('token')
+  })
+
+  it('setup.sh deletes the secrets it was given when the set-up fails', async () => {
+    const file = join(work, 'annex-demo.tar')
+    const plan = planFor({target: 'wholenode@anvil'})
+    await writeBundle(file, renderFiles(plan, ap, {setup: true}), {token: Buffer.from('T'), password: Buffer.from('P')}, {prefix: 'b'})
+    execFileSync('tar', ['-xf', file, '-C', work])
+    const osRelease = join(work, 'os-release')
+    writeFileSync(osRelease, 'ID=debian\nVERSION_ID=12\n')
+    const result = runBash(join(work, 'b', 'setup.sh'), [], {PATH: `${stubs}:/usr/bin:/bin`, HOME: work, SCRATCH: join(work, 'scratch'), HPC_ANNEX_OS_RELEASE: osRelease}, work)
+    expect(result.status).not.toBe(0)
+    expect(result.stderr).toContain('The set-up failed')
+    expect(readdirSync(join(work, 'b'))).not.toContain('token')
+    expect(readdirSync(join(work, 'b'))).not.toContain('password')
+  })
+
+  it('stages job images only under their own plain names', () => {
+    expect(sifEntryName('$(touch x).sif')).toBe('$(touch x).sif')
+    for (const bad of ['../escape.sif', 'dir/x.sif', '..', '', 'new\nline.sif']) expect(() => sifEntryName(bad)).toThrow(/cannot be staged/)
+  })
+
+  it('the SSH bootstrap unpacks the stream and runs the back-end, with the directory quoted', () => {
+    const command = bootstrapCommand(".hpc-annex/tmp/it's here")
+    const dir = join(work, 'remote')
+    mkdirSync(dir)
+    const archive = join(work, 'a.tar')
+    mkdirSync(join(work, 'src'))
+    writeFileSync(join(work, 'src', 'backend.sh'), 'echo "=-.-= PID $$"; pwd\n')
+    execFileSync('tar', ['-cf', archive, '-C', join(work, 'src'), 'backend.sh'])
+    const out = execFileSync('bash', ['-c', `cd '${dir}' && { ${command}; } < '${archive}'`], {encoding: 'utf8'})
+    expect(out).toMatch(/^=-\.-= PID \d+\n/)
+    expect(readdirSync(join(dir, '.hpc-annex', 'tmp'))).toEqual(["it's here"])
+  })
+})

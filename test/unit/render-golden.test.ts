@@ -1,0 +1,60 @@
+import {existsSync, mkdirSync, readFileSync, writeFileSync} from 'node:fs'
+import {join} from 'node:path'
+
+import {describe, expect, it} from 'vitest'
+
+import type {RequestInput} from '../../src/catalog/index.js'
+import type {ApContext} from '../../src/render/context.js'
+import {renderFiles} from '../../src/staging/index.js'
+import {planFor} from './render-helpers.js'
+
+// Rendered files compared with test/fixtures/golden/; HPC_ANNEX_UPDATE_GOLDEN=1 rewrites them.
+const golden = join(import.meta.dirname, '..', 'fixtures', 'golden')
+const ap: ApContext = {
+  requestId: 'ap.example.org#123.0#1700000000',
+  collector: 'ap.example.org:9618?sock=ap_collector',
+  scheddName: 'ap.example.org',
+}
+
+const cases: [string, string, Omit<RequestInput, 'name'>][] = [
+  ['anvil-wholenode-2-nodes.slurm', 'batch.slurm', {target: 'wholenode@anvil', nodes: '2', lifetime: '7200'}],
+  ['expanse-gpu.slurm', 'batch.slurm', {target: 'gpu@expanse', project: 'abc123', nodes: '2'}],
+  ['perlmutter-regular-gpus.slurm', 'batch.slurm', {target: 'regular@perlmutter', project: 'm1234', gpus: '4', nodes: '3', lifetime: '1000'}],
+  ['bridges2-gpu-v100-32-16.slurm', 'batch.slurm', {target: 'GPU@bridges2', gpus: 'v100-32:16'}],
+  ['path-facility-cpu.sub', 'pilot.sub', {target: 'cpu@path-facility', cpus: '4', memMb: '8192', owners: 'alice,bob'}],
+  ['expanse-gpu.pilot.conf', 'pilot.conf', {target: 'gpu@expanse', project: 'abc123', nodes: '2', owners: 'alice,bob'}],
+]
+
+describe('golden files', () => {
+  it.each(cases)('%s', (fixture, file, input) => {
+    const content = renderFiles(planFor(input), ap).find((f) => f.path === file)?.content
+    expect(content).toBeDefined()
+    const path = join(golden, fixture)
+    if (process.env.HPC_ANNEX_UPDATE_GOLDEN === '1' || !existsSync(path)) {
+      if (process.env.CI) throw new Error(`golden file ${fixture} is missing`)
+      mkdirSync(golden, {recursive: true})
+      writeFileSync(path, content!)
+    }
+    expect(content).toBe(readFileSync(path, 'utf8'))
+  })
+
+  it('carry what each system needs', () => {
+    const read = (name: string) => readFileSync(join(golden, name), 'utf8')
+    expect(read('anvil-wholenode-2-nodes.slurm')).toMatch(/^#SBATCH -p wholenode\n#SBATCH --nodes=2\n#SBATCH --ntasks=2\n/m)
+    expect(read('anvil-wholenode-2-nodes.slurm')).toContain('#SBATCH -t 120\n')
+    expect(read('anvil-wholenode-2-nodes.slurm')).toContain('srun -K0 -W0 -n 2 ')
+    expect(read('expanse-gpu.slurm')).toContain('#SBATCH --mem=375808M\n#SBATCH --gpus=8\n')
+    expect(read('expanse-gpu.slurm')).toContain('#SBATCH -A abc123\n')
+    expect(read('perlmutter-regular-gpus.slurm')).toContain('#SBATCH -q regular\n')
+    expect(read('perlmutter-regular-gpus.slurm')).toContain('#SBATCH --gpus-per-task=4\n')
+    expect(read('perlmutter-regular-gpus.slurm')).toContain('#SBATCH -C gpu\n')
+    expect(read('perlmutter-regular-gpus.slurm')).toContain('#SBATCH -t 17\n')
+    expect(read('bridges2-gpu-v100-32-16.slurm')).toContain('#SBATCH --gpus=v100-32:16\n')
+    expect(read('bridges2-gpu-v100-32-16.slurm')).toContain('#SBATCH -J hpc-annex.demo.ap.example.org_123.0_1700000000\n')
+    expect(read('path-facility-cpu.sub')).toContain('+hpc_annex_request_id = "ap.example.org#123.0#1700000000"\n')
+    expect(read('path-facility-cpu.sub')).toMatch(/request_cpus = 4\nrequest_memory = 8192\n/)
+    expect(read('expanse-gpu.pilot.conf')).toContain('START = $(START) && stringListMember(TARGET.Owner, "alice,bob")\n')
+    expect(read('expanse-gpu.pilot.conf')).toContain('use feature:gpus\n')
+    expect(read('expanse-gpu.pilot.conf')).toContain('SINGULARITY = $(PILOT_DIR)/singularity.sh\n')
+  })
+})

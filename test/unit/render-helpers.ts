@@ -1,0 +1,97 @@
+import {execFileSync, spawnSync} from 'node:child_process'
+import {chmodSync, mkdirSync, mkdtempSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+
+import {loadCatalog, validateRequest, type Plan, type RequestInput} from '../../src/catalog/index.js'
+import {projectPath} from '../../src/paths.js'
+
+/** A Plan made the way `create` makes it, from flags. */
+export function planFor(input: Omit<RequestInput, 'name'> & {name?: string}): Plan {
+  return validateRequest(loadCatalog([projectPath('backends')]), {name: 'demo', ...input}, {defaultOwner: 'alice'})
+}
+
+export function tempDir(label: string): string {
+  return mkdtempSync(join(tmpdir(), `hpc-annex-${label}-`))
+}
+
+function script(path: string, body: string): void {
+  writeFileSync(path, `#!/bin/bash\n${body}\n`)
+  chmodSync(path, 0o755)
+}
+
+/**
+ * Stand-ins for the login node's batch tools, on PATH in a temp dir. Each
+ * records its arguments (one per line, then a blank line) in <stubs>/<tool>.calls.
+ * Behaviour is steered by files: squeue.out / condor_q.out (printed), sbatch.fail,
+ * download (what curl "downloads").
+ */
+export function makeStubs(): string {
+  const dir = tempDir('stubs')
+  // One write per call, so concurrent calls (fan-out) never interleave.
+  const record = (tool: string) => `record=$(printf '%s\\n' "$PWD" "$@"); printf '%s\\n\\n' "$record" >> '${dir}/${tool}.calls'`
+  script(join(dir, 'squeue'), `${record('squeue')}\n[ -f '${dir}/squeue.out' ] && cat '${dir}/squeue.out'\nexit 0`)
+  script(join(dir, 'sbatch'), `${record('sbatch')}\n[ -f '${dir}/sbatch.fail' ] && { echo 'sbatch: error: invalid account' >&2; exit 1; }\necho '4242;cluster'`)
+  script(join(dir, 'condor_q'), `${record('condor_q')}\n[ -f '${dir}/condor_q.out' ] && cat '${dir}/condor_q.out'\nexit 0`)
+  script(join(dir, 'condor_submit'), `${record('condor_submit')}\necho 'Submitting job(s).'\necho '1 job(s) submitted to cluster 77.'`)
+  script(
+    join(dir, 'curl'),
+    `${record('curl')}\nout=''\nwhile [ $# -gt 0 ]; do if [ "$1" = -o ]; then out=$2; shift; fi; shift; done\ncp '${dir}/download' "$out"`,
+  )
+  // srun: drop its options, run the command once per task (-n N) with a distinct node name.
+  script(
+    join(dir, 'srun'),
+    `${record('srun')}\nn=1\nwhile [ $# -gt 0 ]; do case $1 in -n) n=$2; shift 2;; -*) shift;; *) break;; esac; done\nfor i in $(seq 1 "$n"); do SLURMD_NODENAME=node$i "$@" & done\nwait`,
+  )
+  script(join(dir, 'scontrol'), `${record('scontrol')}\nprintf 'node1\\nnode2\\n'`)
+  // ssh: the last argument is the remote command; run it as a login shell would.
+  script(join(dir, 'ssh'), `${record('ssh')}\nfor last; do :; done\nbash -c "$last"`)
+  return dir
+}
+
+/**
+ * A stand-in HTCondor release tarball: one top directory with
+ * sbin/condor_master, which records its environment and configuration file
+ * and exits.
+ */
+export function fakeCondorTarball(dir: string, top = 'condor-25.0.4-x86_64_AlmaLinux9-stripped'): string {
+  const root = join(dir, 'release-src')
+  mkdirSync(join(root, top, 'sbin'), {recursive: true})
+  mkdirSync(join(root, top, 'bin'), {recursive: true})
+  script(
+    join(root, top, 'sbin', 'condor_master'),
+    [
+      'out="$_CONDOR_LOCAL_DIR/log/master-ran"',
+      '{ echo "args=$*"; env | grep -E "^(_CONDOR_|CONDOR_CONFIG=|CUDA_VISIBLE_DEVICES=)" | sort; stat -c "mode=%a %n" "$_CONDOR_LOCAL_DIR/tokens.d/annex" "$_CONDOR_LOCAL_DIR/passwords.d/POOL"; } > "$out"',
+      'exit 0',
+    ].join('\n'),
+  )
+  const tarball = join(dir, 'condor.tar.gz')
+  execFileSync('tar', ['-czf', tarball, '-C', root, top])
+  return tarball
+}
+
+export function sha256(path: string): string {
+  return execFileSync('sha256sum', [path], {encoding: 'utf8'}).split(' ')[0]!
+}
+
+export interface RunResult {
+  status: number | null
+  stdout: string
+  stderr: string
+}
+
+export function runBash(scriptPath: string, args: string[], env: NodeJS.ProcessEnv, cwd?: string): RunResult {
+  const result = spawnSync('bash', [scriptPath, ...args], {encoding: 'utf8', env, ...(cwd ? {cwd} : {})})
+  return {status: result.status, stdout: result.stdout, stderr: result.stderr}
+}
+
+/** Control lines `=-.-= NAME VALUE` of a back-end's output. */
+export function controlLines(stdout: string): Record<string, string> {
+  const found: Record<string, string> = {}
+  for (const line of stdout.split(/[\r\n]/)) {
+    const match = /^=-\.-= ([A-Z_]+) (.*)$/.exec(line)
+    if (match) found[match[1]!] = match[2]!
+  }
+  return found
+}
