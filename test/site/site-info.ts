@@ -1,0 +1,44 @@
+import {readFileSync} from 'node:fs'
+import {join} from 'node:path'
+
+/**
+ * What `test/site/up.sh` writes to `$SITE_DIR/site.json` (default
+ * /tmp/hpc-annex-site): everything a test needs to reach the loopback site.
+ */
+export interface SiteInfo {
+  dir: string
+  host: string
+  /** login node user (unprivileged) */
+  user: string
+  ports: {
+    /** publickey only */
+    key: number
+    /** publickey, then keyboard-interactive TOTP */
+    otp: number
+    /** publickey only, MaxSessions 1 */
+    one: number
+    /** keyboard-interactive: password, then TOTP */
+    password: number
+  }
+  /** MaxSessions of the key and otp sshds */
+  maxSessions: number
+  /** the workstation's private key for `user` (mode 0600) */
+  keyFile: string
+  knownHosts: string
+  /** ssh_config with Host aliases hpc (key), hpc-2fa, hpc-one, hpc-pw */
+  sshConfig: string
+  otpSecret: string
+  password: string
+  /** sshd logs (LogLevel VERBOSE), for counting connections and logins */
+  sshdLogs: string[]
+  /** scratch shared by every SLURM node, writable by `user` */
+  scratch: string
+  /** SLURM node names */
+  nodes: string[]
+}
+
+export const SITE_DIR = process.env.SITE_DIR ?? '/tmp/hpc-annex-site'
+
+export function readSiteInfo(dir = SITE_DIR): SiteInfo {
+  return JSON.parse(readFileSync(join(dir, 'site.json'), 'utf8')) as SiteInfo
+}
