@@ -21,6 +21,12 @@ export interface ApContext {
    * Without it such a download is refused.
    */
   allowUnpinnedDownload?: boolean
+  /**
+   * The container images of the annex's jobs: the name a job's ContainerImage
+   * becomes, and the image's sha256. Each either travels in the bundle as
+   * sif/<sha256> or is already in the login node's cache.
+   */
+  images?: {name: string; sha256: string}[]
 }
 
 /**
@@ -84,7 +90,7 @@ interface TarballView {
 /** The object every template renders against: the Plan, the AP's values, and what follows from them. */
 export interface RenderView {
   plan: Plan
-  ap: ApContext & {stagedTarballSha256: string; allowUnpinnedDownload: boolean}
+  ap: ApContext & {stagedTarballSha256: string; allowUnpinnedDownload: boolean; images: {name: string; sha256: string}[]}
   exit: typeof BACKEND_EXIT
   cleanupTime: number
   jobName: string
@@ -126,7 +132,7 @@ export function renderView(plan: Plan, ap: ApContext): RenderView {
   const memMb = plan.memMb ?? (htcondorBatch ? 2048 : undefined)
   return {
     plan,
-    ap: {...ap, stagedTarballSha256: ap.stagedTarballSha256 ?? '', allowUnpinnedDownload: ap.allowUnpinnedDownload ?? false},
+    ap: {...ap, stagedTarballSha256: ap.stagedTarballSha256 ?? '', allowUnpinnedDownload: ap.allowUnpinnedDownload ?? false, images: ap.images ?? []},
     exit: BACKEND_EXIT,
     cleanupTime: CLEANUP_TIME,
     jobName: batchJobName(plan.annexName, ap.requestId),

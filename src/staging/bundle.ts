@@ -20,8 +20,11 @@ export interface BundleInputs {
   token: SecretSource
   /** The annex password file (becomes the pilots' passwords.d/POOL). */
   password: SecretSource
-  /** Container images of queued jobs, staged as sif/<name>. */
-  sifs?: {name: string; path: string}[]
+  /**
+   * Container images the login node's cache lacks, staged as sif/<sha256>
+   * (the back-end learns their names from ApContext.images).
+   */
+  sifs?: {sha256: string; path: string}[]
   /** A local HTCondor tarball (--condor-tarball), staged as condor/<sha256>. */
   condorTarball?: {path: string; sha256: string}
 }
@@ -40,6 +43,8 @@ export interface BundleEntry {
   /** A local file streamed into the tar, never read whole. */
   source?: string
 }
+
+const SHA256 = /^[0-9a-f]{64}$/
 
 // eslint-disable-next-line no-control-regex -- control characters are what is refused
 const CONTROL = /[\u0000-\u001f\u007f]/
@@ -70,14 +75,14 @@ export function bundleEntries(files: RenderedFile[], inputs: BundleInputs, optio
     entries.push({path: under('sif/'), mode: 0o700, type: 'Directory'})
     const seen = new Set<string>()
     for (const sif of sifs) {
-      const name = sifEntryName(sif.name)
-      if (seen.has(name)) throw userError(`Two container images would both be staged as '${name}'; rename one.`)
-      seen.add(name)
-      entries.push({path: under(`sif/${name}`), mode: SECRET_MODE, type: 'File', source: sif.path})
+      if (!SHA256.test(sif.sha256)) throw new TypeError('a staged image needs a hex sha256')
+      if (seen.has(sif.sha256)) continue
+      seen.add(sif.sha256)
+      entries.push({path: under(`sif/${sif.sha256}`), mode: SECRET_MODE, type: 'File', source: sif.path})
     }
   }
   if (inputs.condorTarball) {
-    if (!/^[0-9a-f]{64}$/.test(inputs.condorTarball.sha256)) throw new TypeError('the staged tarball needs a hex sha256')
+    if (!SHA256.test(inputs.condorTarball.sha256)) throw new TypeError('the staged tarball needs a hex sha256')
     entries.push({path: under('condor/'), mode: 0o700, type: 'Directory'})
     entries.push({path: under(`condor/${inputs.condorTarball.sha256}`), mode: SECRET_MODE, type: 'File', source: inputs.condorTarball.path})
   }
@@ -157,11 +162,42 @@ export async function sha256File(path: string): Promise<string> {
   return hash.digest('hex')
 }
 
+/** Where the login node keeps staged objects by sha256 (the back-end reads the same). */
+export const REMOTE_CACHE = '${HPC_ANNEX_CACHE:-$HOME/.hpc-annex/cache}'
+
 /**
- * The command the login node runs with the bundle on its stdin: unpack into
- * DIR (relative paths are relative to the login home), then run the back-end.
+ * The command the login node runs with the bundle on its stdin: unpack into a
+ * fresh private directory under ~/.hpc-annex/tmp, run the back-end, and remove
+ * the directory whatever happens (the back-end moves what it keeps). A cut-off
+ * upload fails tar, so nothing runs.
  */
-export function bootstrapCommand(remoteDir: string): string {
-  const dir = shellQuote(remoteDir)
-  return `umask 077 && mkdir -p -- ${dir} && tar -xf - -C ${dir} && exec bash ${shellQuote(`${remoteDir}/backend.sh`)}`
+export function bootstrapCommand(): string {
+  return [
+    'umask 077',
+    'mkdir -p -- "$HOME/.hpc-annex/tmp"',
+    'staging=$(mktemp -d "$HOME/.hpc-annex/tmp/bundle.XXXXXXXX")',
+    `trap 'rm -rf -- "$staging"' EXIT`,
+    'tar -xf - -C "$staging"',
+    'bash "$staging/backend.sh"',
+  ].join(' && ')
+}
+
+/**
+ * One command asking the login node which objects its cache holds: prints
+ * "SHA256 SIZE" for each present one. Digests are checked to be hex first.
+ */
+export function cacheProbeCommand(digests: string[]): string {
+  for (const digest of digests) if (!SHA256.test(digest)) throw new TypeError(`not a sha256: ${JSON.stringify(digest)}`)
+  const list = digests.map(shellQuote).join(' ')
+  return `cd "${REMOTE_CACHE}" 2>/dev/null || exit 0; for d in ${list}; do if [ -f "$d" ]; then printf '%s %s\n' "$d" "$(stat -c %s -- "$d")"; fi; done`
+}
+
+/** The cache probe's answer: sha256 → size in bytes. */
+export function parseCacheProbe(stdout: string): Map<string, number> {
+  const present = new Map<string, number>()
+  for (const line of stdout.split('\n')) {
+    const m = /^([0-9a-f]{64}) (\d+)$/.exec(line.trim())
+    if (m) present.set(m[1]!, Number(m[2]))
+  }
+  return present
 }

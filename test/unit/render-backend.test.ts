@@ -71,22 +71,28 @@ describe('the SLURM back-end, executed with hostile values', {timeout: 60_000}, 
     // A project that cannot be a plain #SBATCH word is refused there, not quoted...
     expect(() => renderFiles({...plan, project: hostile(8)}, ap)).toThrow(/#SBATCH/)
     // ...while the back-end itself carries it as a quoted bash word.
-    const files = renderFiles(plan, ap).map((f) =>
-      f.path === 'backend.sh' ? {...f, content: render('backend-slurm.sh.hbs', renderView({...plan, project: hostile(8)}, ap))} : f)
+    // Job images with hostile names: one travels in the bundle, one is already in the login node's cache.
+    const sifs = ['$(touch INJECTED9).sif', "x'y;touch INJECTED10;`touch INJECTED11`.sif"]
+    const sifDir = join(work, 'images')
+    mkdirSync(sifDir)
+    for (const i of sifs.keys()) writeFileSync(join(sifDir, `image${i}`), `image ${i}`)
+    const images = sifs.map((name, i) => ({name, sha256: sha256(join(sifDir, `image${i}`))}))
+    const cache = join(home, '.hpc-annex', 'cache')
+    mkdirSync(cache, {recursive: true})
+    writeFileSync(join(cache, images[1]!.sha256), 'image 1')
+    const withImages = {...ap, images}
+    const files = renderFiles(plan, withImages).map((f) =>
+      f.path === 'backend.sh' ? {...f, content: render('backend-slurm.sh.hbs', renderView({...plan, project: hostile(8)}, withImages))} : f)
     for (const file of files) {
       expect(file.content).not.toContain(plan.login.host)
       expect(file.content).not.toContain(plan.login.user)
     }
 
     // The back-end runs in `work`, where these would leave their marks.
-    const sifs = ['$(touch INJECTED9).sif', "x'y;touch INJECTED10;`touch INJECTED11`.sif"]
-    const sifDir = join(work, 'images')
-    mkdirSync(sifDir)
-    for (const i of sifs.keys()) writeFileSync(join(sifDir, `image${i}`), `image ${i}`)
     const bundle = await unpack(files, {
       token: Buffer.from('TOKEN-SECRET'),
       password: Buffer.from('PASSWORD-SECRET'),
-      sifs: sifs.map((name, i) => ({name, path: join(sifDir, `image${i}`)})),
+      sifs: [{sha256: images[0]!.sha256, path: join(sifDir, 'image0')}],
       condorTarball: {path: tarball, sha256: digest},
     })
 
@@ -113,6 +119,9 @@ describe('the SLURM back-end, executed with hostile values', {timeout: 60_000}, 
     expect(statSync(join(pilotDir, 'secrets', 'token')).mode & 0o777).toBe(0o600)
     expect(statSync(join(pilotDir, 'secrets', 'password')).mode & 0o777).toBe(0o600)
     expect(readdirSync(join(pilotDir, 'sif')).sort()).toEqual([...sifs].sort())
+    for (const [i, name] of sifs.entries()) expect(readFileSync(join(pilotDir, 'sif', name), 'utf8')).toBe(`image ${i}`)
+    // The uploaded image entered the cache under its digest.
+    expect(readFileSync(join(cache, images[0]!.sha256), 'utf8')).toBe('image 0')
     expect(existsSync(join(bundle, 'token'))).toBe(false)
     expect(existsSync(join(bundle, 'password'))).toBe(false)
 

@@ -1,10 +1,10 @@
-import {execFileSync} from 'node:child_process'
-import {mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync} from 'node:fs'
+import {execFileSync, spawnSync} from 'node:child_process'
+import {existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 
 import {afterEach, beforeEach, describe, expect, it} from 'vitest'
 
-import {bootstrapCommand, renderFiles, sha256File, sifEntryName, writeBundle} from '../../src/staging/index.js'
+import {bootstrapCommand, cacheProbeCommand, parseCacheProbe, renderFiles, sha256File, sifEntryName, writeBundle} from '../../src/staging/index.js'
 import {controlLines, fakeCondorTarball, makeStubs, planFor, runBash, sha256, tempDir} from './render-helpers.js'
 
 let work: string
@@ -42,10 +42,11 @@ describe('the self-service bundle (--bundle)', () => {
     writeFileSync(image, Buffer.alloc(3 * 1024 * 1024 + 17, 7))
     const file = join(work, 'out', 'annex-demo.tar')
     const plan = planFor({target: 'wholenode@anvil', nodes: '2'})
-    await writeBundle(file, renderFiles(plan, {...ap, stagedTarballSha256: digest}, {setup: true}), {
+    const imageDigest = sha256(image)
+    await writeBundle(file, renderFiles(plan, {...ap, stagedTarballSha256: digest, images: [{name: 'analysis.sif', sha256: imageDigest}]}, {setup: true}), {
       token: Buffer.from('TOKEN'),
       password: Buffer.from('PASSWORD'),
-      sifs: [{name: 'analysis.sif', path: image}],
+      sifs: [{sha256: imageDigest, path: image}],
       condorTarball: {path: tarball, sha256: digest},
     }, {prefix: 'hpc-annex-demo'})
 
@@ -61,7 +62,7 @@ describe('the self-service bundle (--bundle)', () => {
       ['-rw-------', 'hpc-annex-demo/token'],
       ['-rw-------', 'hpc-annex-demo/password'],
       ['drwx------', 'hpc-annex-demo/sif/'],
-      ['-rw-------', 'hpc-annex-demo/sif/analysis.sif'],
+      ['-rw-------', `hpc-annex-demo/sif/${imageDigest}`],
       ['drwx------', 'hpc-annex-demo/condor/'],
       ['-rw-------', `hpc-annex-demo/condor/${digest}`],
     ])
@@ -101,16 +102,49 @@ describe('the self-service bundle (--bundle)', () => {
     for (const bad of ['../escape.sif', 'dir/x.sif', '..', '', 'new\nline.sif']) expect(() => sifEntryName(bad)).toThrow(/cannot be staged/)
   })
 
-  it('the SSH bootstrap unpacks the stream and runs the back-end, with the directory quoted', () => {
-    const command = bootstrapCommand(".hpc-annex/tmp/it's here")
-    const dir = join(work, 'remote')
-    mkdirSync(dir)
-    const archive = join(work, 'a.tar')
+  it('the SSH bootstrap unpacks the stream into a private directory, runs the back-end, and removes the directory', () => {
+    const home = join(work, 'home')
+    mkdirSync(home)
     mkdirSync(join(work, 'src'))
-    writeFileSync(join(work, 'src', 'backend.sh'), 'echo "=-.-= PID $$"; pwd\n')
+    writeFileSync(join(work, 'src', 'backend.sh'), 'echo "=-.-= PID $$"; here=$(dirname "$0"); echo "$here"; stat -c %a "$here"\n')
+    const archive = join(work, 'a.tar')
     execFileSync('tar', ['-cf', archive, '-C', join(work, 'src'), 'backend.sh'])
-    const out = execFileSync('bash', ['-c', `cd '${dir}' && { ${command}; } < '${archive}'`], {encoding: 'utf8'})
-    expect(out).toMatch(/^=-\.-= PID \d+\n/)
-    expect(readdirSync(join(dir, '.hpc-annex', 'tmp'))).toEqual(["it's here"])
+    const run = spawnSync('bash', ['-c', bootstrapCommand()], {input: readFileSync(archive), env: {...process.env, HOME: home}, encoding: 'utf8'})
+    expect(run.status).toBe(0)
+    const [pid, dir, mode] = run.stdout.trim().split('\n')
+    expect(pid).toMatch(/^=-\.-= PID \d+$/)
+    expect(dir!.startsWith(join(home, '.hpc-annex', 'tmp', 'bundle.'))).toBe(true)
+    expect(mode).toBe('700')
+    expect(existsSync(dir!)).toBe(false)
+  })
+
+  it('a cut-off upload runs nothing and leaves nothing', () => {
+    const home = join(work, 'home')
+    mkdirSync(home)
+    mkdirSync(join(work, 'src'))
+    writeFileSync(join(work, 'src', 'backend.sh'), 'touch "$HOME/RAN"\n')
+    writeFileSync(join(work, 'src', 'big'), Buffer.alloc(64 * 1024, 1))
+    const archive = join(work, 'a.tar')
+    execFileSync('tar', ['-cf', archive, '-C', join(work, 'src'), 'big', 'backend.sh'])
+    const cut = readFileSync(archive).subarray(0, 20 * 1024)
+    const run = spawnSync('bash', ['-c', bootstrapCommand()], {input: cut, env: {...process.env, HOME: home}, encoding: 'utf8'})
+    expect(run.status).not.toBe(0)
+    expect(existsSync(join(home, 'RAN'))).toBe(false)
+    expect(readdirSync(join(home, '.hpc-annex', 'tmp'))).toEqual([])
+  })
+
+  it('the cache probe lists exactly the cached objects, with their sizes', () => {
+    const cache = join(work, 'cache')
+    mkdirSync(cache)
+    const a = 'a'.repeat(64)
+    const b = 'b'.repeat(64)
+    writeFileSync(join(cache, a), 'twelve bytes')
+    const run = spawnSync('bash', ['-c', cacheProbeCommand([a, b])], {env: {...process.env, HPC_ANNEX_CACHE: cache}, encoding: 'utf8'})
+    expect(run.status).toBe(0)
+    expect([...parseCacheProbe(run.stdout)]).toEqual([[a, 12]])
+    const none = spawnSync('bash', ['-c', cacheProbeCommand([a])], {env: {...process.env, HPC_ANNEX_CACHE: join(work, 'nope')}, encoding: 'utf8'})
+    expect(none.status).toBe(0)
+    expect(parseCacheProbe(none.stdout).size).toBe(0)
+    expect(() => cacheProbeCommand(['$(reboot)'])).toThrow(/not a sha256/)
   })
 })
