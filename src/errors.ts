@@ -2,9 +2,10 @@
  * The one error type of hpc-annex. Every failure the user should see is an
  * AnnexError: a one-line message that names what to change, and an exit code.
  *   1 — the request or the input is wrong (the user can fix it);
- *   2 — something outside failed (network, login node, HTCondor, SLURM).
+ *   2 — something outside failed (network, login node, HTCondor, SLURM);
+ *   130 — the user interrupted it (Ctrl-C), after undoing what was half-made.
  */
-export type ExitCode = 1 | 2
+export type ExitCode = 1 | 2 | 130
 
 export interface AnnexErrorOptions {
   exit?: ExitCode
@@ -33,6 +34,11 @@ export function userError(message: string, hint?: string): AnnexError {
 /** Something outside the user's input failed: exit 2. */
 export function systemError(message: string, options: Omit<AnnexErrorOptions, 'exit'> = {}): AnnexError {
   return new AnnexError(message, {...options, exit: 2})
+}
+
+/** The user interrupted the command: exit 130, as a shell reports Ctrl-C. */
+export function interruptedError(message: string): AnnexError {
+  return new AnnexError(message, {exit: 130})
 }
 
 /** One line, whatever the message holds: for terminals, logs and job-ad reasons. */

@@ -7,7 +7,10 @@ import {AnnexError, systemError, userError} from '../errors.js'
 import {classadString} from '../render/quote.js'
 
 /** Queued jobs of an annex: the attributes the checks and the .sif staging read. */
-export const ANNEX_JOB_ATTRIBUTES = ['ClusterId', 'ProcId', 'JobStatus', 'TargetAnnexName', 'ContainerImage', 'TransferContainer', 'TransferInput', 'Iwd']
+export const ANNEX_JOB_ATTRIBUTES = ['ClusterId', 'ProcId', 'JobStatus', 'TargetAnnexName', 'ContainerImage', 'TransferContainer', 'TransferInput', 'Iwd', 'hpc_annex_image_source']
+
+/** Where a job's image came from, recorded when its ContainerImage is pointed at the staged copy, so a later add stages it again. */
+export const IMAGE_SOURCE_ATTRIBUTE = 'hpc_annex_image_source'
 
 function jobId(ad: Ad): string {
   return `${String(adValue(ad, 'ClusterId'))}.${String(adValue(ad, 'ProcId'))}`
@@ -85,7 +88,8 @@ export function findSifImages(jobs: Ad[]): SifImage[] {
   const images: SifImage[] = []
   for (const job of jobs) {
     if (!truthy(adValue(job, 'TransferContainer'))) continue
-    const image = adString(job, 'ContainerImage')
+    const source = adString(job, IMAGE_SOURCE_ATTRIBUTE)
+    const image = source ?? adString(job, 'ContainerImage')
     if (image === undefined || !basename(image).endsWith('.sif')) continue
     const id = jobId(job)
     let path = image
@@ -128,7 +132,7 @@ export function ensurePasswordFile(path: string): boolean {
 
 /** The edits that point a job at its pre-staged image: ContainerImage = basename; the image leaves TransferInput. */
 export function stagedImageEdits(image: SifImage): Record<string, AdValue> {
-  const edits: Record<string, AdValue> = {ContainerImage: image.basename}
+  const edits: Record<string, AdValue> = {ContainerImage: image.basename, [IMAGE_SOURCE_ATTRIBUTE]: image.path}
   if (image.transferInput !== undefined) {
     const entries = image.transferInput.split(',').map((entry) => entry.trim()).filter((entry) => entry !== '')
     const isImage = (entry: string) => entry === image.containerImage || (image.iwd === undefined ? entry : resolve(image.iwd, entry)) === image.path

@@ -1,11 +1,12 @@
 import {Command} from '@oclif/core'
 
-import {AnnexError, oneLine} from '../errors.js'
+import {AnnexError, oneLine, type ExitCode} from '../errors.js'
+import {installInterruptHandler} from './interrupt.js'
 
 /** What the user sees when a command fails: one line, and an exit code. */
 export interface Failure {
   message: string
-  exitCode: 1 | 2
+  exitCode: ExitCode
   hint?: string
 }
 
@@ -40,6 +41,11 @@ function isOclifExit(error: unknown): boolean {
  */
 export abstract class AnnexCommand extends Command {
   static override enableJsonFlag = true
+
+  override async init(): Promise<void> {
+    installInterruptHandler()
+    await super.init()
+  }
 
   protected override async catch(error: Error & {exitCode?: number}): Promise<unknown> {
     if (isOclifExit(error)) throw error

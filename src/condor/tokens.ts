@@ -49,13 +49,8 @@ function removeAll(): void {
 function hookExit(): void {
   if (hooked) return
   hooked = true
+  // Signals end the process through process.exit (src/cli/interrupt.ts), which runs this too.
   process.on('exit', removeAll)
-  for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143], ['SIGHUP', 129]] as const) {
-    process.once(signal, () => {
-      removeAll()
-      process.exit(code)
-    })
-  }
 }
 
 /**

@@ -181,7 +181,9 @@ describe('checks before any login', () => {
     const jobs = fake.state().jobs
     expect(jobs.find((j) => j.ClusterId === one.ClusterId)).toMatchObject({ContainerImage: 'b.sif', TransferInput: null})
     expect(jobs.find((j) => j.ClusterId === two.ClusterId)).toMatchObject({ContainerImage: 'b.sif', TransferInput: 'x.dat,y.dat'})
-    expect(stagedImageEdits({jobId: '1.0', containerImage: 'c.sif', path: '/c.sif', basename: 'c.sif'})).toEqual({ContainerImage: 'c.sif'})
+    expect(stagedImageEdits({jobId: '1.0', containerImage: 'c.sif', path: '/c.sif', basename: 'c.sif'})).toEqual({ContainerImage: 'c.sif', hpc_annex_image_source: '/c.sif'})
+    // A later add finds the images again, by the source recorded on the jobs.
+    expect(findSifImages(await annexJobs('demo')).map((i) => i.path)).toEqual([join(iwd, 'b.sif'), join(iwd, 'b.sif')])
   })
 
   it('a hostile .sif path never breaks the edit: it lands as one string on that job only', async () => {

@@ -1,0 +1,476 @@
+import {rm, stat} from 'node:fs/promises'
+import {Transform, type Readable} from 'node:stream'
+import {StringDecoder} from 'node:string_decoder'
+
+import {Listr, type ListrTaskWrapper} from 'listr2'
+
+import type {Plan} from '../catalog/plan.js'
+import {
+  annexCollector,
+  fetchToken,
+  loginOverrides,
+  queryJobs,
+  readAnnexConfig,
+  removeJobs,
+  requireAnnexEnabled,
+  tokenDomain,
+  type AnnexConfig,
+} from '../condor/index.js'
+import {AnnexError, oneLine, systemError, userError} from '../errors.js'
+import {BACKEND_FAILURES, type ApContext} from '../render/context.js'
+import {classadString, shellQuote} from '../render/quote.js'
+import type {Interaction, LoginTarget, Transport} from '../ssh/transport.js'
+import {
+  bootstrapCommand,
+  bundleStream,
+  cacheProbeCommand,
+  parseCacheProbe,
+  renderFiles,
+  sha256File,
+  sifEntryName,
+  writeBundle,
+  type BundleInputs,
+} from '../staging/index.js'
+import {describeCleanup, CleanupStack} from './cleanup.js'
+import {BackendOutputParser} from './control.js'
+import {annexJobs, checkAnnexNameRule, checkRequireJob, editJobsForStagedImages, ensurePasswordFile, findScheddName, findSifImages, type SifImage} from './preflight.js'
+import {StallWatchdog} from './stall.js'
+import {recordControlValue, submitStateJob, type ControlAttribute, type RequestJob} from './state-job.js'
+import {currentUser} from './user.js'
+
+export type CreateVerb = 'create' | 'add'
+
+/** How the task list is shown: live on a terminal, plain lines in logs, nothing under --json. */
+export type CreateOutput = 'tty' | 'plain' | 'silent'
+
+export interface CreateRequest {
+  verb: CreateVerb
+  plan: Plan
+  /** Opens the one login (answering 2FA through the interaction); not called for --bundle. */
+  transport: () => Transport
+  interaction: Interaction
+  /** An ssh_config file to resolve the login host with (HPC_ANNEX_SSH_CONFIG). */
+  sshConfigFile?: string
+  condorTarball?: {path: string; sha256: string}
+  allowUnpinnedDownload?: boolean
+  /** Seconds a remote step may make no progress before it fails. */
+  stallTimeout: number
+  /** Aborted on Ctrl-C: every step stops and what was made is undone. */
+  signal: AbortSignal
+  output: CreateOutput
+  /** --bundle FILE: write a self-service bundle instead of logging in. */
+  bundleFile?: string
+}
+
+export interface CreateResult {
+  verb: CreateVerb
+  annexName: string
+  system: string
+  queue: string
+  nodes: number
+  lifetime: number
+  requestId: string
+  stateJobId: string
+  batchJobId?: string
+  pilotDir?: string
+  loginHost?: string
+  /** Container images of the annex's jobs; `sent` false when the login node had them cached. */
+  images: {name: string; sha256: string; bytes: number; sent: boolean}[]
+  /** Bundle bytes sent over the connection. */
+  bytesSent: number
+  /** Commands run on the login node after the login (a create needs two). */
+  remoteCommands: number
+  /** --bundle: the file written. */
+  bundleFile?: string
+}
+
+/** What the steps share as they go. */
+interface Work {
+  config?: AnnexConfig
+  collector?: string
+  scheddName?: string
+  sifs: SifImage[]
+  images: {name: string; sha256: string; path: string; bytes: number}[]
+  token?: BundleInputs['token']
+  password?: BundleInputs['password']
+  target?: LoginTarget
+  transport?: Transport
+  cached: Map<string, number>
+  request?: RequestJob
+  control: Partial<Record<ControlAttribute, string>>
+  bytesSent: number
+  remoteCommands: number
+  removeToken?: () => void
+}
+
+const MiB = 1024 * 1024
+
+function mib(bytes: number): string {
+  return `${(bytes / MiB).toFixed(bytes < 10 * MiB ? 1 : 0)} MiB`
+}
+
+function message(error: unknown): string {
+  return oneLine(error instanceof Error ? error.message : String(error))
+}
+
+/**
+ * create and add: the checks on the Access Point, the token, the one login,
+ * the cache question, the state job, the one staging-and-submit channel, and
+ * the job edits. Every step registers its undo before it makes anything; a
+ * failure or Ctrl-C unwinds them and the error says which step failed and
+ * what was undone.
+ */
+export async function createAnnex(request: CreateRequest): Promise<CreateResult> {
+  const {plan} = request
+  const cleanup = new CleanupStack()
+  const work: Work = {sifs: [], images: [], cached: new Map(), control: {}, bytesSent: 0, remoteCommands: 0}
+  let step = 'Checking the Access Point'
+  const run = async (title: string, body: (task: ListrTaskWrapper<unknown, never, never>) => Promise<void>) => {
+    step = title
+    request.signal.throwIfAborted()
+    await new Listr([{title, task: async (_ctx, task) => body(task as never)}], {
+      renderer: request.output === 'tty' ? 'default' : request.output === 'plain' ? 'simple' : 'silent',
+      fallbackRenderer: 'simple',
+      registerSignalListeners: false,
+      exitOnError: true,
+      rendererOptions: {collapseErrors: true},
+    }).run()
+    request.signal.throwIfAborted()
+  }
+
+  try {
+    await run('Checking the Access Point', async (task) => {
+      const config = await readAnnexConfig()
+      requireAnnexEnabled(config)
+      work.config = config
+      work.collector = annexCollector(config, plan.pool)
+      await checkAnnexNameRule(request.verb, plan.annexName)
+      const jobs = await annexJobs(plan.annexName)
+      checkRequireJob(config.requireJob, plan.annexName, jobs)
+      work.scheddName = await findScheddName(work.collector)
+      work.sifs = findSifImages(jobs)
+      work.images = await digestImages(work.sifs, (text) => (task.output = text))
+      const passwordFile = plan.passwordFile ?? config.passwordFile
+      ensurePasswordFile(passwordFile)
+      work.password = {path: passwordFile}
+      const overrides = await loginOverrides(plan.system.key)
+      const host = plan.login.hostFromFlag ? plan.login.host : (overrides.host ?? plan.login.host)
+      const user = plan.login.user ?? overrides.user
+      work.target = {host, ...(user === undefined ? {} : {user}), ...(request.sshConfigFile === undefined ? {} : {configFile: request.sshConfigFile})}
+      task.title = `Checked the Access Point: annex collector ${work.collector}, schedd ${work.scheddName}`
+    })
+
+    await run('Minting the annex token', async (task) => {
+      if (plan.tokenFile !== undefined) {
+        await readablePrivateFile(plan.tokenFile)
+        work.token = {path: plan.tokenFile}
+        task.title = `Using the token in ${plan.tokenFile}`
+        return
+      }
+      const config = work.config!
+      const token = await fetchToken({
+        type: plan.annexName,
+        user: currentUser(),
+        domain: tokenDomain(config),
+        keyName: config.tokenKeyName,
+        lifetime: config.tokenLifetime,
+        directory: config.tokenDirectory,
+        timeout: config.timeouts.tokenFetch,
+      })
+      // The pilots get their copy through the bundle; the local file never outlives this command.
+      work.removeToken = () => token.remove()
+      cleanup.register('deleted the local token', async () => token.remove())
+      work.token = {path: token.path}
+    })
+
+    if (request.bundleFile !== undefined) return await selfService(request, work, cleanup, run)
+
+    step = `Logging in to ${work.target!.host}`
+    const transport = request.transport()
+    work.transport = transport
+    cleanup.register(`closed the connection to ${work.target!.host}`, () => transport.close())
+    request.interaction.progress?.(`Logging in to ${work.target!.user ? `${work.target!.user}@` : ''}${work.target!.host} ...`)
+    await abortable(transport.connect(work.target!, request.interaction), request.signal)
+
+    const digests = [...new Set([...work.images.map((i) => i.sha256), ...(request.condorTarball ? [request.condorTarball.sha256] : [])])]
+    if (digests.length > 0) {
+      await run('Asking the login node what it has cached', async (task) => {
+        const result = await remote(work, cacheProbeCommand(digests), request.signal)
+        if (result.code !== 0) throw systemError(`the cache query exited with status ${result.code}: ${lastLine(result.stderr)}`)
+        const present = parseCacheProbe(result.stdout)
+        const sizes = new Map([...work.images.map((i) => [i.sha256, i.bytes] as const)])
+        if (request.condorTarball) sizes.set(request.condorTarball.sha256, (await stat(request.condorTarball.path)).size)
+        for (const [digest, size] of present) if (sizes.get(digest) === size) work.cached.set(digest, size)
+        task.title = `The login node has ${work.cached.size} of ${digests.length} objects cached`
+      })
+    }
+
+    await run(`Submitting the state job for ${plan.annexName}`, async (task) => {
+      const since = Math.floor(Date.now() / 1000) - 1
+      cleanup.register('removed the state job', async () => {
+        const reason = `hpc-annex ${request.verb} failed at: ${step}`
+        if (work.request) return removeJobs(work.request.jobId, reason)
+        // Interrupted inside condor_submit: find the job it may have queued.
+        const strays = await queryJobs({
+          constraint: `hpc_annex_name == ${classadString(plan.annexName)} && QDate >= ${since} && hpc_annex_JOB_ID =?= undefined`,
+          attributes: ['ClusterId', 'ProcId'],
+        })
+        for (const job of strays) await removeJobs(`${String(job.ClusterId)}.${String(job.ProcId)}`, reason)
+      })
+      work.request = await submitStateJob(plan, {collector: work.collector!})
+      task.title = `Submitted the state job ${work.request.jobId} (request ${work.request.requestId})`
+    })
+
+    await run(`Staging and submitting the ${plan.system.batch === 'slurm' ? 'SLURM' : 'HTCondor'} job on ${work.target!.host}`, async (task) => {
+      await stageAndSubmit(request, work, cleanup, (text) => (task.output = text))
+      task.title = `Submitted batch job ${work.control.JOB_ID} on ${work.target!.host}`
+    })
+
+    if (work.sifs.length > 0) {
+      await run(`Pointing ${work.sifs.length} job(s) at their staged images`, async () => {
+        await editJobsForStagedImages(work.sifs)
+      })
+    }
+  } catch (error) {
+    const report = await cleanup.unwind()
+    const undone = describeCleanup(report)
+    const interrupted = request.signal.aborted
+    const reason = interrupted ? 'interrupted' : message(error)
+    const text = `${step} failed: ${reason}${undone ? ` (${undone})` : ''}`
+    if (interrupted) throw new AnnexError(text, {exit: 130, cause: error})
+    throw new AnnexError(text, {exit: error instanceof AnnexError ? error.exitCode : 2, cause: error, ...(error instanceof AnnexError && error.hint ? {hint: error.hint} : {})})
+  }
+
+  // Success: nothing to undo; the connection closes and the local token goes.
+  cleanup.dismiss()
+  await work.transport?.close()
+  work.removeToken?.()
+  return result(request, work)
+}
+
+function result(request: CreateRequest, work: Work, extra: Partial<CreateResult> = {}): CreateResult {
+  const {plan} = request
+  return {
+    verb: request.verb,
+    annexName: plan.annexName,
+    system: plan.system.key,
+    queue: plan.queue.name,
+    nodes: plan.nodes,
+    lifetime: plan.lifetime,
+    requestId: work.request!.requestId,
+    stateJobId: work.request!.jobId,
+    ...(work.control.JOB_ID === undefined ? {} : {batchJobId: work.control.JOB_ID}),
+    ...(work.control.PILOT_DIR === undefined ? {} : {pilotDir: work.control.PILOT_DIR}),
+    ...(work.target === undefined || request.bundleFile !== undefined ? {} : {loginHost: work.target.host}),
+    images: work.images.map((i) => ({name: i.name, sha256: i.sha256, bytes: i.bytes, sent: !work.cached.has(i.sha256)})),
+    bytesSent: work.bytesSent,
+    remoteCommands: work.remoteCommands,
+    ...extra,
+  }
+}
+
+/** The sha256 of each distinct image file (jobs often share one), named as the jobs will see it. */
+async function digestImages(sifs: SifImage[], progress: (text: string) => void): Promise<Work['images']> {
+  const byPath = new Map<string, Work['images'][number]>()
+  const names = new Map<string, string>()
+  for (const sif of sifs) {
+    const name = sifEntryName(sif.basename)
+    if (!byPath.has(sif.path)) {
+      const bytes = (await stat(sif.path)).size
+      progress(`Checksumming ${name} (${mib(bytes)})`)
+      byPath.set(sif.path, {name, sha256: await sha256File(sif.path), path: sif.path, bytes})
+    }
+    const earlier = names.get(name)
+    if (earlier !== undefined && earlier !== sif.path) {
+      throw userError(`Two different container images are both named '${name}' (${earlier} and ${sif.path}); rename one.`)
+    }
+    names.set(name, sif.path)
+  }
+  return [...byPath.values()]
+}
+
+/** A --token_file must exist, be readable, and be the user's secret. */
+async function readablePrivateFile(path: string): Promise<void> {
+  let mode: number
+  try {
+    mode = (await stat(path)).mode
+  } catch (error) {
+    throw userError(`Cannot read the token file '${path}' (${message(error)}); change --token_file.`)
+  }
+  if ((mode & 0o077) !== 0) throw userError(`The token file '${path}' is readable by others; run chmod 600 on it.`)
+}
+
+function lastLine(text: string): string {
+  const lines = text.split('\n').map((l) => l.trim()).filter((l) => l !== '')
+  return lines.at(-1) ?? ''
+}
+
+function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason)
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason)
+    signal.addEventListener('abort', onAbort, {once: true})
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort)
+        resolve(value)
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort)
+        reject(error)
+      },
+    )
+  })
+}
+
+async function remote(work: Work, command: string, signal: AbortSignal, options: Parameters<Transport['exec']>[1] = {}) {
+  work.remoteCommands += 1
+  return work.transport!.exec(command, {signal, ...options})
+}
+
+/** The command that cancels this request's batch job on the login node. */
+function cancelCommand(plan: Plan, jobId: string): string {
+  return plan.system.batch === 'slurm' ? `scancel -- ${shellQuote(jobId)}` : `condor_rm ${shellQuote(jobId)}`
+}
+
+/**
+ * The one channel that matters: the bundle (only what the login node lacks)
+ * streams in as the back-end's stdin; its control lines go to the state job
+ * as they arrive, its progress lines to the task list.
+ */
+async function stageAndSubmit(request: CreateRequest, work: Work, cleanup: CleanupStack, progress: (text: string) => void): Promise<void> {
+  const {plan} = request
+  const ap: ApContext = {
+    requestId: work.request!.requestId,
+    collector: work.collector!,
+    scheddName: work.scheddName!,
+    images: work.images.map((i) => ({name: i.name, sha256: i.sha256})),
+    ...(request.condorTarball ? {stagedTarballSha256: request.condorTarball.sha256} : {}),
+    ...(request.allowUnpinnedDownload ? {allowUnpinnedDownload: true} : {}),
+  }
+  const inputs: BundleInputs = {
+    token: work.token!,
+    password: work.password!,
+    sifs: work.images.filter((i) => !work.cached.has(i.sha256)).map((i) => ({sha256: i.sha256, path: i.path})),
+    ...(request.condorTarball && !work.cached.has(request.condorTarball.sha256) ? {condorTarball: request.condorTarball} : {}),
+  }
+  const bulk = inputs.sifs!.reduce((sum, i) => sum + work.images.find((x) => x.sha256 === i.sha256)!.bytes, 0) +
+    (inputs.condorTarball ? (await stat(inputs.condorTarball.path)).size : 0)
+
+  // Registered before the back-end can submit anything.
+  cleanup.register('cancelled the batch job', async () => {
+    const jobId = work.control.JOB_ID
+    if (jobId === undefined) return
+    const result = await work.transport!.exec(cancelCommand(plan, jobId))
+    if (result.code !== 0) throw new Error(`${cancelCommand(plan, jobId)} exited with status ${result.code}: ${lastLine(result.stderr)}`)
+  })
+
+  const watchdog = new StallWatchdog(`Staging on ${work.target!.host}`, request.stallTimeout * 1000)
+  const local = new AbortController()
+  const signal = AbortSignal.any([request.signal, watchdog.signal, local.signal])
+  let lastShown = 0
+  const counter = new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      work.bytesSent += chunk.length
+      watchdog.progress()
+      const now = Date.now()
+      if (bulk > MiB && now - lastShown > (request.output === 'tty' ? 200 : 10_000)) {
+        lastShown = now
+        progress(`Sent ${mib(Math.min(work.bytesSent, bulk))} of ${mib(bulk)}`)
+      }
+      callback(null, chunk)
+    },
+  })
+  const bundle: Readable = bundleStream(renderFiles(plan, ap), inputs)
+  bundle.on('error', (error) => local.abort(systemError(`Cannot read what is to be staged: ${message(error)}`)))
+  bundle.pipe(counter)
+
+  const parser = new BackendOutputParser()
+  const decoder = new StringDecoder('utf8')
+  let edits: Promise<void> = Promise.resolve()
+  let editError: unknown
+  const handle = (events: ReturnType<BackendOutputParser['push']>) => {
+    for (const event of events) {
+      if (event.kind === 'progress') progress(event.text)
+      else if (event.kind === 'control' && ['PID', 'PILOT_DIR', 'JOB_ID'].includes(event.attribute)) {
+        const attribute = event.attribute as ControlAttribute
+        work.control[attribute] = event.value
+        // In order, one at a time: the state job always shows the latest value.
+        edits = edits.then(() => recordControlValue(work.request!, attribute, event.value)).catch((error: unknown) => {
+          editError ??= error
+        })
+      } else if (event.kind === 'output') progress(event.line)
+    }
+  }
+  let stderr = ''
+  let result
+  try {
+    result = await remote(work, bootstrapCommand(), signal, {
+      stdin: counter,
+      collect: false,
+      onStdout: (chunk) => {
+        watchdog.progress()
+        handle(parser.push(decoder.write(chunk)))
+      },
+      onStderr: (chunk) => {
+        watchdog.progress()
+        stderr = (stderr + chunk.toString('utf8')).slice(-4000)
+      },
+    })
+  } catch (error) {
+    throw signal.aborted && !request.signal.aborted ? signal.reason : error
+  } finally {
+    watchdog.stop()
+    bundle.unpipe(counter)
+    bundle.destroy()
+  }
+  handle(parser.push(decoder.end()))
+  handle(parser.end())
+  await edits
+  if (result.code !== 0) {
+    const what = result.code === null ? `was killed (${result.signal ?? 'signal'})` : (BACKEND_FAILURES[result.code] ?? `exited with status ${result.code}`)
+    const detail = lastLine(stderr).replace(/^hpc-annex back-end: /, '')
+    throw systemError(`${what}${detail ? `: ${detail}` : ''}`)
+  }
+  if (editError !== undefined) throw editError
+  if (work.control.JOB_ID === undefined) throw systemError('the back-end finished but reported no batch job id')
+}
+
+/** --bundle: everything a create sends, written to a file the user carries to the login node. */
+async function selfService(
+  request: CreateRequest,
+  work: Work,
+  cleanup: CleanupStack,
+  run: (title: string, body: (task: ListrTaskWrapper<unknown, never, never>) => Promise<void>) => Promise<void>,
+): Promise<CreateResult> {
+  const {plan} = request
+  const file = request.bundleFile!
+  await run(`Submitting the state job for ${plan.annexName}`, async () => {
+    cleanup.register('removed the state job', async () => {
+      if (work.request) await removeJobs(work.request.jobId, `hpc-annex ${request.verb} --bundle failed`)
+    })
+    work.request = await submitStateJob(plan, {collector: work.collector!})
+  })
+  await run(`Writing the self-service bundle ${file}`, async () => {
+    const ap: ApContext = {
+      requestId: work.request!.requestId,
+      collector: work.collector!,
+      scheddName: work.scheddName!,
+      images: work.images.map((i) => ({name: i.name, sha256: i.sha256})),
+      ...(request.condorTarball ? {stagedTarballSha256: request.condorTarball.sha256} : {}),
+      ...(request.allowUnpinnedDownload ? {allowUnpinnedDownload: true} : {}),
+    }
+    cleanup.register(`removed ${file}`, () => rm(file, {force: true}))
+    await writeBundle(file, renderFiles(plan, ap, {setup: true}), {
+      token: work.token!,
+      password: work.password!,
+      sifs: work.images.map((i) => ({sha256: i.sha256, path: i.path})),
+      ...(request.condorTarball ? {condorTarball: request.condorTarball} : {}),
+    }, {prefix: `hpc-annex-${plan.annexName}`})
+  })
+  if (work.sifs.length > 0) await run(`Pointing ${work.sifs.length} job(s) at their staged images`, () => editJobsForStagedImages(work.sifs))
+  // The bundle is the result; the local token copy goes.
+  cleanup.dismiss()
+  work.removeToken?.()
+  return result(request, work, {bundleFile: file})
+}

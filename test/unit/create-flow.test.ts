@@ -1,0 +1,153 @@
+import {existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {join} from 'node:path'
+
+import {afterEach, beforeEach, describe, expect, it} from 'vitest'
+
+import {createAnnex, type CreateRequest} from '../../src/annex/create.js'
+import {AnnexError} from '../../src/errors.js'
+import {sha256File} from '../../src/staging/index.js'
+import {createFakeCondor, type FakeCondor} from '../fixtures/fake-condor/index.mjs'
+import {LocalTransport} from '../fixtures/local-transport.js'
+import {fakeCondorTarball, makeStubs, planFor, tempDir} from './render-helpers.js'
+
+let fake: FakeCondor
+let restore: () => void
+let work: string
+let stubs: string
+let home: string
+let transport: LocalTransport
+let tarball: {path: string; sha256: string}
+
+beforeEach(async () => {
+  fake = createFakeCondor()
+  restore = fake.install()
+  fake.advertise({MyType: 'Scheduler', Name: 'ap.example.org', MyAddress: '<127.0.0.1:9618>'})
+  work = tempDir('create')
+  stubs = makeStubs()
+  home = join(work, 'home')
+  mkdirSync(home)
+  process.env.HOME = join(work, 'ap-home')
+  transport = new LocalTransport({PATH: `${stubs}:/usr/bin:/bin`, HOME: home, SCRATCH: join(work, 'scratch'), USER: 'alice'}, home)
+  const path = fakeCondorTarball(work)
+  tarball = {path, sha256: await sha256File(path)}
+})
+afterEach(() => {
+  restore()
+  fake.cleanup()
+  rmSync(work, {recursive: true, force: true})
+  rmSync(stubs, {recursive: true, force: true})
+})
+
+function request(overrides: Partial<CreateRequest> = {}, input: Parameters<typeof planFor>[0] = {target: 'wholenode@anvil', nodes: '2'}): CreateRequest {
+  return {
+    verb: 'create',
+    plan: planFor({...input, name: 'demo'}),
+    transport: () => transport,
+    interaction: {answer: async () => { throw new Error('no prompts expected') }},
+    condorTarball: tarball,
+    stallTimeout: 30,
+    signal: new AbortController().signal,
+    output: 'silent',
+    ...overrides,
+  }
+}
+
+function image(name: string, bytes: number): string {
+  const dir = join(work, 'jobs')
+  mkdirSync(dir, {recursive: true})
+  writeFileSync(join(dir, name), Buffer.alloc(bytes, 3))
+  return join(dir, name)
+}
+
+function stateJob() {
+  return fake.state().jobs.find((job) => job.hpc_annex_name === 'demo')
+}
+
+describe('create, end to end against a local "login node"', () => {
+  it('logs in once, asks the cache once, stages and submits in one command, and records the batch job on the state job', async () => {
+    const sif = image('analysis.sif', 2 * 1024 * 1024)
+    const job = fake.addJob({TargetAnnexName: 'demo', TransferContainer: true, ContainerImage: 'analysis.sif', Iwd: join(work, 'jobs'), TransferInput: 'analysis.sif,data.txt'})
+
+    const result = await createAnnex(request())
+
+    expect(transport.connects).toBe(1)
+    expect(transport.commands).toHaveLength(2)
+    expect(result.remoteCommands).toBe(2)
+    expect(result.batchJobId).toBe('4242')
+    expect(result.images).toEqual([{name: 'analysis.sif', sha256: await sha256File(sif), bytes: 2 * 1024 * 1024, sent: true}])
+    expect(result.bytesSent).toBeGreaterThan(2 * 1024 * 1024)
+
+    const ad = stateJob()!
+    expect(ad.hpc_annex_JOB_ID).toBe('4242')
+    expect(ad.hpc_annex_PILOT_DIR).toBe(result.pilotDir)
+    expect(String(ad.hpc_annex_PID)).toMatch(/^\d+$/)
+    expect(result.requestId).toBe(ad.GlobalJobID)
+
+    // The image reached the pilot directory and the cache; the job points at its staged copy.
+    expect(readFileSync(join(result.pilotDir!, 'sif', 'analysis.sif')).length).toBe(2 * 1024 * 1024)
+    expect(existsSync(join(home, '.hpc-annex', 'cache', result.images[0]!.sha256))).toBe(true)
+    const edited = fake.state().jobs.find((j) => j.ClusterId === job.ClusterId)!
+    expect(edited.ContainerImage).toBe('analysis.sif')
+    expect(edited.TransferInput).toBe('data.txt')
+
+    // Nothing left behind: staging directory gone, local token deleted.
+    expect(readdirSync(join(home, '.hpc-annex', 'tmp'))).toEqual([])
+    expect(fake.tokenFiles()).toEqual([])
+    expect(transport.closes).toBe(1)
+  })
+
+  it('a second request with the same image and tarball sends neither', async () => {
+    const sif = image('big.sif', 4 * 1024 * 1024)
+    fake.addJob({TargetAnnexName: 'demo', TransferContainer: true, ContainerImage: sif})
+    const first = await createAnnex(request())
+    expect(first.images[0]!.sent).toBe(true)
+
+    const second = await createAnnex(request({verb: 'add'}))
+    expect(second.images[0]!.sent).toBe(false)
+    expect(second.bytesSent).toBeLessThan(256 * 1024)
+    expect(second.remoteCommands).toBe(2)
+    expect(readFileSync(join(second.pilotDir!, 'sif', 'big.sif')).length).toBe(4 * 1024 * 1024)
+  })
+
+  it('a refused batch job: the error names the step and what was undone; nothing is left', async () => {
+    fake.update((state) => { state.config.HPC_ANNEX_REQUIRE_JOB = 'false' })
+    writeFileSync(join(stubs, 'sbatch.fail'), '')
+    const error = await createAnnex(request()).catch((e: unknown) => e)
+    expect(error).toBeInstanceOf(AnnexError)
+    expect((error as AnnexError).exitCode).toBe(2)
+    expect((error as AnnexError).message).toMatch(/^Staging and submitting the SLURM job on .* failed: the batch system refused the job: sbatch refused the job \(undone: .*removed the state job.*deleted the local token\)$/)
+    expect(stateJob()).toBeUndefined()
+    expect(fake.state().history.find((j) => j.hpc_annex_name === 'demo')?.RemoveReason).toMatch(/hpc-annex create failed at: Staging/)
+    expect(fake.tokenFiles()).toEqual([])
+    expect(readdirSync(join(home, '.hpc-annex', 'tmp'))).toEqual([])
+    expect(readdirSync(join(work, 'scratch'))).toEqual([])
+  })
+
+  it('Ctrl-C while the back-end runs: the remote side stops, the state job goes, exit 130', async () => {
+    fake.update((state) => { state.config.HPC_ANNEX_REQUIRE_JOB = 'false' })
+    // sbatch that hangs: the interrupt arrives while the back-end waits on it.
+    writeFileSync(join(stubs, 'sbatch'), '#!/bin/bash\nsleep 30\n', {mode: 0o755})
+    const controller = new AbortController()
+    const pending = createAnnex(request({signal: controller.signal}))
+    const started = Date.now()
+    while (!stateJob()?.hpc_annex_PILOT_DIR && Date.now() - started < 20_000) await new Promise((r) => setTimeout(r, 50))
+    controller.abort(new Error('interrupted'))
+    const error = await pending.catch((e: unknown) => e)
+    expect((error as AnnexError).exitCode).toBe(130)
+    expect((error as AnnexError).message).toMatch(/failed: interrupted \(undone: .*removed the state job/)
+    expect(stateJob()).toBeUndefined()
+    expect(fake.tokenFiles()).toEqual([])
+    // The back-end's EXIT trap removed the pilot directory and the staging directory.
+    const deadline = Date.now() + 5000
+    while (readdirSync(join(work, 'scratch')).length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
+    expect(readdirSync(join(work, 'scratch'))).toEqual([])
+    expect(readdirSync(join(home, '.hpc-annex', 'tmp'))).toEqual([])
+  })
+
+  it('checks on the Access Point come first: a taken name logs in nowhere', async () => {
+    fake.addJob({hpc_annex_name: 'demo'})
+    await expect(createAnnex(request())).rejects.toThrow(/already created an annex named 'demo'/)
+    expect(transport.connects).toBe(0)
+    expect(fake.tokenFiles()).toEqual([])
+  })
+})
