@@ -217,7 +217,7 @@ export async function createAnnex(request: CreateRequest): Promise<CreateResult>
         })
         for (const job of strays) await removeJobs(`${String(job.ClusterId)}.${String(job.ProcId)}`, reason)
       })
-      work.request = await submitStateJob(plan, {collector: work.collector!})
+      work.request = await submitStateJob(plan, {collector: work.collector!, login: work.target!})
       task.title = `Submitted the state job ${work.request.jobId} (request ${work.request.requestId})`
     })
 
@@ -449,7 +449,7 @@ async function selfService(
     cleanup.register('removed the state job', async () => {
       if (work.request) await removeJobs(work.request.jobId, `hpc-annex ${request.verb} --bundle failed`)
     })
-    work.request = await submitStateJob(plan, {collector: work.collector!})
+    work.request = await submitStateJob(plan, {collector: work.collector!, login: work.target!})
   })
   await run(`Writing the self-service bundle ${file}`, async () => {
     const ap: ApContext = {

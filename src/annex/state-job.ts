@@ -12,6 +12,8 @@ export interface StateJobContext {
   collector: string
   /** The remote temporary directory, once known (else undefined, as HTCondor's tool allows). */
   remoteScriptDir?: string
+  /** The login node the request goes to (after the admin's per-system overrides). */
+  login?: {host: string; user?: string}
   /** How the schedd runs `hpc-annex internal mark-started`: node and our bin/run.js (default: this process's). */
   node?: string
   script?: string
@@ -55,6 +57,9 @@ export function stateJobDescription(plan: Plan, context: StateJobContext): strin
     memMb: plan.memMb === undefined ? null : String(plan.memMb),
     allocation: plan.project ?? null,
     remoteScriptDir: context.remoteScriptDir ?? null,
+    system: plan.system.key,
+    loginHost: context.login?.host ?? null,
+    loginUser: context.login?.user ?? null,
   })
 }
 

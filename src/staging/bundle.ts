@@ -177,6 +177,8 @@ export function bootstrapCommand(): string {
     'mkdir -p -- "$HOME/.hpc-annex/tmp"',
     'staging=$(mktemp -d "$HOME/.hpc-annex/tmp/bundle.XXXXXXXX")',
     `trap 'rm -rf -- "$staging"' EXIT`,
+    // A lost connection or a kill still runs the EXIT trap.
+    `trap 'exit 129' HUP INT TERM PIPE`,
     'tar -xf - -C "$staging"',
     'bash "$staging/backend.sh"',
   ].join(' && ')

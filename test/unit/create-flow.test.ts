@@ -1,4 +1,5 @@
 import {existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {userInfo} from 'node:os'
 import {join} from 'node:path'
 
 import {afterEach, beforeEach, describe, expect, it} from 'vitest'
@@ -139,7 +140,8 @@ describe('create, end to end against a local "login node"', () => {
     expect(fake.tokenFiles()).toEqual([])
     // The back-end's EXIT trap removed the pilot directory and the staging directory.
     const deadline = Date.now() + 5000
-    while (readdirSync(join(work, 'scratch')).length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
+    const leftovers = () => [...readdirSync(join(work, 'scratch')), ...readdirSync(join(home, '.hpc-annex', 'tmp'))]
+    while (leftovers().length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
     expect(readdirSync(join(work, 'scratch'))).toEqual([])
     expect(readdirSync(join(home, '.hpc-annex', 'tmp'))).toEqual([])
   })
@@ -151,3 +153,31 @@ describe('create, end to end against a local "login node"', () => {
     expect(fake.tokenFiles()).toEqual([])
   })
 })
+
+describe('the back-end when the connection is lost', () => {
+  it('withdraws a batch job it submitted but could not report, and removes the pilot directory', async () => {
+    const {renderFiles, bundleStream, bootstrapCommand} = await import('../../src/staging/index.js')
+    const {spawn} = await import('node:child_process')
+    const plan = planFor({target: 'wholenode@anvil', name: 'demo'})
+    const ap = {requestId: 'ap#5.0#1', collector: 'c:9618', scheddName: 's', stagedTarballSha256: tarball.sha256}
+    // sbatch succeeds, then the report of its id finds the connection gone.
+    writeFileSync(join(stubs, 'sbatch'), '#!/bin/bash\nsleep 1\necho "4242;cluster"\n', {mode: 0o755})
+    writeFileSync(join(stubs, 'scancel'), `#!/bin/bash\nprintf '%s\\n' "$@" > '${join(stubs, 'scancel.calls')}'\n`, {mode: 0o755})
+    const child = spawn('bash', ['-c', bootstrapCommand()], {env: {PATH: `${stubs}:/usr/bin:/bin`, HOME: home, SCRATCH: join(work, 'scratch'), USER: 'alice'}, cwd: home})
+    bundleStream(renderFiles(plan, ap), {token: Buffer.from('T'), password: Buffer.from('P'), condorTarball: tarball}).pipe(child.stdin)
+    let seen = ''
+    child.stdout.on('data', (chunk: Buffer) => {
+      seen += chunk.toString()
+      if (seen.includes('submitting the batch job')) child.stdout.destroy()
+    })
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve))
+    expect(code).not.toBe(0)
+    expect(readFileSync(join(stubs, 'scancel.calls'), 'utf8')).toBe(`--user=${execUser()}\n--name=hpc-annex.demo.ap_5.0_1\n`)
+    expect(readdirSync(join(work, 'scratch'))).toEqual([])
+    expect(readdirSync(join(home, '.hpc-annex', 'tmp'))).toEqual([])
+  })
+})
+
+function execUser(): string {
+  return userInfo().username
+}
