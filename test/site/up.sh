@@ -15,6 +15,8 @@
 #     partitions compute (default, whole nodes, 1 day), shared (shared by
 #     core, 1 day), debug (whole nodes, 30 min); limits enforced at submit;
 #     $SITE_DIR/scratch shared by all nodes
+#   * $SITE_DIR/condor/condor-test-<version>.tar.gz: a small HTCondor tarball
+#     whose condor_master is a test double (make-condor-tarball.sh)
 #   * the workstation side: a key, known_hosts and an ssh_config with the
 #     Host aliases hpc, hpc-2fa, hpc-one, hpc-pw
 #   * $SITE_DIR/site.json: everything a test needs (test/site/site-info.ts)
@@ -43,7 +45,8 @@ done
 
 D=$SITE_DIR
 # What this site was made from: a changed harness or other options restart it.
-STAMP=$(cat "$SITE_TOOLS/lib.sh" "$SITE_TOOLS/up.sh" | sha256sum | cut -d' ' -f1)
+STAMP=$(cat "$SITE_TOOLS/lib.sh" "$SITE_TOOLS/up.sh" "$SITE_TOOLS/make-condor-tarball.sh" \
+    "$SITE_TOOLS/condor-double/condor_master" | sha256sum | cut -d' ' -f1)
 
 site_running() {
     local inst name
@@ -329,6 +332,15 @@ all_idle() { [ "$(site_exec sinfo -h -p compute -t idle -o %D)" = "$SITE_NODES" 
 wait_for 30 all_idle || die "nodes not idle: $(site_exec sinfo -N)"
 step "slurmd x$SITE_NODES -> idle"
 
+# ------------------------------------------------------- the test HTCondor tarball
+mkdir -p "$D/condor"
+chmod 755 "$D/condor"
+version=$(sed -n 's/^VERSION=//p' "$SITE_TOOLS/condor-double/condor_master")
+TARBALL=$D/condor/condor-test-$version.tar.gz
+TARBALL_SHA256=$(bash "$SITE_TOOLS/make-condor-tarball.sh" "$TARBALL")
+chmod 644 "$TARBALL"
+step "test HTCondor tarball"
+
 # ------------------------------------------------------------ client side files
 HOSTKEY=$(cat "$D/ssh/ssh_host_ed25519_key.pub")
 for inst in "${SITE_SSHDS[@]}"; do
@@ -397,7 +409,9 @@ chmod 755 "$D/client/askpass.sh"
     printf '  "nodes": [%s],\n' "$(for i in $(seq "$SITE_NODES"); do json_str "node$i"; [ "$i" = "$SITE_NODES" ] || printf ', '; done)"
     printf '  "partitions": ["compute", "shared", "debug"],\n'
     printf '  "proctrack": %s,\n' "$(json_str "$PROCTRACK")"
-    printf '  "slurmLogs": %s\n' "$(json_str "$D/slurm/log")"
+    printf '  "slurmLogs": %s,\n' "$(json_str "$D/slurm/log")"
+    printf '  "condorTarball": %s,\n' "$(json_str "$TARBALL")"
+    printf '  "condorTarballSha256": %s\n' "$(json_str "$TARBALL_SHA256")"
     printf '}\n'
 } > "$D/site.json.tmp"
 chmod 644 "$D/site.json.tmp"
