@@ -88,9 +88,11 @@ describeOnSite('the loopback site', () => {
     const master = await ssh('hpc-one', '', ['-o', 'ControlMaster=yes', '-o', 'ControlPersist=60', '-fN', ...mux])
     expect(master.code).toBe(0)
     try {
+      expect((await ssh('hpc-one', '', [...mux, '-O', 'check'])).code).toBe(0)
       const before = logOffsets()
       const first = ssh('hpc-one', 'sleep 2; echo first', [...mux, '-o', 'BatchMode=yes'])
-      await new Promise(r => setTimeout(r, 700))
+      // wait until the first session runs on the master's connection
+      for (let i = 0; i < 100 && sshdCounts(before).sessions === 0; i++) await new Promise(r => setTimeout(r, 50))
       const second = await ssh('hpc-one', 'echo second', [...mux, '-o', 'BatchMode=yes'])
       expect(second.stderr).toMatch(/Session open refused by peer/)
       expect((await first).stdout).toBe('first\n')
@@ -99,5 +101,43 @@ describeOnSite('the loopback site', () => {
     } finally {
       await ssh('hpc-one', '', [...mux, '-O', 'exit'])
     }
+  })
+
+  it('runs a 3-node batch job whose srun reaches node1..node3, as the user, with a shared scratch', async () => {
+    const script = [
+      '#!/bin/bash',
+      '#SBATCH --nodes=3 --time=5 --job-name=site-fanout',
+      `#SBATCH --output=${s.scratch}/fanout-%j.out`,
+      'echo "batch $(id -un) $SLURM_JOB_PARTITION $(scontrol show hostnames "$SLURM_JOB_NODELIST" | tr "\\n" " ")"',
+      'srun -K0 -W0 -n 3 bash -c \'echo "task $(hostname) $(cat "$0")"\' "$SLURM_SUBMIT_DIR/marker" | sort',
+    ].join('\n')
+    const r = await ssh(
+      'hpc',
+      `set -e; cd ${s.scratch}; echo shared > marker; cat > fanout.sh; jid=$(sbatch --parsable fanout.sh); ` +
+        'while [ -n "$(squeue -h -j $jid)" ]; do sleep 0.2; done; cat fanout-$jid.out',
+      [],
+      process.env,
+      script,
+    )
+    expect(r.stderr).toBe('')
+    expect(r.stdout).toBe(`batch ${s.user} compute node1 node2 node3 \ntask node1 shared\ntask node2 shared\ntask node3 shared\n`)
+  })
+
+  it('enforces the partition limits at submit time', async () => {
+    const r = await ssh('hpc', 'sbatch -p debug -t 31 --wrap true')
+    expect(r.code).not.toBe(0)
+    expect(r.stderr).toMatch(/Requested time limit is invalid/)
+    const tooBig = await ssh('hpc', 'sbatch -p compute -N 4 --wrap true')
+    expect(tooBig.code).not.toBe(0)
+  })
+
+  it('cancels a running job with scancel', async () => {
+    const r = await ssh(
+      'hpc',
+      'jid=$(sbatch --parsable -p shared -n 1 -t 5 -o /dev/null --wrap "sleep 300"); ' +
+        'until [ "$(squeue -h -j $jid -o %T)" = RUNNING ]; do sleep 0.1; done; echo running; ' +
+        'scancel $jid; while [ -n "$(squeue -h -j $jid)" ]; do sleep 0.1; done; echo gone',
+    )
+    expect(r.stdout).toBe('running\ngone\n')
   })
 })

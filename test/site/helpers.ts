@@ -1,6 +1,7 @@
 import {createHmac} from 'node:crypto'
-import {existsSync, readFileSync, statSync, writeFileSync} from 'node:fs'
-import {join} from 'node:path'
+import {chmodSync, chownSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync} from 'node:fs'
+import {dirname, join} from 'node:path'
+import {execFileSync} from 'node:child_process'
 import {describe, inject} from 'vitest'
 import {readSiteInfo, SITE_DIR, type SiteInfo} from './site-info.js'
 
@@ -166,4 +167,36 @@ export interface RunResult {
   code: number | null
   stdout: string
   stderr: string
+}
+
+/**
+ * Lets the pilots' condor_master test double on the site advertise into the
+ * fake condor tools' collector whose state is `fakeStateDir`: makes
+ * `fakeStateDir` (and its parents) traversable and its `ads.d` writable by
+ * the site's user, and names it in ~hpcuser/.hpc-annex-test-collector (where
+ * the double looks, since a batch job does not carry the test's environment).
+ * Returns a function that undoes the pointer file.
+ */
+export function shareCollectorWithSite(fakeStateDir: string, info: SiteInfo = site()): () => void {
+  const uid = Number(execFileSync('id', ['-u', info.user], {encoding: 'utf8'}).trim())
+  const gid = Number(execFileSync('id', ['-g', info.user], {encoding: 'utf8'}).trim())
+  for (let dir = fakeStateDir; dir !== dirname(dir); dir = dirname(dir)) {
+    const mode = statSync(dir).mode
+    if ((mode & 0o001) === 0) chmodSync(dir, (mode & 0o7777) | 0o011)
+  }
+  const drop = join(fakeStateDir, 'ads.d')
+  mkdirSync(drop, {recursive: true})
+  chownSync(drop, uid, gid)
+  chmodSync(drop, 0o755)
+  const home = execFileSync('getent', ['passwd', info.user], {encoding: 'utf8'}).split(':')[5]!
+  const pointer = join(home, '.hpc-annex-test-collector')
+  writeFileSync(pointer, `${fakeStateDir}\n`)
+  chownSync(pointer, uid, gid)
+  return () => {
+    try {
+      if (readFileSync(pointer, 'utf8').trim() === fakeStateDir) rmSync(pointer)
+    } catch {
+      // already gone
+    }
+  }
 }

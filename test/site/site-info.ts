@@ -43,6 +43,11 @@ export interface SiteInfo {
   loginHostname: string
   /** "loopback" (everything on 127.0.0.1) or "netns" (behind an emulated network) */
   mode: string
+  /** SLURM partitions: compute (default, whole nodes), shared, debug (30 min) */
+  partitions: string[]
+  /** a small HTCondor tarball whose condor_master is a test double (test/site/README.md) */
+  condorTarball: string
+  condorTarballSha256: string
 }
 
 export const SITE_DIR = process.env.SITE_DIR ?? '/tmp/hpc-annex-site'

@@ -10,6 +10,13 @@
 #       24203  publickey only, MaxSessions 1
 #       24204  keyboard-interactive "Password: " then "Verification code: "
 #     for the unprivileged account $SITE_USER (default hpcuser)
+#   * SLURM (Debian slurm-wlm 22.05) with munge: slurmctld + one slurmd per
+#     node (node1..node3, 2 CPUs and 4000 MB each) on this one machine,
+#     partitions compute (default, whole nodes, 1 day), shared (shared by
+#     core, 1 day), debug (whole nodes, 30 min); limits enforced at submit;
+#     $SITE_DIR/scratch shared by all nodes
+#   * $SITE_DIR/condor/condor-test-<version>.tar.gz: a small HTCondor tarball
+#     whose condor_master is a test double (make-condor-tarball.sh)
 #   * the workstation side: a key, known_hosts and an ssh_config with the
 #     Host aliases hpc, hpc-2fa, hpc-one, hpc-pw
 #   * $SITE_DIR/site.json: everything a test needs (test/site/site-info.ts)
@@ -31,13 +38,15 @@ case "${1:-}" in
 esac
 
 for b in /usr/sbin/sshd /usr/bin/ssh-keygen /usr/bin/oathtool \
+         /usr/sbin/slurmctld /usr/sbin/slurmd /usr/sbin/munged /usr/bin/sbatch \
          /lib/x86_64-linux-gnu/security/pam_google_authenticator.so; do
     [ -e "$b" ] || die "$b missing: run test/site/install.sh first (as root)"
 done
 
 D=$SITE_DIR
 # What this site was made from: a changed harness or other options restart it.
-STAMP=$(cat "$SITE_TOOLS/lib.sh" "$SITE_TOOLS/up.sh" | sha256sum | cut -d' ' -f1)
+STAMP=$(cat "$SITE_TOOLS/lib.sh" "$SITE_TOOLS/up.sh" "$SITE_TOOLS/make-condor-tarball.sh" \
+    "$SITE_TOOLS/condor-double/condor_master" | sha256sum | cut -d' ' -f1)
 
 site_running() {
     local inst name
@@ -46,7 +55,13 @@ site_running() {
         read -r name _ <<< "$inst"
         pid_alive "$D/ssh/sshd-$name.pid" "$SITE_PAM_SERVICE" || return 1
     done
-    [ -e "/etc/pam.d/$SITE_PAM_SERVICE" ] && [ -e "/etc/pam.d/$SITE_PAM_SERVICE-pw" ]
+    [ -e "/etc/pam.d/$SITE_PAM_SERVICE" ] && [ -e "/etc/pam.d/$SITE_PAM_SERVICE-pw" ] || return 1
+    pid_alive "$D/slurm/run/slurmctld.pid" slurmctld || return 1
+    for i in $(seq "$SITE_NODES"); do
+        pid_alive "$D/slurm/run/slurmd-node$i.pid" slurmd || return 1
+    done
+    [ "$(readlink /etc/slurm/slurm.conf 2>/dev/null)" = "$D/slurm/slurm.conf" ] || return 1
+    munge -n 2>/dev/null | unmunge >/dev/null 2>&1
 }
 
 if site_running; then
@@ -61,12 +76,19 @@ if site_running; then
     fi
     log "the harness changed since the site was started: restarting it"
 fi
-if [ -n "$(site_mode)" ] || [ -n "$(site_leftover_pids)" ] || compgen -G "$D/ssh/*.pid" >/dev/null; then
+if [ -n "$(site_mode)" ] || [ -n "$(site_leftover_pids)" ] || compgen -G "$D/ssh/*.pid" >/dev/null ||
+   compgen -G "$D/slurm/run/*.pid" >/dev/null; then
     log "cleaning up a previous run first"
     bash "$SITE_TOOLS/down.sh"
 fi
+ports=()
 for inst in "${SITE_SSHDS[@]}"; do
     read -r _ port _ <<< "$inst"
+    ports+=("$port")
+done
+ports+=("$SITE_SLURMCTLD_PORT")
+for i in $(seq "$SITE_NODES"); do ports+=("$(( SITE_SLURMD_PORT0 + i - 1 ))"); done
+for port in "${ports[@]}"; do
     if [ -n "$(ss -Hltn "sport = :$port")" ]; then
         die "port $port is in use by something else: $(ss -Hltnp "sport = :$port")"
     fi
@@ -79,9 +101,10 @@ T_STEP=$T_START
 
 MODE=loopback
 LOGIN_HOST=login1                      # hostname of the login node
-mkdir -p "$D"/{bin,etc,client,ssh,otp}
-chmod 755 "$D" "$D"/{bin,etc,client}
+mkdir -p "$D"/{bin,etc,client,ssh,otp,slurm/{state,spool,log,run}}
+chmod 755 "$D" "$D"/{bin,etc,client,slurm}
 chmod 700 "$D"/ssh "$D"/otp
+chown slurm:slurm "$D"/slurm/{state,log,run}
 echo "$MODE" > "$D/mode"                # from here on down.sh knows there is something to undo
 
 # ---------------------------------------------------------------- the account
@@ -118,6 +141,7 @@ step "account + keys"
 {
     echo "127.0.0.1 localhost"
     echo "127.0.0.1 $LOGIN_HOST"
+    for i in $(seq "$SITE_NODES"); do echo "127.0.0.1 node$i"; done
 } > "$D/etc/hosts"
 chmod 644 "$D/etc/hosts"
 
@@ -200,6 +224,123 @@ for inst in "${SITE_SSHDS[@]}"; do
 done
 step "sshd x${#SITE_SSHDS[@]}"
 
+# ----------------------------------------------------------------------- munge
+# Reuse a munged that already answers on the default socket; otherwise start
+# one (as user munge, default key /etc/munge/munge.key made by the package).
+if munge -n 2>/dev/null | unmunge >/dev/null 2>&1; then
+    log "munge: reusing the running munged"
+else
+    [ -s /etc/munge/munge.key ] || runuser -u munge -- mungekey --create
+    install -d -o munge -g munge -m 755 /run/munge
+    runuser -u munge -- /usr/sbin/munged </dev/null
+    wait_for 5 test -s /run/munge/munged.pid || die "munged did not start"
+    cp /run/munge/munged.pid "$D/munged.pid"    # marks "started by us"
+    wait_for 5 sh -c 'munge -n | unmunge' || die "munged does not answer"
+fi
+step "munge"
+
+# ----------------------------------------------------------------------- slurm
+# SITE_PROCTRACK=auto|cgroup|linuxproc. auto: cgroup when a cgroup v1 freezer
+# hierarchy is mounted, else linuxproc. With cgroup, scancel also stops a job
+# process that double-forked out of its step, as on real sites. Slurm 22.05's
+# cgroup/v2 plugin wants systemd, which these machines do not run.
+PROCTRACK=${SITE_PROCTRACK:-auto}
+if [ "$PROCTRACK" = auto ]; then
+    if grep -qE '^cgroup /sys/fs/cgroup/freezer cgroup .*freezer' /proc/mounts; then
+        PROCTRACK=cgroup
+    else
+        PROCTRACK=linuxproc
+    fi
+fi
+NODELIST="node[1-$SITE_NODES]"
+cat > "$D/slurm/slurm.conf" <<EOF
+# The hpc-annex test site's cluster, generated by $SITE_TOOLS/up.sh.
+ClusterName=$SITE_CLUSTER
+SlurmctldHost=$LOGIN_HOST(127.0.0.1)
+SlurmctldPort=$SITE_SLURMCTLD_PORT
+SlurmdPort=$SITE_SLURMD_PORT0
+AuthType=auth/munge
+CredType=cred/munge
+SlurmUser=slurm
+SlurmdUser=root
+StateSaveLocation=$D/slurm/state
+SlurmdSpoolDir=$D/slurm/spool/%n
+SlurmctldPidFile=$D/slurm/run/slurmctld.pid
+SlurmdPidFile=$D/slurm/run/slurmd-%n.pid
+SlurmctldLogFile=$D/slurm/log/slurmctld.log
+SlurmdLogFile=$D/slurm/log/slurmd-%n.log
+SlurmctldDebug=info
+SlurmdDebug=info
+ProctrackType=proctrack/$PROCTRACK
+TaskPlugin=task/none
+JobAcctGatherType=jobacct_gather/none
+# no slurmdbd: sacct does not work; finished jobs stay in squeue -t all and
+# scontrol for MinJobAge seconds, and are appended to jobcomp.log
+AccountingStorageType=accounting_storage/none
+JobCompType=jobcomp/filetxt
+JobCompLoc=$D/slurm/log/jobcomp.log
+MinJobAge=300
+SchedulerType=sched/backfill
+# batch_sched_delay=0: start a batch job as soon as it is submitted (~1 s
+# instead of ~3 s)
+SchedulerParameters=batch_sched_delay=0
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core
+# refuse at submit time a job that breaks a partition limit (-p debug -t 31)
+EnforcePartLimits=ALL
+# advertise the node sizes below whatever the hardware is
+SlurmdParameters=config_overrides
+MpiDefault=none
+# bind slurmctld/slurmd to 127.0.0.1, not 0.0.0.0
+CommunicationParameters=NoCtldInAddrAny,NoInAddrAny
+ReturnToService=2
+SlurmdTimeout=60
+KillWait=5
+InactiveLimit=0
+# all nodes on 127.0.0.1: one slurmd port per node
+NodeName=$NODELIST NodeAddr=127.0.0.1 Port=[$SITE_SLURMD_PORT0-$(( SITE_SLURMD_PORT0 + SITE_NODES - 1 ))] CPUs=$SITE_NODE_CPUS RealMemory=$SITE_NODE_MEM State=UNKNOWN
+PartitionName=compute Nodes=$NODELIST Default=YES MaxTime=1-00:00:00 DefaultTime=1:00:00 OverSubscribe=EXCLUSIVE State=UP
+PartitionName=shared Nodes=$NODELIST MaxTime=1-00:00:00 DefaultTime=1:00:00 State=UP
+PartitionName=debug Nodes=$NODELIST MaxTime=30:00 DefaultTime=10:00 OverSubscribe=EXCLUSIVE State=UP
+EOF
+chmod 644 "$D/slurm/slurm.conf"
+# Client commands (sbatch run by the user over ssh) and slurmstepd read
+# /etc/slurm/slurm.conf: point it at ours unless something else is there.
+if [ -e /etc/slurm/slurm.conf ] && [ "$(readlink /etc/slurm/slurm.conf)" != "$D/slurm/slurm.conf" ]; then
+    die "/etc/slurm/slurm.conf exists and is not this site's; move it away first"
+fi
+mkdir -p /etc/slurm
+ln -sfn "$D/slurm/slurm.conf" /etc/slurm/slurm.conf
+if [ "$PROCTRACK" = cgroup ]; then
+    # cgroup v1, freezer only (nothing is constrained). Each slurmd makes
+    # /sys/fs/cgroup/freezer/slurm_<node>; down.sh removes them.
+    printf 'CgroupPlugin=cgroup/v1\nCgroupMountpoint=/sys/fs/cgroup\nConstrainCores=no\nConstrainRAMSpace=no\nConstrainDevices=no\n' > "$D/slurm/cgroup.conf"
+    if [ -e /etc/slurm/cgroup.conf ] && [ "$(readlink /etc/slurm/cgroup.conf)" != "$D/slurm/cgroup.conf" ]; then
+        die "/etc/slurm/cgroup.conf exists and is not this site's"
+    fi
+    ln -sfn "$D/slurm/cgroup.conf" /etc/slurm/cgroup.conf
+fi
+
+# -f with the path in $SITE_DIR: down.sh finds the daemons of a crashed run by it
+as_host "$LOGIN_HOST" /usr/sbin/slurmctld -f "$D/slurm/slurm.conf" -c </dev/null   # -c: empty state
+wait_for 20 site_exec scontrol ping || die "slurmctld not answering: $(tail -5 "$D/slurm/log/slurmctld.log")"
+step "slurmctld"
+for i in $(seq "$SITE_NODES"); do
+    as_host "node$i" /usr/sbin/slurmd -f "$D/slurm/slurm.conf" -N "node$i" </dev/null
+done
+all_idle() { [ "$(site_exec sinfo -h -p compute -t idle -o %D)" = "$SITE_NODES" ]; }
+wait_for 30 all_idle || die "nodes not idle: $(site_exec sinfo -N)"
+step "slurmd x$SITE_NODES -> idle"
+
+# ------------------------------------------------------- the test HTCondor tarball
+mkdir -p "$D/condor"
+chmod 755 "$D/condor"
+version=$(sed -n 's/^VERSION=//p' "$SITE_TOOLS/condor-double/condor_master")
+TARBALL=$D/condor/condor-test-$version.tar.gz
+TARBALL_SHA256=$(bash "$SITE_TOOLS/make-condor-tarball.sh" "$TARBALL")
+chmod 644 "$TARBALL"
+step "test HTCondor tarball"
+
 # ------------------------------------------------------------ client side files
 HOSTKEY=$(cat "$D/ssh/ssh_host_ed25519_key.pub")
 for inst in "${SITE_SSHDS[@]}"; do
@@ -265,7 +406,12 @@ chmod 755 "$D/client/askpass.sh"
     printf '  "loginHostname": %s,\n' "$(json_str "$LOGIN_HOST")"
     printf '  "mode": %s,\n' "$(json_str "$MODE")"
     printf '  "scratch": %s,\n' "$(json_str "$D/scratch")"
-    printf '  "nodes": []\n'
+    printf '  "nodes": [%s],\n' "$(for i in $(seq "$SITE_NODES"); do json_str "node$i"; [ "$i" = "$SITE_NODES" ] || printf ', '; done)"
+    printf '  "partitions": ["compute", "shared", "debug"],\n'
+    printf '  "proctrack": %s,\n' "$(json_str "$PROCTRACK")"
+    printf '  "slurmLogs": %s,\n' "$(json_str "$D/slurm/log")"
+    printf '  "condorTarball": %s,\n' "$(json_str "$TARBALL")"
+    printf '  "condorTarballSha256": %s\n' "$(json_str "$TARBALL_SHA256")"
     printf '}\n'
 } > "$D/site.json.tmp"
 chmod 644 "$D/site.json.tmp"
