@@ -24,8 +24,8 @@ export interface AnnexSite {
   start(args: string[], extra?: NodeJS.ProcessEnv): ReturnType<typeof spawn>
   /** A command on the login node as hpcuser (the test's own ssh, not the tool's). */
   onSite(command: string): RunResult
-  /** What a create may leave behind on the site: staging dirs, pilot dirs, hpcuser's batch jobs. */
-  leftovers(): {staging: string[]; pilots: string[]; jobs: string[]}
+  /** What a create may leave behind on the site: staging dirs, pilot dirs, hpcuser's batch jobs (by name). */
+  leftovers(): Leftovers
   close(): void
 }
 
@@ -49,6 +49,8 @@ export function annexSite(): AnnexSite {
     const r = spawnSync('ssh', ['-F', s.sshConfig, 'hpc', command], {encoding: 'utf8'})
     return {code: r.status, stdout: r.stdout, stderr: r.stderr}
   }
+  // Each test file starts with an empty login-node cache.
+  onSite('rm -rf ~/.hpc-annex')
   return {
     s,
     fake,
@@ -73,7 +75,7 @@ export function annexSite(): AnnexSite {
       return {
         staging: list('ls -A ~/.hpc-annex/tmp 2>/dev/null'),
         pilots: list(`ls -A ${s.scratch} 2>/dev/null`),
-        jobs: list('squeue --noheader --user="$(id -un)" --format=%i'),
+        jobs: list('squeue --noheader --user="$(id -un)" --format=%j'),
       }
     },
     close() {
@@ -83,6 +85,18 @@ export function annexSite(): AnnexSite {
       rmSync(home, {recursive: true, force: true})
     },
   }
+}
+
+export interface Leftovers {
+  staging: string[]
+  pilots: string[]
+  jobs: string[]
+}
+
+/** What is in `after` and was not in `before`: what a step left behind (other tests may share the site). */
+export function added(before: Leftovers, after: Leftovers): Leftovers {
+  const fresh = (b: string[], a: string[]) => a.filter((x) => !b.includes(x))
+  return {staging: fresh(before.staging, after.staging), pilots: fresh(before.pilots, after.pilots), jobs: fresh(before.jobs, after.jobs)}
 }
 
 export async function until<T>(what: string, get: () => Promise<T | undefined> | T | undefined, ms = 60_000): Promise<T> {
