@@ -87,7 +87,10 @@ ip link del "$SITE_VETH_WS" 2>/dev/null || true
 # 6. Files outside $SITE_DIR.
 [ "$(readlink /etc/slurm/slurm.conf 2>/dev/null)" = "$D/slurm/slurm.conf" ] && rm -f /etc/slurm/slurm.conf
 [ "$(readlink /etc/slurm/cgroup.conf 2>/dev/null)" = "$D/slurm/cgroup.conf" ] && rm -f /etc/slurm/cgroup.conf
-rm -f "/etc/pam.d/$SITE_PAM_SERVICE" "/etc/pam.d/$SITE_PAM_SERVICE-pw"
+for f in "/etc/pam.d/$SITE_PAM_SERVICE" "/etc/pam.d/$SITE_PAM_SERVICE-pw"; do
+    # only this site's (they name its secret directory)
+    if [ -e "$f" ] && grep -qF "secret=$D/otp/" "$f"; then rm -f "$f"; fi
+done
 
 # 7. Fresh Slurm state for the next up.sh; forget the mode and site.json.
 rm -rf "$D"/slurm/state/* "$D"/slurm/spool/* "$D/mode" "$D/shape" "$D/stamp" "$D/site.json"
