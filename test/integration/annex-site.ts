@@ -49,8 +49,6 @@ export function annexSite(): AnnexSite {
     const r = spawnSync('ssh', ['-F', s.sshConfig, 'hpc', command], {encoding: 'utf8'})
     return {code: r.status, stdout: r.stdout, stderr: r.stderr}
   }
-  // Each test file starts with an empty login-node cache.
-  onSite('rm -rf ~/.hpc-annex')
   return {
     s,
     fake,
@@ -80,7 +78,8 @@ export function annexSite(): AnnexSite {
     },
     close() {
       unshare()
-      onSite('scancel --user="$(id -un)"; rm -rf ~/.hpc-annex/tmp')
+      // This file's annexes only: batch jobs are named hpc-annex.<annex>.<request>.
+      onSite(`squeue --noheader --user="$(id -un)" --format='%i %j' | awk '$2 ~ /^hpc-annex\\./ {print $1}' | xargs -r scancel`)
       fake.cleanup()
       rmSync(home, {recursive: true, force: true})
     },
