@@ -78,7 +78,7 @@ export function annexSite(): AnnexSite {
     },
     close() {
       unshare()
-      // This file's annexes only: batch jobs are named hpc-annex.<annex>.<request>.
+      // hpc-annex batch jobs only (named hpc-annex.<annex>.<request>), not other tests' jobs.
       onSite(`squeue --noheader --user="$(id -un)" --format='%i %j' | awk '$2 ~ /^hpc-annex\\./ {print $1}' | xargs -r scancel`)
       fake.cleanup()
       rmSync(home, {recursive: true, force: true})
