@@ -7,7 +7,7 @@ import {execa} from 'execa'
 
 import {AnnexError, oneLine, systemError, userError} from '../errors.js'
 import {AskpassBridge} from './askpass.js'
-import {resolveTarget, sshG, type ResolvedTarget} from './config.js'
+import {findSsh, resolveTarget, sshG, type ResolvedTarget} from './config.js'
 import {knownHostName} from './known-hosts.js'
 import {SessionPool, withSession} from './pool.js'
 import type {ExecOptions, ExecResult, Interaction, LoginTarget, Transport} from './transport.js'
@@ -170,6 +170,7 @@ class StdinFeed {
 }
 
 const REFUSED = /session request failed|Session open refused|open failed/i
+const SSH_NOISE = /^(?:(?:mux_client_\S*|kex_exchange_identification|Connection closed by UNKNOWN|Control ?socket|ControlSocket)[^\n]*(?:\n|$))+$/
 
 /**
  * The system OpenSSH client with a ControlMaster: one master connection
@@ -188,7 +189,7 @@ export class OpenSshTransport implements Transport {
   #reused = false
   #lost: AnnexError | undefined
   #closed = false
-  #children = new Set<{kill(): boolean}>()
+  #children = new Set<{kill(): boolean; stdout?: {destroy(): void} | null; stderr?: {destroy(): void} | null}>()
 
   constructor(options: OpenSshOptions = {}) {
     this.#options = options
@@ -217,6 +218,9 @@ export class OpenSshTransport implements Transport {
   async connect(target: LoginTarget, interaction: Interaction): Promise<void> {
     if (this.#path) throw systemError('This SSH transport is already connected; make a new one for another login.')
     if (this.#closed) throw systemError('This SSH transport was closed; make a new one to log in again.')
+    if (this.#ssh === 'ssh' && (await findSsh()) === null) {
+      throw userError('The OpenSSH client (ssh) is not installed; install it, or use the built-in transport (--ssh ssh2).')
+    }
     const dir = this.#options.controlDir ?? defaultControlDir()
     ensureControlDir(dir)
     const resolved = await resolveTarget(target, {ssh: this.#ssh})
@@ -316,9 +320,11 @@ export class OpenSshTransport implements Transport {
     // ssh's own complaints are read too, to tell a refused session from the command's output.
     const sshErrors: Buffer[] = []
     child.stderr?.on('data', (chunk: Buffer) => {
+      if (sshErrors.length < 64) sshErrors.push(chunk)
+      // What the mux client itself says about a refused session or a gone master is not the command's output.
+      if (SSH_NOISE.test(chunk.toString('utf8'))) return
       options.onStderr?.(chunk)
       if (collect) stderr.push(chunk)
-      if (sshErrors.length < 64) sshErrors.push(chunk)
     })
     let stdinError: Error | undefined
     const detach = feed && child.stdin ? feed.attach(child.stdin, (error) => {
@@ -384,7 +390,12 @@ export class OpenSshTransport implements Transport {
     if (this.#closed) return
     this.#closed = true
     this.#pool.fail(systemError('The SSH connection was closed by hpc-annex before the command finished.'))
-    for (const child of this.#children) child.kill()
+    for (const child of this.#children) {
+      child.kill()
+      // The master keeps copies of these until the remote command ends.
+      child.stdout?.destroy()
+      child.stderr?.destroy()
+    }
     const target = this.#target
     const path = this.#path
     if (this.#ownMaster && !this.#options.keepMaster && target && path) {

@@ -16,7 +16,7 @@ import {AnnexError} from '../../src/errors.js'
 import {OpenSshTransport} from '../../src/ssh/openssh.js'
 import {Ssh2Transport} from '../../src/ssh/ssh2.js'
 import type {Interaction, LoginTarget, Prompt, Transport} from '../../src/ssh/transport.js'
-import {describeOnSite, freshOtpCode, logOffsets, site, sshdCounts, type SiteInfo} from '../site/helpers.js'
+import {describeOnSite, freshOtpCode, logOffsets, site, type SiteInfo} from '../site/helpers.js'
 
 const ROOT = join(import.meta.dirname, '..', '..')
 
@@ -69,6 +69,41 @@ function bigStream(size: number): {stream: Readable; digest: Promise<string>} {
   return {stream, digest}
 }
 
+/** Prints the client port of the connection a command runs on (from $SSH_CONNECTION). */
+const CLIENT_PORT = 'set -- $SSH_CONNECTION; echo "$2"'
+
+/**
+ * What an sshd log says about the connection from client `port` since
+ * `offsets` were taken. Other test runs may use the same site at the same
+ * time, so only this connection's lines are counted; that every command ran
+ * on this one connection is shown by their $SSH_CONNECTION.
+ */
+function forConnection(log: string, offsets: Record<string, number>, port: number): {connections: number; logins: number; sessions: number; failures: number} {
+  const text = readFileSync(log).subarray(offsets[log] ?? 0).toString('utf8')
+  const mine = new RegExp(` port ${port}( |$)`)
+  const counts = {connections: 0, logins: 0, sessions: 0, failures: 0}
+  for (const line of text.split('\n')) {
+    if (!mine.test(line)) continue
+    if (/^Connection from /.test(line)) counts.connections++
+    else if (/^Accepted (publickey|keyboard-interactive\/pam|password) for /.test(line)) counts.logins++
+    else if (/^Starting session: /.test(line)) counts.sessions++
+    else if (/^Failed \S+ for /.test(line)) counts.failures++
+  }
+  return counts
+}
+
+/** Runs `count` numbered commands at once; returns the one client port they all ran on. */
+async function concurrently(t: Transport, count: number, pause: string): Promise<number> {
+  const results = await Promise.all(Array.from({length: count}, (_, i) => t.exec(`${pause}echo ${i}; ${CLIENT_PORT}`)))
+  expect(results.every((r) => r.code === 0)).toBe(true)
+  // Refused sessions leave nothing of ssh's own in the output.
+  expect(results.map((r) => r.stderr).join('')).toBe('')
+  expect(results.map((r) => r.stdout.split('\n')[0])).toEqual(Array.from({length: count}, (_, i) => String(i)))
+  const ports = new Set(results.map((r) => Number(r.stdout.split('\n')[1])))
+  expect(ports.size).toBe(1)
+  return [...ports][0]!
+}
+
 describeOnSite('the transport contract', () => {
   let s: SiteInfo
   let tmp: string
@@ -94,7 +129,7 @@ describeOnSite('the transport contract', () => {
       await t?.close()
     })
 
-    it('returns exit codes and output, and rejects at once after close()', async () => {
+    it('returns exit codes and output', async () => {
       expect(await t.exec('echo out; echo err >&2')).toEqual({code: 0, stdout: 'out\n', stderr: 'err\n'})
       expect((await t.exec('exit 7')).code).toBe(7)
       expect((await t.exec('exit 255')).code).toBe(255)
@@ -149,36 +184,32 @@ describeOnSite('the transport contract', () => {
     it('runs 25 concurrent commands on one login with MaxSessions 10', async () => {
       const before = logOffsets([s.sshdLog.key])
       const mine = kind.make(tmp)
+      let port: number
       try {
         await mine.connect(target('hpc'), recorder())
-        const results = await Promise.all(Array.from({length: 25}, (_, i) => mine.exec(`sleep 0.1; echo ${i}`)))
-        expect(results.map((r) => r.stdout)).toEqual(Array.from({length: 25}, (_, i) => `${i}\n`))
-        expect(results.every((r) => r.code === 0)).toBe(true)
+        port = await concurrently(mine, 25, 'sleep 0.1; ')
       } finally {
         await mine.close()
       }
-      const counts = sshdCounts(before)
-      expect(counts.connections).toBe(1)
-      expect(counts.logins).toBe(1)
-      expect(counts.sessions).toBeGreaterThanOrEqual(25)
+      const counts = forConnection(s.sshdLog.key, before, port)
+      expect(counts).toMatchObject({connections: 1, logins: 1, failures: 0})
+      expect(counts.sessions).toBe(25)
     })
 
     it('runs 25 concurrent commands on one login with MaxSessions 1', async () => {
       const before = logOffsets([s.sshdLog.one])
       const mine = kind.make(tmp)
+      let port: number
       try {
         await mine.connect(target('hpc-one'), recorder())
-        const results = await Promise.all(Array.from({length: 25}, (_, i) => mine.exec(`echo ${i}`)))
-        expect(results.map((r) => r.stdout)).toEqual(Array.from({length: 25}, (_, i) => `${i}\n`))
+        port = await concurrently(mine, 25, '')
         // ssh2 sees its channels open and learns the limit exactly; ssh's mux clients only show refusals.
         if (kind.name === 'ssh2') expect(mine.sessionCap).toBe(1)
         else expect(mine.sessionCap).toBeLessThan(10)
       } finally {
         await mine.close()
       }
-      const counts = sshdCounts(before)
-      expect(counts.connections).toBe(1)
-      expect(counts.logins).toBe(1)
+      expect(forConnection(s.sshdLog.one, before, port)).toMatchObject({connections: 1, logins: 1, sessions: 25, failures: 0})
     })
 
     it('asks the 2FA question once: one login for 20 sequential and 20 concurrent commands', async () => {
@@ -186,21 +217,91 @@ describeOnSite('the transport contract', () => {
       const code = freshOtpCode(s)
       const interaction = recorder(() => code)
       const mine = kind.make(tmp)
+      const ports = new Set<number>()
       try {
         await mine.connect(target('hpc-2fa'), interaction)
-        for (let i = 0; i < 20; i++) expect((await mine.exec(`echo ${i}`)).stdout).toBe(`${i}\n`)
-        const results = await Promise.all(Array.from({length: 20}, (_, i) => mine.exec(`sleep 0.05; echo ${i}`)))
-        expect(results.map((r) => r.stdout)).toEqual(Array.from({length: 20}, (_, i) => `${i}\n`))
+        for (let i = 0; i < 20; i++) {
+          const result = await mine.exec(`echo ${i}; ${CLIENT_PORT}`)
+          expect(result.stdout.split('\n')[0]).toBe(String(i))
+          ports.add(Number(result.stdout.split('\n')[1]))
+        }
+        ports.add(await concurrently(mine, 20, 'sleep 0.05; '))
       } finally {
         await mine.close()
       }
       expect(interaction.asked).toHaveLength(1)
       expect(interaction.asked[0]!.prompt).toMatch(/Verification code/)
       expect(interaction.asked[0]!.echo).toBe(false)
-      const counts = sshdCounts(before)
-      expect(counts.connections).toBe(1)
-      expect(counts.logins).toBe(1)
-      expect(counts.sessions).toBe(40)
+      expect(ports.size).toBe(1)
+      expect(forConnection(s.sshdLog.otp, before, [...ports][0]!)).toEqual({connections: 1, logins: 1, sessions: 40, failures: 0})
+    })
+
+    it('answers keyboard-interactive questions over several rounds (password, then a code)', async () => {
+      const before = logOffsets([s.sshdLog.password])
+      const code = freshOtpCode(s)
+      const interaction = recorder((p) => (/password/i.test(p.prompt) ? s.password : code))
+      const mine = kind.make(tmp)
+      let port: number
+      try {
+        await mine.connect(target('hpc-pw'), interaction)
+        const result = await mine.exec(`whoami; ${CLIENT_PORT}`)
+        expect(result.stdout.split('\n')[0]).toBe(s.user)
+        port = Number(result.stdout.split('\n')[1])
+      } finally {
+        await mine.close()
+      }
+      expect(interaction.asked.map((p) => p.prompt)).toEqual([expect.stringMatching(/Password/), expect.stringMatching(/Verification code/)])
+      expect(interaction.asked.every((p) => !p.echo)).toBe(true)
+      expect(forConnection(s.sshdLog.password, before, port)).toMatchObject({connections: 1, logins: 1})
+    })
+
+    it('asks for the passphrase of an encrypted key', async () => {
+      const key = join(tmp, `${kind.name}-encrypted-key`)
+      writeFileSync(key, readFileSync(s.keyFile), {mode: 0o600})
+      await execa('ssh-keygen', ['-q', '-p', '-P', '', '-N', 'open sesame', '-f', key])
+      const interaction = recorder(() => 'open sesame')
+      const mine = kind.make(tmp)
+      try {
+        await mine.connect(target('hpc', {identityFile: key}), interaction)
+        expect((await mine.exec('echo in')).stdout).toBe('in\n')
+      } finally {
+        await mine.close()
+      }
+      expect(interaction.asked).toHaveLength(1)
+      expect(interaction.asked[0]).toMatchObject({prompt: expect.stringContaining(key), echo: false})
+    })
+
+    it('on a terminal, shows an unknown host key, asks, and remembers a yes', async () => {
+      const knownHosts = join(tmp, `${kind.name}-asked-known-hosts`)
+      writeFileSync(knownHosts, '')
+      const instructions: string[] = []
+      const asked: Prompt[] = []
+      const person: Interaction = {
+        interactive: true,
+        answer: async (prompts, text) => {
+          instructions.push(text)
+          asked.push(...prompts)
+          return prompts.map(() => 'yes')
+        },
+      }
+      const first = kind.name === 'ssh2' ? new Ssh2Transport({interactive: true}) : new OpenSshTransport({controlDir: mkdtempSync(join(tmp, 'ctl-')), interactive: true})
+      try {
+        await first.connect(target('hpc', {knownHostsFile: knownHosts}), person)
+        expect((await first.exec('true')).code).toBe(0)
+      } finally {
+        await first.close()
+      }
+      expect(asked).toHaveLength(1)
+      expect(asked[0]!.prompt).toMatch(/continue connecting \(yes\/no/)
+      expect(instructions.join('\n')).toMatch(/SHA256:[A-Za-z0-9+/]{43}/)
+      expect(readFileSync(knownHosts, 'utf8')).toMatch(/ssh-ed25519 /)
+      // Remembered: the next login asks nothing, even without a terminal.
+      const again = kind.make(tmp)
+      try {
+        await again.connect(target('hpc', {knownHostsFile: knownHosts}), recorder())
+      } finally {
+        await again.close()
+      }
     })
 
     it('refuses an unknown host key without a terminal, naming the host and the file', async () => {
@@ -244,17 +345,37 @@ describeOnSite('the transport contract', () => {
         `${readFileSync(s.sshConfig, 'utf8')}\nHost jumped\n    HostName 127.0.0.1\n    Port ${s.ports.one}\n    User ${s.user}\n` +
           `    IdentityFile ${s.keyFile}\n    IdentitiesOnly yes\n    UserKnownHostsFile ${s.knownHosts}\n    ProxyJump hpc\n`,
       )
-      const before = logOffsets([s.sshdLog.key, s.sshdLog.one])
+      const before = logOffsets([s.sshdLog.one])
       const mine = kind.make(tmp)
+      let port: number
       try {
         await mine.connect({host: 'jumped', configFile: config}, recorder())
-        expect((await mine.exec('echo through')).stdout).toBe('through\n')
+        const result = await mine.exec(`echo through; ${CLIENT_PORT}`)
+        expect(result.stdout.split('\n')[0]).toBe('through')
+        port = Number(result.stdout.split('\n')[1])
       } finally {
         await mine.close()
       }
-      const counts = sshdCounts(before)
-      expect(counts.byLog[s.sshdLog.key]!.logins).toBe(1)
-      expect(counts.byLog[s.sshdLog.one]!.logins).toBe(1)
+      // The login node saw one login, on a connection forwarded by the jump host.
+      expect(forConnection(s.sshdLog.one, before, port)).toMatchObject({connections: 1, logins: 1})
+    })
+
+    it('close() is idempotent; later commands fail at once', async () => {
+      const mine = kind.make(tmp)
+      await mine.connect(target('hpc'), recorder())
+      const running = mine.exec('sleep 30').then(
+        () => undefined,
+        (e: unknown) => e,
+      )
+      await new Promise((resolve) => setTimeout(resolve, 200))
+      const started = Date.now()
+      await mine.close()
+      await mine.close()
+      const error = await running
+      expect(error).toBeInstanceOf(AnnexError)
+      expect((error as Error).message).toMatch(/closed by hpc-annex/)
+      await expect(mine.exec('true')).rejects.toThrow(/closed/)
+      expect(Date.now() - started).toBeLessThan(5000)
     })
 
     it('lets the process exit after close(): nothing left running', async () => {
