@@ -1,4 +1,4 @@
-import {chmodSync, mkdirSync} from 'node:fs'
+import {chmodSync, lstatSync, mkdirSync} from 'node:fs'
 import {homedir} from 'node:os'
 import {join} from 'node:path'
 import type {Readable, Writable} from 'node:stream'
@@ -29,12 +29,28 @@ export interface OpenSshOptions {
   serverAliveInterval?: number
 }
 
+// A Unix socket path holds at most 107 bytes; <dir>/master-<40 hex> must fit.
+const SOCKET_PATH_MAX = 107
+const SOCKET_NAME_LENGTH = 'master-'.length + 40
+
+/**
+ * Where master sockets live: ~/.hpc-annex/ssh, or, when a long HOME would
+ * make the socket path too long for the kernel, a private directory under
+ * /tmp named for the user (the same one every run computes).
+ */
 export function defaultControlDir(env: NodeJS.ProcessEnv = process.env): string {
-  return join(env.HOME || homedir(), '.hpc-annex', 'ssh')
+  const preferred = join(env.HOME || homedir(), '.hpc-annex', 'ssh')
+  if (Buffer.byteLength(preferred) + 1 + SOCKET_NAME_LENGTH <= SOCKET_PATH_MAX) return preferred
+  return join('/tmp', `hpc-annex-ssh-${process.getuid?.() ?? 'user'}`)
 }
 
 function ensureControlDir(dir: string): void {
   mkdirSync(dir, {recursive: true, mode: 0o700})
+  // Under /tmp someone else could have made it first: it must be ours, a real directory.
+  const info = lstatSync(dir)
+  if (!info.isDirectory() || (process.getuid && info.uid !== process.getuid())) {
+    throw systemError(`${dir} is not a directory of yours; remove it, or set HOME to a shorter path.`)
+  }
   chmodSync(dir, 0o700)
 }
 

@@ -96,3 +96,14 @@ describe.each(engines)('resolveTarget with $name', ({name, ssh}) => {
     expect(resolved.identityFiles).toEqual([join(home, '.ssh', 'id_ed25519'), join(home, '.ssh', 'id_rsa')])
   })
 })
+
+describe('the OpenSSH master socket directory', () => {
+  it('is ~/.hpc-annex/ssh, or a private /tmp directory when HOME is too long for a socket path', async () => {
+    const {defaultControlDir} = await import('../../src/ssh/openssh.js')
+    expect(defaultControlDir({HOME: '/home/alice'})).toBe('/home/alice/.hpc-annex/ssh')
+    const long = `/home/${'x'.repeat(60)}`
+    const dir = defaultControlDir({HOME: long})
+    expect(dir.startsWith('/tmp/hpc-annex-ssh-')).toBe(true)
+    expect(Buffer.byteLength(`${dir}/master-${'0'.repeat(40)}`)).toBeLessThanOrEqual(107)
+  })
+})
