@@ -2,13 +2,12 @@ import {userInfo} from 'node:os'
 
 import {Flags} from '@oclif/core'
 
-import {createAnnex, type CreateResult, type CreateVerb} from '../annex/create.js'
+import type {CreateResult, CreateVerb} from '../annex/create.js'
 import {describePlan, loadCatalog, validateRequest, type Plan} from '../catalog/index.js'
 import {userError} from '../errors.js'
-import {createTransport, type TransportKind} from '../ssh/index.js'
+import type {TransportKind} from '../ssh/transport.js'
 import {dryRunContext, emitFiles, renderFiles, sha256File} from '../staging/index.js'
 import {interruptSignal, withInterruptGuard} from './interrupt.js'
-import {TerminalInteraction} from './prompt.js'
 import {requestInput} from './request-flags.js'
 
 /** How a create or add is carried out, beyond what is requested. */
@@ -86,6 +85,12 @@ export async function runRequest(
     io.log('Nothing was submitted (--dry-run).')
     return plan
   }
+  // Loaded only for a real request: --dry-run and --help start faster without SSH, listr and the condor tools.
+  const [{createAnnex}, {createTransport}, {TerminalInteraction}] = await Promise.all([
+    import('../annex/create.js'),
+    import('../ssh/index.js'),
+    import('./prompt.js'),
+  ])
   const interaction = new TerminalInteraction({system: plan.system.key, log: io.json ? null : (line) => process.stderr.write(`${line}\n`)})
   const sshConfigFile = process.env.HPC_ANNEX_SSH_CONFIG
   const result = await withInterruptGuard(() =>
