@@ -1,4 +1,4 @@
-import {chmodSync, lstatSync, mkdirSync} from 'node:fs'
+import {chmodSync, existsSync, lstatSync, mkdirSync} from 'node:fs'
 import {homedir} from 'node:os'
 import {join} from 'node:path'
 import type {Readable, Writable} from 'node:stream'
@@ -82,7 +82,9 @@ export async function masterAlive(target: LoginTarget, path: string, ssh = 'ssh'
 /** Whether a live master for the target exists in `dir` (opened by `hpc-annex login`, or by another run). */
 export async function hasLiveMaster(target: LoginTarget, dir = defaultControlDir(), ssh = 'ssh'): Promise<boolean> {
   try {
-    return await masterAlive(target, await controlPath(target, dir, ssh), ssh)
+    const path = await controlPath(target, dir, ssh)
+    // No socket, no master: spare the `ssh -O check`.
+    return existsSync(path) && (await masterAlive(target, path, ssh))
   } catch {
     return false
   }
