@@ -2,12 +2,12 @@
  * The loopback site is real: OpenSSH's sshd with host keys, 2FA through PAM and
  * MaxSessions; SLURM with several nodes and partition limits.
  */
-import {spawn} from 'node:child_process'
-import {mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {spawn, spawnSync} from 'node:child_process'
+import {closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {afterAll, beforeAll, expect, it} from 'vitest'
-import {askpassEnv, describeOnSite, freshOtpCode, logOffsets, site, sshdCounts, type RunResult, type SiteInfo} from '../site/helpers.js'
+import {askpassEnv, describeOnSite, freshOtpCode, logOffsets, otherSiteRuns, site, sshdCounts, type RunResult, type SiteInfo} from '../site/helpers.js'
 
 function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env, input?: string): Promise<RunResult> {
   return new Promise((resolve, reject) => {
@@ -38,11 +38,14 @@ describeOnSite('the loopback site', () => {
 
   it('logs in with the key and a verified host key, on the login node', async () => {
     const before = logOffsets()
-    const r = await ssh('hpc', 'hostname; id -un')
+    const r = await ssh('hpc', 'hostname; id -un; echo $SSH_CLIENT')
     expect(r.stderr).toBe('')
-    expect(r.stdout).toBe(`${s.loginHostname}\n${s.user}\n`)
-    const c = sshdCounts(before)
-    expect(c.byLog[s.sshdLogs[0]!]).toEqual({connections: 1, logins: 1, sessions: 1, failures: 0})
+    const [hostname, user, client] = r.stdout.split('\n')
+    expect([hostname, user]).toEqual([s.loginHostname, s.user])
+    const port = Number(client!.split(' ')[1])
+    // other test runs on this machine may use the site meanwhile: count this connection only
+    const c = sshdCounts(before, {clientPorts: [port]})
+    expect(c.byLog[s.sshdLog.key]).toMatchObject({connections: 1, logins: 1, sessions: 1})
   })
 
   it('refuses a changed or unknown host key', async () => {
@@ -64,10 +67,11 @@ describeOnSite('the loopback site', () => {
     const code = freshOtpCode(s)
     const prompts = join(tmp, 'prompts-2fa')
     const before = logOffsets()
-    const ok = await ssh('hpc-2fa', 'echo in', [], askpassEnv(code, prompts))
-    expect(ok.stdout).toBe('in\n')
-    expect(readFileSync(prompts, 'utf8')).toMatch(/^\(hpcuser@127\.0\.0\.1\) Verification code: \n$/)
-    expect(sshdCounts(before).byLog[s.sshdLogs[1]!]).toMatchObject({connections: 1, logins: 1, sessions: 1})
+    const ok = await ssh('hpc-2fa', 'echo in $SSH_CLIENT', [], askpassEnv(code, prompts))
+    expect(ok.stdout).toMatch(/^in \S+ \d+ \d+\n$/)
+    expect(readFileSync(prompts, 'utf8')).toBe(`(${s.user}@${s.host}) Verification code: \n`)
+    const port = Number(ok.stdout.split(' ')[2])
+    expect(sshdCounts(before, {clientPorts: [port]}).byLog[s.sshdLog.otp]).toMatchObject({connections: 1, logins: 1, sessions: 1})
 
     const again = await ssh('hpc-2fa', 'echo in', ['-o', 'NumberOfPasswordPrompts=1'], askpassEnv(code))
     expect(again.code).toBe(255)
@@ -90,14 +94,18 @@ describeOnSite('the loopback site', () => {
     try {
       expect((await ssh('hpc-one', '', [...mux, '-O', 'check'])).code).toBe(0)
       const before = logOffsets()
-      const first = ssh('hpc-one', 'sleep 2; echo first', [...mux, '-o', 'BatchMode=yes'])
+      const first = ssh('hpc-one', 'echo $SSH_CLIENT; sleep 2', [...mux, '-o', 'BatchMode=yes'])
       // wait until the first session runs on the master's connection
       for (let i = 0; i < 100 && sshdCounts(before).sessions === 0; i++) await new Promise(r => setTimeout(r, 50))
-      const second = await ssh('hpc-one', 'echo second', [...mux, '-o', 'BatchMode=yes'])
+      const second = await ssh('hpc-one', 'echo $SSH_CLIENT', [...mux, '-o', 'BatchMode=yes'])
       expect(second.stderr).toMatch(/Session open refused by peer/)
-      expect((await first).stdout).toBe('first\n')
+      const masterPort = Number((await first).stdout.split(' ')[1])
+      const fallbackPort = Number(second.stdout.split(' ')[1])
       // the ssh client fell back to a new connection (a full new login): what the tool must avoid
-      expect(sshdCounts(before).byLog[s.sshdLogs[2]!]).toMatchObject({connections: 1, logins: 1})
+      expect(fallbackPort).not.toBe(masterPort)
+      const counts = (port: number) => sshdCounts(before, {clientPorts: [port]}).byLog[s.sshdLog.one]
+      expect(counts(fallbackPort)).toMatchObject({connections: 1, logins: 1, sessions: 1})
+      expect(counts(masterPort)).toMatchObject({connections: 0, logins: 0, sessions: 1})
     } finally {
       await ssh('hpc-one', '', [...mux, '-O', 'exit'])
     }
@@ -139,5 +147,43 @@ describeOnSite('the loopback site', () => {
         'scancel $jid; while [ -n "$(squeue -h -j $jid)" ]; do sleep 0.1; done; echo gone',
     )
     expect(r.stdout).toBe('running\ngone\n')
+  })
+
+  const daemonPids = () => [
+    ...s.sshdLogs.map(log => log.replace(/\.log$/, '.pid')),
+    join(s.dir, 'slurm', 'run', 'slurmctld.pid'),
+    ...s.nodes.map(n => join(s.dir, 'slurm', 'run', `slurmd-${n}.pid`)),
+  ].map(f => (existsSync(f) ? readFileSync(f, 'utf8').trim() : 'missing'))
+  const upSh = () => {
+    const fd = openSync(join(tmp, 'up.log'), 'w')
+    const r = spawnSync('bash', [join(import.meta.dirname, '..', 'site', 'up.sh')], {stdio: ['ignore', fd, fd]})
+    closeSync(fd)
+    return {status: r.status, log: readFileSync(join(tmp, 'up.log'), 'utf8')}
+  }
+
+  it('up.sh is a quick no-op while the site is up', () => {
+    const before = daemonPids()
+    const t0 = Date.now()
+    const r = upSh()
+    expect(r.status, r.log).toBe(0)
+    // (another worktree's harness may have started the site: then it is kept as it is)
+    expect(r.log).toMatch(/site already up|test runs \(pids .*\) use it: keeping it/)
+    expect(Date.now() - t0).toBeLessThan(5_000)
+    expect(daemonPids()).toEqual(before)
+  })
+
+  // Restarts the site: not while another test run on this machine uses it.
+  it('up.sh stops the daemons of a crashed run (pid files lost) and starts afresh', async ({skip}) => {
+    if (otherSiteRuns(s).length > 0) skip('another test run uses the site')
+    const before = daemonPids()
+    for (const f of [...s.sshdLogs.map(log => log.replace(/\.log$/, '.pid')), join(s.dir, 'mode')]) rmSync(f, {force: true})
+    rmSync(join(s.dir, 'slurm', 'run'), {recursive: true, force: true})
+    const r = upSh()
+    expect(r.status, r.log).toBe(0)
+    expect(r.log).toMatch(/stopping leftover .*sshd-annexsite/)
+    expect(r.log).toMatch(/stopping leftover .*slurmctld -f/)
+    for (const pid of before) expect(existsSync(`/proc/${pid}`), `pid ${pid}`).toBe(false)
+    const after = await ssh('hpc', 'sinfo -h -o "%P %D %t"')
+    expect(after.stdout).toBe('compute* 3 idle\nshared 3 idle\ndebug 3 idle\n')
   })
 })

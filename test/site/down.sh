@@ -47,13 +47,11 @@ if [ -n "$MODE" ] && pid_alive "$D/slurm/run/slurmctld.pid" slurmctld; then
 fi
 
 # 2. Daemons, each by its pid file.
-for f in "$D"/slurm/run/slurmd-*.pid; do
-    [ -e "$f" ] && stop_pidfile "$f" slurmd
-done
+shopt -s nullglob
+stop_pidfiles slurmd "$D"/slurm/run/slurmd-*.pid
 stop_pidfile "$D/slurm/run/slurmctld.pid" slurmctld
-for f in "$D"/ssh/sshd-*.pid; do
-    [ -e "$f" ] && stop_pidfile "$f" "$SITE_PAM_SERVICE"
-done
+stop_pidfiles "$SITE_PAM_SERVICE" "$D"/ssh/sshd-*.pid
+shopt -u nullglob
 stop_pidfile "$D/nfq-delay.pid" nfq-delay
 # munged only if up.sh started it (not one that was already running)
 if [ -e "$D/munged.pid" ]; then
@@ -62,9 +60,12 @@ if [ -e "$D/munged.pid" ]; then
 fi
 
 # 3. Daemons of a crashed run whose pid files were lost.
+leftovers=()
 for pid in $(site_leftover_pids); do
-    stop_pid "$pid" "leftover $(tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null)"
+    log "stopping leftover $(tr '\0' ' ' 2>/dev/null < "/proc/$pid/cmdline") (pid $pid)"
+    leftovers+=("$pid")
 done
+stop_pids "${leftovers[@]}"
 
 # cgroup directories made by slurmd with proctrack/cgroup (empty by now)
 for cg in /sys/fs/cgroup/freezer/slurm_node*; do
@@ -86,10 +87,13 @@ ip link del "$SITE_VETH_WS" 2>/dev/null || true
 # 6. Files outside $SITE_DIR.
 [ "$(readlink /etc/slurm/slurm.conf 2>/dev/null)" = "$D/slurm/slurm.conf" ] && rm -f /etc/slurm/slurm.conf
 [ "$(readlink /etc/slurm/cgroup.conf 2>/dev/null)" = "$D/slurm/cgroup.conf" ] && rm -f /etc/slurm/cgroup.conf
-rm -f "/etc/pam.d/$SITE_PAM_SERVICE" "/etc/pam.d/$SITE_PAM_SERVICE-pw"
+for f in "/etc/pam.d/$SITE_PAM_SERVICE" "/etc/pam.d/$SITE_PAM_SERVICE-pw"; do
+    # only this site's (they name its secret directory)
+    if [ -e "$f" ] && grep -qF "secret=$D/otp/" "$f"; then rm -f "$f"; fi
+done
 
 # 7. Fresh Slurm state for the next up.sh; forget the mode and site.json.
-rm -rf "$D"/slurm/state/* "$D"/slurm/spool/* "$D/mode" "$D/shape" "$D/stamp" "$D/site.json" "$D/users"
+rm -rf "$D"/slurm/state/* "$D"/slurm/spool/* "$D/mode" "$D/shape" "$D/stamp" "$D/site.json"
 
 if [ "$PURGE" = 1 ]; then
     id "$SITE_USER" >/dev/null 2>&1 && userdel -r "$SITE_USER" 2>/dev/null && log "removed user $SITE_USER"

@@ -3,7 +3,8 @@
  * up (test/site/up.sh) before the tests and down (down.sh) after them, unless
  * SITE_KEEP=1. Needs root and the Debian packages of test/site/install.sh.
  * Without them: under CI=true the run fails; otherwise a warning is printed
- * and the tests written with `describeOnSite` are skipped.
+ * and the tests written with `describeOnSite` are skipped. SITE_DISABLE=1 acts
+ * as if the site could not be made (a quick run without it).
  *
  * Several runs may share the one site of a machine: each registers its pid in
  * $SITE_DIR/users/, and the last one to finish takes the site down.
@@ -32,6 +33,7 @@ export const REQUIRED_FILES = [
 ]
 
 export function siteUnavailableReason(): string | undefined {
+  if (process.env.SITE_DISABLE === '1') return 'SITE_DISABLE=1 turns the loopback site off'
   if (process.platform !== 'linux') return `the loopback site needs Linux (this is ${process.platform})`
   if (process.getuid?.() !== 0) return 'the loopback site needs root (run the tests as root)'
   const missing = REQUIRED_FILES.filter(f => !existsSync(f))
@@ -75,6 +77,7 @@ export default function setup(project: TestProject): (() => void) | undefined {
     console.warn(`\n[site] WARNING: ${reason}; the integration tests are SKIPPED.\n`)
     project.provide('SITE_AVAILABLE', false)
     project.provide('SITE_UNAVAILABLE_REASON', reason)
+    project.provide('SITE_RUN_PID', process.pid)
     return undefined
   }
   const t0 = Date.now()
@@ -84,6 +87,7 @@ export default function setup(project: TestProject): (() => void) | undefined {
   console.log(`[site] up in ${Date.now() - t0} ms (${SITE_DIR})`)
   project.provide('SITE_AVAILABLE', true)
   project.provide('SITE_UNAVAILABLE_REASON', '')
+  project.provide('SITE_RUN_PID', process.pid)
   return () => {
     rmSync(join(usersDir, String(process.pid)), {force: true})
     if (process.env.SITE_KEEP === '1') return

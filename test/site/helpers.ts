@@ -1,5 +1,5 @@
 import {createHmac} from 'node:crypto'
-import {chmodSync, chownSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync} from 'node:fs'
+import {chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync} from 'node:fs'
 import {dirname, join} from 'node:path'
 import {execFileSync} from 'node:child_process'
 import {describe, inject} from 'vitest'
@@ -13,6 +13,8 @@ declare module 'vitest' {
     SITE_AVAILABLE: boolean
     /** why the site is not available (shown in the skip reason) */
     SITE_UNAVAILABLE_REASON: string
+    /** pid of the vitest process that brought the site up (registered in $SITE_DIR/users/) */
+    SITE_RUN_PID: number
   }
 }
 
@@ -92,15 +94,22 @@ export interface SshdCounts {
   logins: number
   /** sessions on established connections (`Starting session: ...`): one per exec/shell/sftp channel */
   sessions: number
-  /** failed authentication attempts (`Failed ... for`) */
+  /** failed authentication attempts (`Failed ... for`; not counted per client port: some name none) */
   failures: number
 }
 
 const ZERO: SshdCounts = {connections: 0, logins: 0, sessions: 0, failures: 0}
 
-function count(text: string): SshdCounts {
+/** Client port of a log line (`... from 127.0.0.1 port 39556 ...`), if it names one. */
+function clientPort(line: string): number | undefined {
+  const m = /(?:^Connection from|\bfrom) \S+ port (\d+)/.exec(line)
+  return m ? Number(m[1]) : undefined
+}
+
+function count(text: string, clientPorts?: number[]): SshdCounts {
   const c = {...ZERO}
   for (const line of text.split('\n')) {
+    if (clientPorts !== undefined && !clientPorts.includes(clientPort(line) ?? -1)) continue
     if (/^Connection from /.test(line)) c.connections++
     else if (/^Accepted (publickey|keyboard-interactive\/pam|password) for /.test(line)) c.logins++
     else if (/^Starting session: /.test(line)) c.sessions++
@@ -112,13 +121,19 @@ function count(text: string): SshdCounts {
 /**
  * What the site's sshds logged since `since` (from logOffsets()): totals over
  * the logs in `since`, and per log file in `byLog`.
+ *
+ * The site is shared by every test run on the machine (other worktrees too),
+ * so a count can include someone else's connections. `clientPorts` keeps only
+ * the lines of connections from those local ports: a transport knows its
+ * socket's local port; a remote command can print it (`$SSH_CLIENT` is
+ * "ADDRESS PORT SERVER_PORT").
  */
-export function sshdCounts(since: LogOffsets): SshdCounts & {byLog: Record<string, SshdCounts>} {
+export function sshdCounts(since: LogOffsets, options: {clientPorts?: number[]} = {}): SshdCounts & {byLog: Record<string, SshdCounts>} {
   const total = {...ZERO}
   const byLog: Record<string, SshdCounts> = {}
   for (const [log, offset] of Object.entries(since)) {
     const text = existsSync(log) ? readFileSync(log).subarray(offset).toString('utf8') : ''
-    const c = count(text)
+    const c = count(text, options.clientPorts)
     byLog[log] = c
     for (const k of Object.keys(total) as (keyof SshdCounts)[]) total[k] += c[k]
   }
@@ -199,4 +214,20 @@ export function shareCollectorWithSite(fakeStateDir: string, info: SiteInfo = si
       // already gone
     }
   }
+}
+
+/**
+ * Other test runs on this machine using the site now (their pids): a test that
+ * restarts or reshapes the site should skip itself while there are any.
+ */
+export function otherSiteRuns(info: SiteInfo = site()): number[] {
+  let mine = -1
+  try {
+    mine = inject('SITE_RUN_PID')
+  } catch {
+    // not in the integration project
+  }
+  const dir = join(info.dir, 'users')
+  if (!existsSync(dir)) return []
+  return readdirSync(dir).map(Number).filter(pid => Number.isInteger(pid) && pid !== mine && pid !== process.pid && existsSync(`/proc/${pid}`))
 }

@@ -75,6 +75,18 @@ site_live_users() {
     return 0
 }
 
+# site_profile lan|campus|wan: "DELAY_MS RATE" of a network profile (RATE
+# "none": no cap). lan: a machine-room link; campus: 10 ms RTT, 1 Gbit/s;
+# wan: 100 ms RTT, 100 Mbit/s.
+site_profile() {
+    case "$1" in
+        lan) echo "0.2 none" ;;
+        campus) echo "10 1gbit" ;;
+        wan) echo "100 100mbit" ;;
+        *) return 1 ;;
+    esac
+}
+
 # Mode chosen by up.sh: "loopback" or "netns" (empty if the site is down).
 site_mode() { cat "$SITE_DIR/mode" 2>/dev/null || true; }
 
@@ -118,6 +130,39 @@ stop_pid() {
     kill -9 "$pid" 2>/dev/null || true
 }
 
+# stop_pids PID...: SIGTERM them all at once, wait up to 10 s for all, then
+# SIGKILL what is left.
+stop_pids() {
+    local pid left i
+    [ $# -gt 0 ] || return 0
+    kill "$@" 2>/dev/null || true
+    for i in $(seq 100); do
+        left=()
+        for pid in "$@"; do
+            [ -d "/proc/$pid" ] && [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" != Z ] && left+=("$pid")
+        done
+        [ "${#left[@]}" -eq 0 ] && return 0
+        sleep 0.1
+    done
+    log "pids ${left[*]} ignored SIGTERM; sending SIGKILL"
+    kill -9 "${left[@]}" 2>/dev/null || true
+}
+
+# stop_pidfiles NAME PIDFILE...: stop the pids recorded in the files (those
+# still running NAME) together, then remove the files.
+stop_pidfiles() {
+    local name=$1 f pids=()
+    shift
+    for f in "$@"; do
+        if pid_alive "$f" "$name"; then
+            pids+=("$(cat "$f")")
+            log "stopping $name (pid $(cat "$f"))"
+        fi
+    done
+    stop_pids "${pids[@]}"
+    rm -f "$@"
+}
+
 # stop_pidfile PIDFILE NAME: stop the one pid recorded in PIDFILE (if it still
 # runs NAME), then remove the file.
 stop_pidfile() {
@@ -133,12 +178,15 @@ stop_pidfile() {
 # $SITE_DIR on its command line (sshd through $SITE_DIR/bin, slurmctld and
 # slurmd with -f $SITE_DIR/slurm/slurm.conf), so nothing else matches.
 site_leftover_pids() {
-    local p cmd
-    for p in /proc/[0-9]*; do
-        cmd=$(tr '\0' ' ' 2>/dev/null < "$p/cmdline") || continue
+    local f cmd
+    # one grep for the candidates, then the exact patterns
+    # shellcheck disable=SC2013  # /proc paths: one word each
+    for f in $(grep -lsaF -e "$SITE_DIR/" /proc/[0-9]*/cmdline); do
+        cmd=$(tr '\0' ' ' 2>/dev/null < "$f") || continue
         case "$cmd" in
-            "$SITE_DIR/bin/$SITE_PAM_SERVICE"*|*"slurmctld -f $SITE_DIR/"*|*"slurmd -f $SITE_DIR/"*|"$SITE_DIR/bin/nfq-delay "*)
-                echo "${p#/proc/}" ;;
+            *"$SITE_DIR/bin/$SITE_PAM_SERVICE"*|*"slurmctld -f $SITE_DIR/"*|*"slurmd -f $SITE_DIR/"*|"$SITE_DIR/bin/nfq-delay "*)
+                f=${f#/proc/}
+                echo "${f%/cmdline}" ;;
         esac
     done
 }

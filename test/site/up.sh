@@ -21,7 +21,20 @@
 #     Host aliases hpc, hpc-2fa, hpc-one, hpc-pw
 #   * $SITE_DIR/site.json: everything a test needs (test/site/site-info.ts)
 #
-# Usage:  sudo bash test/site/up.sh
+# Usage:  sudo bash test/site/up.sh [--netns] [--node-netns] [--delay-ms N]
+#                                   [--rate RATE] [--profile lan|campus|wan]
+#   (default: everything on 127.0.0.1 in the root namespace; the tests use that)
+#   --netns        the login node (sshd, slurmctld, slurmd) in network
+#                  namespace $SITE_NS at $SITE_LOGIN_IP, reached over a veth
+#                  pair, so that shape.sh can add delay and a bandwidth cap
+#   --node-netns   also every compute node in its own namespace (addresses
+#                  $SITE_CLUSTER_NET.1..N on a bridge in the login namespace,
+#                  login node $SITE_CLUSTER_NET.254); implies --netns
+#   --delay-ms N   add N ms to every workstation-login round trip (shape.sh)
+#   --rate RATE    cap the bandwidth each way, tc syntax e.g. 100mbit
+#   --profile P    lan (+0.2 ms), campus (+10 ms, 1gbit), wan (+100 ms,
+#                  100mbit); --delay-ms/--rate after it override
+#   Any of these implies --netns. site.json's host is then $SITE_LOGIN_IP.
 # Idempotent: when the site is already up (and this harness has not changed
 # since) it returns at once; otherwise it first cleans up what a previous or
 # crashed run left behind (down.sh), then starts everything afresh.
@@ -31,11 +44,25 @@ set -euo pipefail
 need_root
 site_lock "$0" "$@"
 
-case "${1:-}" in
-    -h|--help) sed -n '2,/^set -e/p' "$0" | sed 's/^# \{0,1\}//;$d'; exit 0 ;;
-    '') ;;
-    *) die "unknown argument: $1" ;;
-esac
+MODE=loopback DELAY_MS=0 RATE='' NODE_NETNS=0
+ARGS="$*"
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --netns) MODE=netns ;;
+        --node-netns) NODE_NETNS=1; MODE=netns ;;
+        --delay-ms) [ $# -ge 2 ] || die "--delay-ms needs a value"; DELAY_MS=$2; MODE=netns; shift ;;
+        --rate) [ $# -ge 2 ] || die "--rate needs a value"; RATE=$2; MODE=netns; shift ;;
+        --profile)
+            [ $# -ge 2 ] || die "--profile needs lan, campus or wan"
+            profile=$(site_profile "$2") || die "unknown profile: $2 (lan, campus, wan)"
+            read -r DELAY_MS RATE <<< "$profile"
+            [ "$RATE" = none ] && RATE=''
+            MODE=netns; shift ;;
+        -h|--help) sed -n '2,/^set -e/p' "$0" | sed 's/^# \{0,1\}//;$d'; exit 0 ;;
+        *) die "unknown argument: $1" ;;
+    esac
+    shift
+done
 
 for b in /usr/sbin/sshd /usr/bin/ssh-keygen /usr/bin/oathtool \
          /usr/sbin/slurmctld /usr/sbin/slurmd /usr/sbin/munged /usr/bin/sbatch \
@@ -45,8 +72,8 @@ done
 
 D=$SITE_DIR
 # What this site was made from: a changed harness or other options restart it.
-STAMP=$(cat "$SITE_TOOLS/lib.sh" "$SITE_TOOLS/up.sh" "$SITE_TOOLS/make-condor-tarball.sh" \
-    "$SITE_TOOLS/condor-double/condor_master" | sha256sum | cut -d' ' -f1)
+STAMP=$( (cat "$SITE_TOOLS/lib.sh" "$SITE_TOOLS/up.sh" "$SITE_TOOLS/make-condor-tarball.sh" \
+    "$SITE_TOOLS/condor-double/condor_master"; echo "$ARGS") | sha256sum | cut -d' ' -f1)
 
 site_running() {
     local inst name
@@ -99,8 +126,14 @@ TIMINGS=()
 step() { TIMINGS+=("$(printf '%-28s %6d ms' "$1" $(( $(now_ms) - T_STEP )))"); T_STEP=$(now_ms); }
 T_STEP=$T_START
 
-MODE=loopback
 LOGIN_HOST=login1                      # hostname of the login node
+if [ "$NODE_NETNS" = 1 ]; then
+    CTL_ADDR=$SITE_CLUSTER_NET.254      # login node on the cluster network
+    node_addr() { echo "$SITE_CLUSTER_NET.$1"; }
+else
+    CTL_ADDR=127.0.0.1
+    node_addr() { echo 127.0.0.1; }
+fi
 mkdir -p "$D"/{bin,etc,client,ssh,otp,slurm/{state,spool,log,run}}
 chmod 755 "$D" "$D"/{bin,etc,client,slurm}
 chmod 700 "$D"/ssh "$D"/otp
@@ -140,20 +173,59 @@ step "account + keys"
 # mount namespace, so the machine's /etc/hosts is left alone).
 {
     echo "127.0.0.1 localhost"
-    echo "127.0.0.1 $LOGIN_HOST"
-    for i in $(seq "$SITE_NODES"); do echo "127.0.0.1 node$i"; done
+    echo "$CTL_ADDR $LOGIN_HOST"
+    for i in $(seq "$SITE_NODES"); do echo "$(node_addr "$i") node$i"; done
+    if [ "$MODE" = netns ]; then echo "$SITE_WS_IP workstation"; fi
 } > "$D/etc/hosts"
 chmod 644 "$D/etc/hosts"
 
-# as_host NAME CMD...: run CMD where the login node lives, in its own UTS and
-# mount namespace with hostname NAME and the site's /etc/hosts.
+# as_host NAME CMD...: run CMD where the login node lives (or, with
+# IN_NS=<netns>, in that network namespace), in its own UTS and mount
+# namespace with hostname NAME and the site's /etc/hosts.
 as_host() {
     local name=$1; shift
+    local enter=(site_exec)
+    if [ -n "${IN_NS:-}" ]; then enter=(nsenter --net="/run/netns/$IN_NS"); fi
     # shellcheck disable=SC2016  # "$1"... expand in the inner sh
-    site_exec unshare --uts --mount --propagation private \
+    "${enter[@]}" unshare --uts --mount --propagation private \
         sh -c 'hostname "$1"; mount --bind "$2" /etc/hosts; shift 2; exec "$@"' \
         as_host "$name" "$D/etc/hosts" "$@"
 }
+
+# ------------------------------------------------------------ network namespace
+# nsenter --net, not "ip netns exec", to run daemons there: the latter mounts
+# a fresh /sys, hiding /sys/fs/cgroup (slurmd: "Unable to initialize cgroup
+# plugin"). Nothing changes in the root namespace but the veth's own /24.
+if [ "$MODE" = netns ]; then
+    ip netns add "$SITE_NS"
+    echo "$SITE_NS" > "$D/netns.list"    # down.sh deletes what is listed here
+    ip link add "$SITE_VETH_WS" type veth peer name "$SITE_VETH_NS"
+    ip link set "$SITE_VETH_NS" netns "$SITE_NS"
+    ip addr add "$SITE_WS_IP/24" dev "$SITE_VETH_WS"
+    ip link set "$SITE_VETH_WS" up
+    ip netns exec "$SITE_NS" ip addr add "$SITE_LOGIN_IP/24" dev "$SITE_VETH_NS"
+    ip netns exec "$SITE_NS" ip link set "$SITE_VETH_NS" up
+    ip netns exec "$SITE_NS" ip link set lo up
+    if [ "$NODE_NETNS" = 1 ]; then
+        # cluster network: a bridge in the login namespace, one veth per node
+        ip netns exec "$SITE_NS" ip link add annexbr0 type bridge
+        ip netns exec "$SITE_NS" ip addr add "$CTL_ADDR/24" dev annexbr0
+        ip netns exec "$SITE_NS" ip link set annexbr0 up
+        for i in $(seq "$SITE_NODES"); do
+            ns=annexsite-node$i
+            ip netns add "$ns"
+            echo "$ns" >> "$D/netns.list"
+            ip link add "annexn${i}a" type veth peer name "annexn${i}b"
+            ip link set "annexn${i}a" netns "$SITE_NS"
+            ip link set "annexn${i}b" netns "$ns"
+            ip netns exec "$SITE_NS" ip link set "annexn${i}a" master annexbr0 up
+            ip netns exec "$ns" ip addr add "$(node_addr "$i")/24" dev "annexn${i}b"
+            ip netns exec "$ns" ip link set "annexn${i}b" up
+            ip netns exec "$ns" ip link set lo up
+        done
+    fi
+    step "netns + veth"
+fi
 ADDR=$(site_login_addr)
 
 # ------------------------------------------------------------------------ sshd
@@ -181,6 +253,7 @@ session  required  pam_unix.so
 EOF
 
 install -d -m 755 /run/sshd            # sshd's privilege-separation directory
+listening() { [ -n "$(site_exec ss -Hltn "sport = :$1")" ]; }
 for inst in "${SITE_SSHDS[@]}"; do
     read -r name port prog <<< "$inst"
     case "$name" in
@@ -220,7 +293,7 @@ for inst in "${SITE_SSHDS[@]}"; do
     read -r name port _ <<< "$inst"
     wait_for 5 test -s "$D/ssh/sshd-$name.pid" ||
         die "sshd $name did not start: $(cat "$D/ssh/sshd-$name.log")"
-    wait_for 5 test -n "$(ss -Hltn "sport = :$port")" || die "nothing listens on port $port"
+    wait_for 5 listening "$port" || die "nothing listens on port $port"
 done
 step "sshd x${#SITE_SSHDS[@]}"
 
@@ -256,7 +329,7 @@ NODELIST="node[1-$SITE_NODES]"
 cat > "$D/slurm/slurm.conf" <<EOF
 # The hpc-annex test site's cluster, generated by $SITE_TOOLS/up.sh.
 ClusterName=$SITE_CLUSTER
-SlurmctldHost=$LOGIN_HOST(127.0.0.1)
+SlurmctldHost=$LOGIN_HOST($CTL_ADDR)
 SlurmctldPort=$SITE_SLURMCTLD_PORT
 SlurmdPort=$SITE_SLURMD_PORT0
 AuthType=auth/munge
@@ -291,14 +364,21 @@ EnforcePartLimits=ALL
 # advertise the node sizes below whatever the hardware is
 SlurmdParameters=config_overrides
 MpiDefault=none
-# bind slurmctld/slurmd to 127.0.0.1, not 0.0.0.0
+# bind slurmctld/slurmd to their own address, not 0.0.0.0
 CommunicationParameters=NoCtldInAddrAny,NoInAddrAny
 ReturnToService=2
 SlurmdTimeout=60
 KillWait=5
 InactiveLimit=0
-# all nodes on 127.0.0.1: one slurmd port per node
-NodeName=$NODELIST NodeAddr=127.0.0.1 Port=[$SITE_SLURMD_PORT0-$(( SITE_SLURMD_PORT0 + SITE_NODES - 1 ))] CPUs=$SITE_NODE_CPUS RealMemory=$SITE_NODE_MEM State=UNKNOWN
+$(if [ "$NODE_NETNS" = 1 ]; then
+    # one address per node, so every slurmd can use the same port
+    for i in $(seq "$SITE_NODES"); do
+        echo "NodeName=node$i NodeAddr=$(node_addr "$i") CPUs=$SITE_NODE_CPUS RealMemory=$SITE_NODE_MEM State=UNKNOWN"
+    done
+else
+    echo "# all nodes on one address: one slurmd port per node"
+    echo "NodeName=$NODELIST NodeAddr=$CTL_ADDR Port=[$SITE_SLURMD_PORT0-$(( SITE_SLURMD_PORT0 + SITE_NODES - 1 ))] CPUs=$SITE_NODE_CPUS RealMemory=$SITE_NODE_MEM State=UNKNOWN"
+fi)
 PartitionName=compute Nodes=$NODELIST Default=YES MaxTime=1-00:00:00 DefaultTime=1:00:00 OverSubscribe=EXCLUSIVE State=UP
 PartitionName=shared Nodes=$NODELIST MaxTime=1-00:00:00 DefaultTime=1:00:00 State=UP
 PartitionName=debug Nodes=$NODELIST MaxTime=30:00 DefaultTime=10:00 OverSubscribe=EXCLUSIVE State=UP
@@ -326,7 +406,11 @@ as_host "$LOGIN_HOST" /usr/sbin/slurmctld -f "$D/slurm/slurm.conf" -c </dev/null
 wait_for 20 site_exec scontrol ping || die "slurmctld not answering: $(tail -5 "$D/slurm/log/slurmctld.log")"
 step "slurmctld"
 for i in $(seq "$SITE_NODES"); do
-    as_host "node$i" /usr/sbin/slurmd -f "$D/slurm/slurm.conf" -N "node$i" </dev/null
+    if [ "$NODE_NETNS" = 1 ]; then
+        IN_NS=annexsite-node$i as_host "node$i" /usr/sbin/slurmd -f "$D/slurm/slurm.conf" -N "node$i" </dev/null
+    else
+        as_host "node$i" /usr/sbin/slurmd -f "$D/slurm/slurm.conf" -N "node$i" </dev/null
+    fi
 done
 all_idle() { [ "$(site_exec sinfo -h -p compute -t idle -o %D)" = "$SITE_NODES" ]; }
 wait_for 30 all_idle || die "nodes not idle: $(site_exec sinfo -N)"
@@ -405,6 +489,8 @@ chmod 755 "$D/client/askpass.sh"
     printf '  "askpass": %s,\n' "$(json_str "$D/client/askpass.sh")"
     printf '  "loginHostname": %s,\n' "$(json_str "$LOGIN_HOST")"
     printf '  "mode": %s,\n' "$(json_str "$MODE")"
+    printf '  "nodeNetns": %s,\n' "$([ "$NODE_NETNS" = 1 ] && echo true || echo false)"
+    printf '  "shaping": {"delayMs": %s, "rate": %s},\n' "$DELAY_MS" "$(json_str "$RATE")"
     printf '  "scratch": %s,\n' "$(json_str "$D/scratch")"
     printf '  "nodes": [%s],\n' "$(for i in $(seq "$SITE_NODES"); do json_str "node$i"; [ "$i" = "$SITE_NODES" ] || printf ', '; done)"
     printf '  "partitions": ["compute", "shared", "debug"],\n'
@@ -418,6 +504,13 @@ chmod 644 "$D/site.json.tmp"
 mv "$D/site.json.tmp" "$D/site.json"
 echo "$STAMP" > "$D/stamp"
 step "client files + site.json"
+
+if [ "$DELAY_MS" != 0 ] || [ -n "$RATE" ]; then
+    shape_args=(--delay-ms "$DELAY_MS")
+    if [ -n "$RATE" ]; then shape_args+=(--rate "$RATE"); fi
+    bash "$SITE_TOOLS/shape.sh" "${shape_args[@]}"
+    step "shaping"
+fi
 
 {
     printf '%s\n' "${TIMINGS[@]}"
