@@ -124,6 +124,8 @@ export async function createAnnex(request: CreateRequest): Promise<CreateResult>
   const cleanup = new CleanupStack()
   const work: Work = {sifs: [], images: [], cached: new Map(), control: {}, bytesSent: 0, remoteCommands: 0}
   let step = 'Checking the Access Point'
+  // What runs beside the login; it must be finished before its undos run.
+  let background: Promise<unknown> = Promise.resolve()
   const run = async (title: string, body: (task: ListrTaskWrapper<unknown, never, never>) => Promise<void>) => {
     step = title
     request.signal.throwIfAborted()
@@ -168,7 +170,7 @@ export async function createAnnex(request: CreateRequest): Promise<CreateResult>
     })
     const minting = mintToken(request, work, cleanup)
     const submitting = submitRequestJob(request, work, cleanup, () => step)
-    const apSide = Promise.allSettled([digesting, minting, submitting])
+    background = Promise.allSettled([digesting, minting, submitting])
     const settle = async (title: string, promise: Promise<void>) => {
       await run(title, async (task) => {
         await promise
@@ -188,13 +190,7 @@ export async function createAnnex(request: CreateRequest): Promise<CreateResult>
     work.transport = transport
     cleanup.register(`closed the connection to ${work.target!.host}`, () => transport.close())
     request.interaction.progress?.(`Logging in to ${work.target!.user ? `${work.target!.user}@` : ''}${work.target!.host} ...`)
-    try {
-      await abortable(transport.connect(work.target!, request.interaction), request.signal)
-    } catch (error) {
-      // Undoing what the token and state-job steps made needs them finished.
-      await apSide
-      throw error
-    }
+    await abortable(transport.connect(work.target!, request.interaction), request.signal)
     if (work.sifs.length > 0) await settle(digestStep, digesting)
     await settle(tokenStep, minting)
     await settle(stateStep, submitting)
@@ -223,6 +219,7 @@ export async function createAnnex(request: CreateRequest): Promise<CreateResult>
       })
     }
   } catch (error) {
+    await background
     const report = await cleanup.unwind()
     const undone = describeCleanup(report)
     const interrupted = request.signal.aborted
