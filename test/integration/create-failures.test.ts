@@ -5,6 +5,7 @@
  */
 import {execFileSync, spawnSync} from 'node:child_process'
 import {mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {randomBytes} from 'node:crypto'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
@@ -38,6 +39,8 @@ describeOnSite('create failures on the loopback site', () => {
     writeFileSync(join(machines, 'lenient.toml'), sandbox.replace(/(\[queues\.debug\][^[]*max_duration = )1800/, '$17200').replace('Loopback sandbox', 'Lenient sandbox'))
     // Big enough that the upload is still running when the test strikes.
     image = join(a.home, 'big.sif')
+    // Unique, so no earlier run left it in the login node's cache.
+    writeFileSync(image, randomBytes(64))
     execFileSync('truncate', ['-s', String(400 * 1024 * 1024), image])
   })
   afterAll(() => {
