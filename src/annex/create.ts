@@ -8,7 +8,6 @@ import type {Plan} from '../catalog/plan.js'
 import {
   annexCollector,
   fetchToken,
-  loginOverrides,
   queryJobs,
   readAnnexConfig,
   removeJobs,
@@ -33,7 +32,7 @@ import {
 } from '../staging/index.js'
 import {describeCleanup, CleanupStack} from './cleanup.js'
 import {BackendOutputParser} from './control.js'
-import {annexJobs, checkAnnexNameRule, checkRequireJob, editJobsForStagedImages, ensurePasswordFile, findScheddName, findSifImages, type SifImage} from './preflight.js'
+import {annexQueue, checkRequireJob, editJobsForStagedImages, ensurePasswordFile, findScheddName, findSifImages, nameRule, type SifImage} from './preflight.js'
 import {StallWatchdog} from './stall.js'
 import {recordControlValue, submitStateJob, type ControlAttribute, type RequestJob} from './state-job.js'
 import {currentUser} from './user.js'
@@ -125,6 +124,8 @@ export async function createAnnex(request: CreateRequest): Promise<CreateResult>
   const cleanup = new CleanupStack()
   const work: Work = {sifs: [], images: [], cached: new Map(), control: {}, bytesSent: 0, remoteCommands: 0}
   let step = 'Checking the Access Point'
+  // What runs beside the login; it must be finished before its undos run.
+  let background: Promise<unknown> = Promise.resolve()
   const run = async (title: string, body: (task: ListrTaskWrapper<unknown, never, never>) => Promise<void>) => {
     step = title
     request.signal.throwIfAborted()
@@ -140,50 +141,49 @@ export async function createAnnex(request: CreateRequest): Promise<CreateResult>
 
   try {
     await run('Checking the Access Point', async (task) => {
-      const config = await readAnnexConfig()
+      const config = await readAnnexConfig(plan.system.key)
       requireAnnexEnabled(config)
       work.config = config
       work.collector = annexCollector(config, plan.pool)
-      await checkAnnexNameRule(request.verb, plan.annexName)
-      const jobs = await annexJobs(plan.annexName)
-      checkRequireJob(config.requireJob, plan.annexName, jobs)
-      work.scheddName = await findScheddName(work.collector)
-      work.sifs = findSifImages(jobs)
-      work.images = await digestImages(work.sifs, (text) => (task.output = text))
+      // Independent questions, asked at once.
+      const [queue, scheddName] = await Promise.all([annexQueue(plan.annexName), findScheddName(work.collector)])
+      nameRule(request.verb, plan.annexName, queue.nameTaken)
+      checkRequireJob(config.requireJob, plan.annexName, queue.jobs)
+      work.scheddName = scheddName
+      work.sifs = findSifImages(queue.jobs)
       const passwordFile = plan.passwordFile ?? config.passwordFile
       ensurePasswordFile(passwordFile)
       work.password = {path: passwordFile}
-      const overrides = await loginOverrides(plan.system.key)
+      const overrides = config.loginOverrides
       const host = plan.login.hostFromFlag ? plan.login.host : (overrides.host ?? plan.login.host)
       const user = plan.login.user ?? overrides.user
       work.target = {host, ...(user === undefined ? {} : {user}), ...(request.sshConfigFile === undefined ? {} : {configFile: request.sshConfigFile})}
       task.title = `Checked the Access Point: annex collector ${work.collector}, schedd ${work.scheddName}`
     })
 
-    await run('Minting the annex token', async (task) => {
-      if (plan.tokenFile !== undefined) {
-        await readablePrivateFile(plan.tokenFile)
-        work.token = {path: plan.tokenFile}
-        task.title = `Using the token in ${plan.tokenFile}`
-        return
-      }
-      const config = work.config!
-      const token = await fetchToken({
-        type: plan.annexName,
-        user: currentUser(),
-        domain: tokenDomain(config),
-        keyName: config.tokenKeyName,
-        lifetime: config.tokenLifetime,
-        directory: config.tokenDirectory,
-        timeout: config.timeouts.tokenFetch,
-      })
-      // The pilots get their copy through the bundle; the local file never outlives this command.
-      work.removeToken = () => token.remove()
-      cleanup.register('deleted the local token', async () => token.remove())
-      work.token = {path: token.path}
+    // The token and the state job are made while the login (and its 2FA) happens.
+    const tokenStep = 'Minting the annex token'
+    const stateStep = `Submitting the state job for ${plan.annexName}`
+    const digestStep = `Checksumming ${work.sifs.length} container image(s)`
+    const digesting = digestImages(work.sifs).then((images) => {
+      work.images = images
     })
+    const minting = mintToken(request, work, cleanup)
+    const submitting = submitRequestJob(request, work, cleanup, () => step)
+    background = Promise.allSettled([digesting, minting, submitting])
+    const settle = async (title: string, promise: Promise<void>) => {
+      await run(title, async (task) => {
+        await promise
+        if (title === stateStep) task.title = `Submitted the state job ${work.request!.jobId} (request ${work.request!.requestId})`
+      })
+    }
 
-    if (request.bundleFile !== undefined) return await selfService(request, work, cleanup, run)
+    if (request.bundleFile !== undefined) {
+      if (work.sifs.length > 0) await settle(digestStep, digesting)
+      await settle(tokenStep, minting)
+      await settle(stateStep, submitting)
+      return await selfService(request, work, cleanup, run)
+    }
 
     step = `Logging in to ${work.target!.host}`
     const transport = request.transport()
@@ -191,6 +191,9 @@ export async function createAnnex(request: CreateRequest): Promise<CreateResult>
     cleanup.register(`closed the connection to ${work.target!.host}`, () => transport.close())
     request.interaction.progress?.(`Logging in to ${work.target!.user ? `${work.target!.user}@` : ''}${work.target!.host} ...`)
     await abortable(transport.connect(work.target!, request.interaction), request.signal)
+    if (work.sifs.length > 0) await settle(digestStep, digesting)
+    await settle(tokenStep, minting)
+    await settle(stateStep, submitting)
 
     const digests = [...new Set([...work.images.map((i) => i.sha256), ...(request.condorTarball ? [request.condorTarball.sha256] : [])])]
     if (digests.length > 0) {
@@ -205,22 +208,6 @@ export async function createAnnex(request: CreateRequest): Promise<CreateResult>
       })
     }
 
-    await run(`Submitting the state job for ${plan.annexName}`, async (task) => {
-      const since = Math.floor(Date.now() / 1000) - 1
-      cleanup.register('removed the state job', async () => {
-        const reason = `hpc-annex ${request.verb} failed at: ${step}`
-        if (work.request) return removeJobs(work.request.jobId, reason)
-        // Interrupted inside condor_submit: find the job it may have queued.
-        const strays = await queryJobs({
-          constraint: `hpc_annex_name == ${classadString(plan.annexName)} && QDate >= ${since} && hpc_annex_JOB_ID =?= undefined`,
-          attributes: ['ClusterId', 'ProcId'],
-        })
-        for (const job of strays) await removeJobs(`${String(job.ClusterId)}.${String(job.ProcId)}`, reason)
-      })
-      work.request = await submitStateJob(plan, {collector: work.collector!, login: work.target!})
-      task.title = `Submitted the state job ${work.request.jobId} (request ${work.request.requestId})`
-    })
-
     await run(`Staging and submitting the ${plan.system.batch === 'slurm' ? 'SLURM' : 'HTCondor'} job on ${work.target!.host}`, async (task) => {
       await stageAndSubmit(request, work, cleanup, (text) => (task.output = text))
       task.title = `Submitted batch job ${work.control.JOB_ID} on ${work.target!.host}`
@@ -232,6 +219,7 @@ export async function createAnnex(request: CreateRequest): Promise<CreateResult>
       })
     }
   } catch (error) {
+    await background
     const report = await cleanup.unwind()
     const undone = describeCleanup(report)
     const interrupted = request.signal.aborted
@@ -246,6 +234,46 @@ export async function createAnnex(request: CreateRequest): Promise<CreateResult>
   await work.transport?.close()
   work.removeToken?.()
   return result(request, work)
+}
+
+/** The annex token: --token_file, or a fresh one whose local copy is deleted when the command ends. */
+async function mintToken(request: CreateRequest, work: Work, cleanup: CleanupStack): Promise<void> {
+  const {plan} = request
+  if (plan.tokenFile !== undefined) {
+    await readablePrivateFile(plan.tokenFile)
+    work.token = {path: plan.tokenFile}
+    return
+  }
+  const config = work.config!
+  const token = await fetchToken({
+    type: plan.annexName,
+    user: currentUser(),
+    domain: tokenDomain(config),
+    keyName: config.tokenKeyName,
+    lifetime: config.tokenLifetime,
+    directory: config.tokenDirectory,
+    timeout: config.timeouts.tokenFetch,
+  })
+  // The pilots get their copy through the bundle; the local file never outlives this command.
+  work.removeToken = () => token.remove()
+  cleanup.register('deleted the local token', async () => token.remove())
+  work.token = {path: token.path}
+}
+
+/** The state job, with its undo registered first (it finds the job even if condor_submit was cut short). */
+async function submitRequestJob(request: CreateRequest, work: Work, cleanup: CleanupStack, failedStep: () => string): Promise<void> {
+  const {plan} = request
+  const since = Math.floor(Date.now() / 1000) - 1
+  cleanup.register('removed the state job', async () => {
+    const reason = `hpc-annex ${request.verb} failed at: ${failedStep()}`
+    if (work.request) return removeJobs(work.request.jobId, reason)
+    const strays = await queryJobs({
+      constraint: `hpc_annex_name == ${classadString(plan.annexName)} && QDate >= ${since} && hpc_annex_JOB_ID =?= undefined`,
+      attributes: ['ClusterId', 'ProcId'],
+    })
+    for (const job of strays) await removeJobs(`${String(job.ClusterId)}.${String(job.ProcId)}`, reason)
+  })
+  work.request = await submitStateJob(plan, {collector: work.collector!, login: work.target!})
 }
 
 function result(request: CreateRequest, work: Work, extra: Partial<CreateResult> = {}): CreateResult {
@@ -270,14 +298,13 @@ function result(request: CreateRequest, work: Work, extra: Partial<CreateResult>
 }
 
 /** The sha256 of each distinct image file (jobs often share one), named as the jobs will see it. */
-async function digestImages(sifs: SifImage[], progress: (text: string) => void): Promise<Work['images']> {
+async function digestImages(sifs: SifImage[]): Promise<Work['images']> {
   const byPath = new Map<string, Work['images'][number]>()
   const names = new Map<string, string>()
   for (const sif of sifs) {
     const name = sifEntryName(sif.basename)
     if (!byPath.has(sif.path)) {
       const bytes = (await stat(sif.path)).size
-      progress(`Checksumming ${name} (${mib(bytes)})`)
       byPath.set(sif.path, {name, sha256: await sha256File(sif.path), path: sif.path, bytes})
     }
     const earlier = names.get(name)
@@ -445,12 +472,6 @@ async function selfService(
 ): Promise<CreateResult> {
   const {plan} = request
   const file = request.bundleFile!
-  await run(`Submitting the state job for ${plan.annexName}`, async () => {
-    cleanup.register('removed the state job', async () => {
-      if (work.request) await removeJobs(work.request.jobId, `hpc-annex ${request.verb} --bundle failed`)
-    })
-    work.request = await submitStateJob(plan, {collector: work.collector!, login: work.target!})
-  })
   await run(`Writing the self-service bundle ${file}`, async () => {
     const ap: ApContext = {
       requestId: work.request!.requestId,

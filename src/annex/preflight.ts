@@ -24,12 +24,33 @@ export async function annexNameExists(name: string): Promise<boolean> {
 
 /** `create` refuses a name already in use and points to `add`; `add` refuses a name never created. */
 export async function checkAnnexNameRule(verb: 'create' | 'add', name: string): Promise<void> {
-  const exists = await annexNameExists(name)
+  nameRule(verb, name, await annexNameExists(name))
+}
+
+export function nameRule(verb: 'create' | 'add', name: string, exists: boolean): void {
   if (verb === 'create' && exists) {
     throw userError(`You've already created an annex named '${name}'.`, `hpc-annex add ${name} QUEUE@SYSTEM to request more resources for it`)
   }
   if (verb === 'add' && !exists) {
     throw userError(`You need to create an annex named '${name}' first.`, `hpc-annex create ${name} QUEUE@SYSTEM`)
+  }
+}
+
+/**
+ * One condor_q for the pre-flight: whether a request of this name exists
+ * (its state jobs) and the queued jobs that target the annex. ClassAd string
+ * comparison is case-insensitive, and so is the split.
+ */
+export async function annexQueue(name: string): Promise<{nameTaken: boolean; jobs: Ad[]}> {
+  const literal = classadString(name)
+  const ads = await queryJobs({
+    constraint: `hpc_annex_name == ${literal} || TargetAnnexName == ${literal}`,
+    attributes: [...ANNEX_JOB_ATTRIBUTES, 'hpc_annex_name'],
+  })
+  const same = (value: unknown) => typeof value === 'string' && value.toLowerCase() === name.toLowerCase()
+  return {
+    nameTaken: ads.some((ad) => same(adValue(ad, 'hpc_annex_name'))),
+    jobs: ads.filter((ad) => same(adValue(ad, 'TargetAnnexName'))),
   }
 }
 

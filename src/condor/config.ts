@@ -135,9 +135,11 @@ export function annexConfigFrom(v: Record<string, string | undefined>): AnnexCon
   return config
 }
 
-/** Reads the annex configuration in one condor_config_val call. */
-export async function readAnnexConfig(): Promise<AnnexConfig> {
-  return annexConfigFrom(await configValues([...ANNEX_CONFIG_NAMES]))
+/** Reads the annex configuration in one condor_config_val call (with a system's login overrides when one is named). */
+export async function readAnnexConfig(system?: string): Promise<AnnexConfig & {loginOverrides: LoginOverrides}> {
+  const names = system === undefined ? [] : loginOverrideNames(system)
+  const values = await configValues([...ANNEX_CONFIG_NAMES, ...names])
+  return {...annexConfigFrom(values), loginOverrides: system === undefined ? {} : overridesFrom(values, system)}
 }
 
 /** HTCondor's own refusal, plus what to do about it. */
@@ -170,13 +172,24 @@ export function tokenDomain(config: Pick<AnnexConfig, 'tokenDomain'>): string {
   return config.tokenDomain
 }
 
+export interface LoginOverrides {
+  user?: string
+  host?: string
+}
+
 /** HPC_ANNEX_<SYSTEM>_USER_NAME and _HOST_NAME: the admin's per-system login overrides. */
-export async function loginOverrides(system: string): Promise<{user?: string; host?: string}> {
+function loginOverrideNames(system: string): [string, string] {
   const key = system.toUpperCase().replace(/[^A-Z0-9_]/g, '_')
-  const user = `HPC_ANNEX_${key}_USER_NAME`
-  const host = `HPC_ANNEX_${key}_HOST_NAME`
-  const values = await configValues([user, host])
+  return [`HPC_ANNEX_${key}_USER_NAME`, `HPC_ANNEX_${key}_HOST_NAME`]
+}
+
+function overridesFrom(values: Record<string, string | undefined>, system: string): LoginOverrides {
+  const [user, host] = loginOverrideNames(system)
   return {...(values[user] ? {user: values[user]} : {}), ...(values[host] ? {host: values[host]} : {})}
+}
+
+export async function loginOverrides(system: string): Promise<LoginOverrides> {
+  return overridesFrom(await configValues(loginOverrideNames(system)), system)
 }
 
 /** The body of `use CATEGORY:NAME` in this HTCondor (condor_config_val use ...), or undefined when it has none. */

@@ -13,6 +13,7 @@ export {
   tokenDomain,
   type AnnexConfig,
   type AnnexTimeouts,
+  type LoginOverrides,
 } from './config.js'
 export {annexOff, type OffRequest} from './off.js'
 export {CONDOR_TOOL_TIMEOUT, runTool, type CondorTool, type RunOptions, type RunResult} from './runner.js'

@@ -33,6 +33,12 @@ export interface Interaction {
   answer(prompts: Prompt[], instructions: string, name: string): Promise<string[]>
   /** "Connecting to login.anvil.rcac.purdue.edu", "Authenticated (publickey)". */
   progress?(message: string): void
+  /**
+   * Whether a person can answer (a terminal is there). Without one, a
+   * transport refuses an unknown host key instead of asking. Default: stdin
+   * and stderr are terminals.
+   */
+  readonly interactive?: boolean
 }
 
 export interface ExecOptions {

@@ -35,6 +35,19 @@ export interface SiteInfo {
   scratch: string
   /** SLURM node names */
   nodes: string[]
+  /** the sshd logs by port kind (the same files as sshdLogs, in the order key, otp, one, password) */
+  sshdLog: {key: string; otp: string; one: string; password: string}
+  /** SSH_ASKPASS helper answering the prompts: $SITE_OTP_CODE or the current code, the password */
+  askpass: string
+  /** what `hostname` prints on the login node */
+  loginHostname: string
+  /** "loopback" (everything on 127.0.0.1) or "netns" (behind an emulated network) */
+  mode: string
+  /** SLURM partitions: compute (default, whole nodes), shared, debug (30 min) */
+  partitions: string[]
+  /** a small HTCondor tarball whose condor_master is a test double (test/site/README.md) */
+  condorTarball: string
+  condorTarballSha256: string
 }
 
 export const SITE_DIR = process.env.SITE_DIR ?? '/tmp/hpc-annex-site'

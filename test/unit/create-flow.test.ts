@@ -116,7 +116,9 @@ describe('create, end to end against a local "login node"', () => {
     const error = await createAnnex(request()).catch((e: unknown) => e)
     expect(error).toBeInstanceOf(AnnexError)
     expect((error as AnnexError).exitCode).toBe(2)
-    expect((error as AnnexError).message).toMatch(/^Staging and submitting the SLURM job on .* failed: the batch system refused the job: sbatch refused the job \(undone: .*removed the state job.*deleted the local token\)$/)
+    const text = (error as AnnexError).message
+    expect(text).toMatch(/^Staging and submitting the SLURM job on .* failed: the batch system refused the job: sbatch: error: invalid account \(undone: [^)]*\)$/)
+    for (const undone of ['cancelled the batch job', 'removed the state job', 'deleted the local token', 'closed the connection']) expect(text).toContain(undone)
     expect(stateJob()).toBeUndefined()
     expect(fake.state().history.find((j) => j.hpc_annex_name === 'demo')?.RemoveReason).toMatch(/hpc-annex create failed at: Staging/)
     expect(fake.tokenFiles()).toEqual([])

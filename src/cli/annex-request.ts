@@ -1,0 +1,136 @@
+import {userInfo} from 'node:os'
+
+import {Flags} from '@oclif/core'
+
+import type {CreateResult, CreateVerb} from '../annex/create.js'
+import {describePlan, loadCatalog, validateRequest, type Plan} from '../catalog/index.js'
+import {userError} from '../errors.js'
+import type {TransportKind} from '../ssh/transport.js'
+import {dryRunContext, emitFiles, renderFiles, sha256File} from '../staging/index.js'
+import {interruptSignal, withInterruptGuard} from './interrupt.js'
+import {requestInput} from './request-flags.js'
+
+/** How a create or add is carried out, beyond what is requested. */
+export const deliveryFlags = {
+  'dry-run': Flags.boolean({description: 'Validate and print the plan; touch no network and no HTCondor tool.'}),
+  emit: Flags.string({
+    description: 'With --dry-run: write every generated file (back-end, batch script, pilot configuration, pilots) into DIR.',
+    helpValue: 'DIR',
+    dependsOn: ['dry-run'],
+  }),
+  bundle: Flags.string({
+    description: 'Write a self-service bundle (with setup.sh) to FILE instead of logging in, for systems that allow no automated SSH.',
+    helpValue: 'FILE',
+    exclusive: ['dry-run'],
+  }),
+  'condor-tarball': Flags.string({
+    description: 'Stage this local HTCondor tarball into the login node\'s cache instead of downloading one there.',
+    helpValue: 'PATH',
+  }),
+  'allow-unpinned-download': Flags.boolean({
+    description: 'Let the login node download an HTCondor tarball whose sha256 the machine file does not pin (trust on first use).',
+  }),
+  ssh: Flags.option({options: ['ssh2', 'openssh'] as const, description: 'SSH client: ssh2 (built in) or openssh (the system ssh, with a ControlMaster). [default: openssh when `hpc-annex login` left a live connection, else ssh2]'})(),
+  'stall-timeout': Flags.integer({
+    description: 'Seconds a remote step may make no progress (no byte sent or received) before it fails; a slow but moving transfer never times out.',
+    default: 120,
+    min: 5,
+  }),
+}
+
+type DeliveryValues = {
+  'dry-run'?: boolean
+  emit?: string
+  bundle?: string
+  'condor-tarball'?: string
+  'allow-unpinned-download'?: boolean
+  ssh?: TransportKind
+  'stall-timeout': number
+}
+
+async function tarballDigest(path: string): Promise<{path: string; sha256: string}> {
+  try {
+    return {path, sha256: await sha256File(path)}
+  } catch (error) {
+    throw userError(`Cannot read the HTCondor tarball '${path}' (${(error as Error).message}); change --condor-tarball.`)
+  }
+}
+
+/** --dry-run returns the Plan (as before any login); a real request its result. */
+export type RequestOutcome = Plan | CreateResult
+
+/**
+ * create and add: validate (no network), then either describe (--dry-run)
+ * or carry the request out. `log` prints for people; under --json nothing
+ * but the returned value is printed.
+ */
+export async function runRequest(
+  verb: CreateVerb,
+  args: {name: string; target: string},
+  flags: Parameters<typeof requestInput>[1] & DeliveryValues,
+  io: {log: (line: string) => void; json: boolean},
+): Promise<RequestOutcome> {
+  const plan = validateRequest(loadCatalog(), requestInput(args, flags), {defaultOwner: userInfo().username})
+  const tarball = flags['condor-tarball'] === undefined ? undefined : await tarballDigest(flags['condor-tarball'])
+  if (flags['dry-run']) {
+    io.log(describePlan(plan))
+    if (flags.emit !== undefined) {
+      const context = dryRunContext(plan, {
+        ...(tarball ? {stagedTarballSha256: tarball.sha256} : {}),
+        ...(flags['allow-unpinned-download'] ? {allowUnpinnedDownload: true} : {}),
+      })
+      const written = await emitFiles(flags.emit, renderFiles(plan, context, {setup: true}))
+      io.log(`Wrote ${written.length} generated files (Access Point values are placeholders) to ${flags.emit}.`)
+    }
+    io.log('Nothing was submitted (--dry-run).')
+    return plan
+  }
+  // Loaded only for a real request: --dry-run and --help start faster without SSH, listr and the condor tools.
+  const [{createAnnex}, {createTransport}, {TerminalInteraction}] = await Promise.all([
+    import('../annex/create.js'),
+    import('../ssh/index.js'),
+    import('./prompt.js'),
+  ])
+  const interaction = new TerminalInteraction({system: plan.system.key, log: io.json ? null : (line) => process.stderr.write(`${line}\n`)})
+  const sshConfigFile = process.env.HPC_ANNEX_SSH_CONFIG
+  const result = await withInterruptGuard(() =>
+    createAnnex({
+      verb,
+      plan,
+      transport: () => createTransport(flags.ssh, {interactive: interaction.interactive}),
+      interaction,
+      ...(sshConfigFile ? {sshConfigFile} : {}),
+      ...(tarball ? {condorTarball: tarball} : {}),
+      ...(flags['allow-unpinned-download'] ? {allowUnpinnedDownload: true} : {}),
+      ...(flags.bundle === undefined ? {} : {bundleFile: flags.bundle}),
+      stallTimeout: flags['stall-timeout'],
+      signal: interruptSignal(),
+      output: io.json ? 'silent' : process.stderr.isTTY ? 'tty' : 'plain',
+    }),
+  )
+  io.log(describeResult(result))
+  return result
+}
+
+function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? '' : 's'}`
+}
+
+/** What was asked for and how to follow it. */
+export function describeResult(result: CreateResult): string {
+  const minutes = Math.ceil(result.lifetime / 60)
+  const lines: string[] = []
+  const what = `${plural(result.nodes, 'node')} for ${plural(minutes, 'minute')} from ${result.queue}@${result.system}`
+  if (result.bundleFile !== undefined) {
+    lines.push(`Wrote the self-service bundle for annex '${result.annexName}' (${what}) to ${result.bundleFile}.`)
+    lines.push(`On the login node: tar -xf ${result.bundleFile.split('/').at(-1)} && hpc-annex-${result.annexName}/setup.sh`)
+    lines.push('It holds the annex token: copy it only to the login node, and delete it there once set-up has run.')
+  } else {
+    const sent = result.images.filter((i) => i.sent).length
+    const images = result.images.length === 0 ? '' : ` ${plural(result.images.length, 'container image')} staged (${result.images.length - sent} from the login node's cache).`
+    lines.push(`${result.verb === 'add' ? 'Added to' : 'Created'} annex '${result.annexName}': requested ${what} as batch job ${result.batchJobId} on ${result.loginHost}.${images}`)
+    lines.push('It may take a while for the batch system to start the job; the annex lives for its lifetime from then.')
+  }
+  lines.push(`Follow it with: hpc-annex status ${result.annexName}`)
+  return lines.join('\n')
+}

@@ -1,0 +1,89 @@
+import {Args, Flags} from '@oclif/core'
+
+import {findSystem, formatProblem, loadCatalog} from '../catalog/index.js'
+import {AnnexCommand} from '../cli/base.js'
+import {TerminalInteraction} from '../cli/prompt.js'
+import {userError} from '../errors.js'
+import {shellQuote} from '../render/quote.js'
+import {OpenSshTransport} from '../ssh/openssh.js'
+import type {LoginTarget} from '../ssh/transport.js'
+
+export interface LoginResult {
+  system: string
+  host: string
+  user: string
+  controlPath: string
+  /** Seconds the connection stays open after its last use. */
+  persistSeconds: number
+  /** An already running connection was found (nothing was asked). */
+  reused: boolean
+}
+
+function duration(seconds: number): string {
+  if (seconds % 3600 === 0) return `${seconds / 3600} h`
+  if (seconds >= 3600) return `${(seconds / 3600).toFixed(1)} h`
+  if (seconds % 60 === 0) return `${seconds / 60} min`
+  return `${seconds} s`
+}
+
+export default class Login extends AnnexCommand {
+  static override summary = "Log in to a system's login node once (2FA included) and keep the connection open for later commands."
+  static override description =
+    'Opens an OpenSSH master connection (ControlMaster) to the login node, answering its questions on this terminal. ' +
+    'Until it expires, every hpc-annex command for that system runs over it and asks nothing.'
+  static override examples = ['<%= config.bin %> login anvil', '<%= config.bin %> login expanse --login-name alice --persist 28800']
+  static override args = {
+    system: Args.string({description: 'The system to log in to (see `hpc-annex systems`).', required: true}),
+  }
+  static override flags = {
+    'login-name': Flags.string({description: 'The user name on the login node (default: from ~/.ssh/config, else yours).'}),
+    'login-host': Flags.string({description: "Log in to this host instead of the system's login host (an alias of ~/.ssh/config works)."}),
+    persist: Flags.integer({description: 'Keep the connection open this many seconds after its last use.', default: 4 * 3600, min: 60}),
+  }
+
+  async run(): Promise<LoginResult> {
+    const {args, flags} = await this.parse(Login)
+    const catalog = loadCatalog()
+    const machine = findSystem(catalog, args.system)
+    if (!machine) {
+      for (const problem of catalog.problems) this.warn(`skipped an invalid machine file: ${formatProblem(problem)}`)
+      throw userError(`Unknown system '${args.system}'; systems: ${[...catalog.systems.keys()].join(', ')}.`)
+    }
+    const target: LoginTarget = {
+      host: flags['login-host'] ?? machine.host,
+      ...(flags['login-name'] ? {user: flags['login-name']} : {}),
+      ...(process.env.HPC_ANNEX_SSH_CONFIG ? {configFile: process.env.HPC_ANNEX_SSH_CONFIG} : {}),
+    }
+    const interaction = new TerminalInteraction({system: machine.key, log: this.jsonEnabled() ? null : (message) => process.stderr.write(`${message}\n`)})
+    const transport = new OpenSshTransport({
+      persist: flags.persist,
+      keepMaster: true,
+      ...(process.env.HPC_ANNEX_SSH_DIR ? {controlDir: process.env.HPC_ANNEX_SSH_DIR} : {}),
+    })
+    try {
+      await transport.connect(target, interaction)
+      await transport.exec('true')
+    } finally {
+      await transport.close()
+    }
+    const resolved = transport.target
+    const path = transport.controlPath ?? ''
+    const result: LoginResult = {
+      system: machine.key,
+      host: resolved?.host ?? target.host,
+      user: resolved?.user ?? target.user ?? '',
+      controlPath: path,
+      persistSeconds: flags.persist,
+      reused: transport.reusedMaster,
+    }
+    const until = new Date(Date.now() + flags.persist * 1000).toLocaleTimeString([], {hour: '2-digit', minute: '2-digit'})
+    this.log(
+      transport.reusedMaster
+        ? `Already logged in to ${machine.name} (${result.user}@${result.host}); the open connection is used.`
+        : `Logged in to ${machine.name} (${result.user}@${result.host}). The connection stays open ${duration(flags.persist)} after its last use ` +
+            `(until about ${until} if unused); hpc-annex commands for ${machine.key} use it without asking again.`,
+    )
+    this.log(`To close it now: ssh -S ${shellQuote(path)} -O exit ${shellQuote(target.host)}`)
+    return result
+  }
+}

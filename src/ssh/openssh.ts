@@ -1,0 +1,423 @@
+import {chmodSync, existsSync, lstatSync, mkdirSync} from 'node:fs'
+import {homedir} from 'node:os'
+import {join} from 'node:path'
+import type {Readable, Writable} from 'node:stream'
+
+import {execa} from 'execa'
+
+import {AnnexError, oneLine, systemError, userError} from '../errors.js'
+import {AskpassBridge} from './askpass.js'
+import {findSsh, resolveTarget, sshG, type ResolvedTarget} from './config.js'
+import {knownHostName} from './known-hosts.js'
+import {SessionPool, withSession} from './pool.js'
+import type {ExecOptions, ExecResult, Interaction, LoginTarget, Transport} from './transport.js'
+
+export interface OpenSshOptions {
+  /** Where master sockets live (mode 0700). Default ~/.hpc-annex/ssh. */
+  controlDir?: string
+  /** ControlPersist of a master this process opens, in seconds (default 300). */
+  persist?: number
+  /** Leave a master this process opened running after close() (`hpc-annex login`). */
+  keepMaster?: boolean
+  /** Most sessions open at once (the server's MaxSessions; lowered on refusal). Default 10. */
+  maxSessions?: number
+  /** The OpenSSH client (default `ssh`). */
+  ssh?: string
+  /** Whether a person can answer an unknown host key question (default: stdin and stderr are terminals). */
+  interactive?: boolean
+  /** ServerAliveInterval of the master, in seconds (default 15). */
+  serverAliveInterval?: number
+}
+
+// A Unix socket path holds at most 107 bytes; <dir>/master-<40 hex> must fit.
+const SOCKET_PATH_MAX = 107
+const SOCKET_NAME_LENGTH = 'master-'.length + 40
+
+/**
+ * Where master sockets live: ~/.hpc-annex/ssh, or, when a long HOME would
+ * make the socket path too long for the kernel, a private directory under
+ * /tmp named for the user (the same one every run computes).
+ */
+export function defaultControlDir(env: NodeJS.ProcessEnv = process.env): string {
+  const preferred = join(env.HOME || homedir(), '.hpc-annex', 'ssh')
+  if (Buffer.byteLength(preferred) + 1 + SOCKET_NAME_LENGTH <= SOCKET_PATH_MAX) return preferred
+  return join('/tmp', `hpc-annex-ssh-${process.getuid?.() ?? 'user'}`)
+}
+
+function ensureControlDir(dir: string): void {
+  mkdirSync(dir, {recursive: true, mode: 0o700})
+  // Under /tmp someone else could have made it first: it must be ours, a real directory.
+  const info = lstatSync(dir)
+  if (!info.isDirectory() || (process.getuid && info.uid !== process.getuid())) {
+    throw systemError(`${dir} is not a directory of yours; remove it, or set HOME to a shorter path.`)
+  }
+  chmodSync(dir, 0o700)
+}
+
+/** The options every ssh run for a target shares: the user's config file and flags. */
+function targetArgs(target: LoginTarget): string[] {
+  return [
+    ...(target.configFile ? ['-F', target.configFile] : []),
+    ...(target.port ? ['-p', String(target.port)] : []),
+    ...(target.user ? ['-l', target.user] : []),
+    ...(target.identityFile ? ['-i', target.identityFile] : []),
+    ...(target.knownHostsFile ? ['-o', `UserKnownHostsFile=${target.knownHostsFile}`] : []),
+  ]
+}
+
+/** The master's socket for a target, as ssh expands `<dir>/master-%C`. */
+export async function controlPath(target: LoginTarget, dir: string, ssh = 'ssh'): Promise<string> {
+  const options = await sshG(ssh, {...target, host: target.host}, [...(target.identityFile ? ['-i', target.identityFile] : []), '-o', `ControlPath=${join(dir, 'master-%C')}`])
+  const path = options.get('controlpath')?.[0]
+  if (!path) throw systemError(`ssh -G did not report a ControlPath for ${target.host}; is this OpenSSH?`)
+  return path
+}
+
+/** Is a master running behind `path`? */
+export async function masterAlive(target: LoginTarget, path: string, ssh = 'ssh'): Promise<boolean> {
+  const result = await execa(ssh, ['-S', path, '-O', 'check', ...targetArgs(target), '--', target.host], {reject: false, stdin: 'ignore'})
+  return result.exitCode === 0
+}
+
+/** Whether a live master for the target exists in `dir` (opened by `hpc-annex login`, or by another run). */
+export async function hasLiveMaster(target: LoginTarget, dir = defaultControlDir(), ssh = 'ssh'): Promise<boolean> {
+  try {
+    const path = await controlPath(target, dir, ssh)
+    // No socket, no master: spare the `ssh -O check`.
+    return existsSync(path) && (await masterAlive(target, path, ssh))
+  } catch {
+    return false
+  }
+}
+
+function lastLines(text: string): string {
+  const lines = text
+    .replace(/\r/g, '')
+    .split('\n')
+    .map((line) => line.trim())
+    .filter((line) => line !== '' && !/^@+$|^Pseudo-terminal/.test(line))
+  return oneLine(lines.slice(-2).join(' '))
+}
+
+/** A one-line AnnexError for a failed master login, from what ssh printed. */
+export function masterError(stderr: string, target: ResolvedTarget, knownHosts: string): AnnexError {
+  const name = knownHostName(target.hostKeyName, target.port)
+  if (/REMOTE HOST IDENTIFICATION HAS CHANGED|Host key for .* has changed/i.test(stderr)) {
+    return systemError(
+      `The host key of ${name} has CHANGED (it differs from ${knownHosts}): refusing to connect, as this may be an attack; ` +
+        `if the site changed its keys, remove the old line after checking the new fingerprint with the site.`,
+    )
+  }
+  if (/No .* host key is known for|Host key verification failed/i.test(stderr)) {
+    return userError(`The host key of ${name} is not in ${knownHosts}; refusing to connect without a terminal to confirm it.`)
+  }
+  if (/Permission denied/i.test(stderr)) {
+    return userError(`Could not log in to ${target.user}@${name}: ${lastLines(stderr)}; check the user name, keys and ~/.ssh/config.`)
+  }
+  return systemError(`Cannot connect to ${target.user}@${name}: ${lastLines(stderr) || 'ssh failed'}.`)
+}
+
+/**
+ * Feeds a stdin stream to one ssh process after another: what went to a
+ * process whose session the server refused is sent again to the next. Only
+ * the first MiB is kept; a refused session cannot have taken more than the
+ * pipe holds (64 KiB).
+ */
+class StdinFeed {
+  static readonly KEEP = 1 << 20
+  #kept: Buffer[] = []
+  #keptBytes = 0
+  #overflow = false
+  #ended = false
+  #error: Error | undefined
+
+  constructor(private readonly source: Readable) {
+    source.pause()
+    source.on('end', () => {
+      this.#ended = true
+    })
+    source.on('error', (error: Error) => {
+      this.#error = error
+    })
+  }
+
+  get replayable(): boolean {
+    return !this.#overflow
+  }
+
+  /** Starts feeding `dest`; returns a function that stops. */
+  attach(dest: Writable, onError: (error: Error) => void): () => void {
+    dest.on('error', () => undefined)
+    for (const chunk of this.#kept) dest.write(chunk)
+    const onData = (chunk: Buffer): void => {
+      if (!this.#overflow) {
+        this.#kept.push(chunk)
+        this.#keptBytes += chunk.length
+        if (this.#keptBytes > StdinFeed.KEEP) {
+          this.#overflow = true
+          this.#kept = []
+        }
+      }
+      if (!dest.write(chunk)) {
+        this.source.pause()
+        dest.once('drain', () => this.source.resume())
+      }
+    }
+    const onEnd = (): void => {
+      dest.end()
+    }
+    if (this.#error) {
+      queueMicrotask(() => onError(this.#error as Error))
+      return () => undefined
+    }
+    if (this.#ended) {
+      dest.end()
+      return () => undefined
+    }
+    this.source.on('data', onData)
+    this.source.once('end', onEnd)
+    this.source.once('error', onError)
+    this.source.resume()
+    return () => {
+      this.source.removeListener('data', onData)
+      this.source.removeListener('end', onEnd)
+      this.source.removeListener('error', onError)
+      this.source.pause()
+    }
+  }
+}
+
+const REFUSED = /session request failed|Session open refused|open failed/i
+const SSH_NOISE = /^(?:(?:mux_client_\S*|kex_exchange_identification|Connection closed by UNKNOWN|Control ?socket|ControlSocket)[^\n]*(?:\n|$))+$/
+
+/**
+ * The system OpenSSH client with a ControlMaster: one master connection
+ * (opened here with its questions asked through an SSH_ASKPASS bridge, or
+ * one that `hpc-annex login` left running), every exec a multiplexed client
+ * in BatchMode that can never open a connection of its own.
+ */
+export class OpenSshTransport implements Transport {
+  readonly #options: OpenSshOptions
+  readonly #ssh: string
+  #pool: SessionPool
+  #target: LoginTarget | undefined
+  #resolved: ResolvedTarget | undefined
+  #path: string | undefined
+  #ownMaster = false
+  #reused = false
+  #lost: AnnexError | undefined
+  #closed = false
+  #children = new Set<{kill(): boolean; stdout?: {destroy(): void} | null; stderr?: {destroy(): void} | null}>()
+
+  constructor(options: OpenSshOptions = {}) {
+    this.#options = options
+    this.#ssh = options.ssh ?? 'ssh'
+    this.#pool = new SessionPool(options.maxSessions ?? 10)
+  }
+
+  get target(): ResolvedTarget | undefined {
+    return this.#resolved
+  }
+
+  /** The master's socket, once connected. */
+  get controlPath(): string | undefined {
+    return this.#path
+  }
+
+  /** Whether connect() found a running master instead of logging in. */
+  get reusedMaster(): boolean {
+    return this.#reused
+  }
+
+  get sessionCap(): number {
+    return this.#pool.cap
+  }
+
+  async connect(target: LoginTarget, interaction: Interaction): Promise<void> {
+    if (this.#path) throw systemError('This SSH transport is already connected; make a new one for another login.')
+    if (this.#closed) throw systemError('This SSH transport was closed; make a new one to log in again.')
+    if (this.#ssh === 'ssh' && (await findSsh()) === null) {
+      throw userError('The OpenSSH client (ssh) is not installed; install it, or use the built-in transport (--ssh ssh2).')
+    }
+    const dir = this.#options.controlDir ?? defaultControlDir()
+    ensureControlDir(dir)
+    const resolved = await resolveTarget(target, {ssh: this.#ssh})
+    this.#target = target
+    this.#resolved = resolved
+    const path = await controlPath(target, dir, this.#ssh)
+    const name = `${resolved.user}@${resolved.host}${resolved.port === 22 ? '' : `:${resolved.port}`}`
+    if (await masterAlive(target, path, this.#ssh)) {
+      this.#path = path
+      this.#reused = true
+      interaction.progress?.(`Using the open SSH connection to ${name}`)
+      return
+    }
+    interaction.progress?.(`Connecting to ${name}`)
+    const interactive = this.#options.interactive ?? interaction.interactive ?? Boolean(process.stdin.isTTY && process.stderr.isTTY)
+    const bridge = await AskpassBridge.start(interaction)
+    try {
+      const result = await execa(
+        this.#ssh,
+        [
+          '-M',
+          '-f',
+          '-N',
+          '-o', `ControlPath=${join(dir, 'master-%C')}`,
+          '-o', `ControlPersist=${this.#options.persist ?? 300}`,
+          '-o', `ServerAliveInterval=${this.#options.serverAliveInterval ?? 15}`,
+          '-o', 'ServerAliveCountMax=3',
+          '-o', 'BatchMode=no',
+          '-o', 'ClearAllForwardings=yes',
+          '-o', `StrictHostKeyChecking=${interactive ? 'ask' : 'yes'}`,
+          ...targetArgs(target),
+          '--',
+          target.host,
+        ],
+        {reject: false, stdin: 'ignore', stdout: 'ignore', stderr: 'pipe', env: bridge.env()},
+      )
+      if (result.exitCode !== 0) {
+        if (bridge.failure !== undefined) throw bridge.failure
+        throw masterError(String(result.stderr ?? ''), resolved, target.knownHostsFile ?? resolved.knownHostsFiles[0] ?? '~/.ssh/known_hosts')
+      }
+    } finally {
+      await bridge.close()
+    }
+    this.#path = path
+    this.#ownMaster = true
+    interaction.progress?.(`Authenticated to ${name}`)
+  }
+
+  async exec(command: string, options: ExecOptions = {}): Promise<ExecResult> {
+    if (this.#lost) throw this.#lost
+    if (this.#closed) throw systemError('The SSH connection is closed; nothing more can run on it.')
+    if (!this.#path) throw systemError('Not connected: log in (connect) before running commands.')
+    const feed = options.stdin ? new StdinFeed(options.stdin) : undefined
+    // From outside, ssh does not say when its session opened: the pool learns the limit from refusals alone.
+    return withSession(this.#pool, options.signal, () => this.#attempt(command, options, feed))
+  }
+
+  async #attempt(command: string, options: ExecOptions, feed: StdinFeed | undefined): Promise<{refused: true; error: unknown} | {refused: false; value: ExecResult}> {
+    if (this.#lost) throw this.#lost
+    const target = this.#target
+    const path = this.#path
+    if (this.#closed || !target || !path) throw systemError('The SSH connection is closed; nothing more can run on it.')
+    const host = this.#resolved?.host ?? target.host
+    const collect = options.collect ?? true
+    const stdout: Buffer[] = []
+    const stderr: Buffer[] = []
+    const child = execa(
+      this.#ssh,
+      [
+        '-S', path,
+        '-o', 'ControlMaster=no',
+        '-o', 'BatchMode=yes',
+        // Without the master, fail instead of connecting on our own.
+        '-o', 'ProxyCommand=false',
+        '-o', 'LogLevel=ERROR',
+        '-o', 'ClearAllForwardings=yes',
+        '-T',
+        '-x',
+        ...targetArgs(target),
+        '--',
+        target.host,
+        command,
+      ],
+      {
+        reject: false,
+        buffer: false,
+        stdin: feed ? 'pipe' : 'ignore',
+        stdout: 'pipe',
+        stderr: 'pipe',
+      },
+    )
+    this.#children.add(child)
+    child.stdout?.on('data', (chunk: Buffer) => {
+      options.onStdout?.(chunk)
+      if (collect) stdout.push(chunk)
+    })
+    // ssh's own complaints are read too, to tell a refused session from the command's output.
+    const sshErrors: Buffer[] = []
+    child.stderr?.on('data', (chunk: Buffer) => {
+      if (sshErrors.length < 64) sshErrors.push(chunk)
+      // What the mux client itself says about a refused session or a gone master is not the command's output.
+      if (SSH_NOISE.test(chunk.toString('utf8'))) return
+      options.onStderr?.(chunk)
+      if (collect) stderr.push(chunk)
+    })
+    let stdinError: Error | undefined
+    const detach = feed && child.stdin ? feed.attach(child.stdin, (error) => {
+      stdinError = error
+      child.kill()
+    }) : undefined
+    // The master holds copies of the client's stdout and stderr until the
+    // remote command ends, so an abort cannot wait for them to close.
+    const signal = options.signal
+    let onAbort: (() => void) | undefined
+    const aborted = new Promise<never>((_, reject) => {
+      onAbort = () => {
+        child.kill('SIGTERM')
+        child.stdout?.destroy()
+        child.stderr?.destroy()
+        reject(signal?.reason)
+      }
+      if (signal?.aborted) onAbort()
+      else signal?.addEventListener('abort', onAbort, {once: true})
+    })
+    aborted.catch(() => undefined)
+    child.catch(() => undefined)
+    let result: Awaited<typeof child>
+    try {
+      result = await Promise.race([child, aborted])
+    } finally {
+      if (onAbort) signal?.removeEventListener('abort', onAbort)
+      detach?.()
+      this.#children.delete(child)
+    }
+    if (stdinError) throw systemError(`Reading the input for a command on ${host} failed: ${oneLine(stdinError.message)}`, {cause: stdinError})
+    if (this.#lost) throw this.#lost
+    if (this.#closed) throw systemError('The SSH connection was closed by hpc-annex before the command finished.')
+    if (result.exitCode === 255) {
+      const text = Buffer.concat(sshErrors).toString('utf8')
+      if (REFUSED.test(text)) {
+        const error = systemError(`${host} refused to open another session (its MaxSessions).`)
+        if (feed && !feed.replayable) throw error
+        return {refused: true, error}
+      }
+      if (!(await masterAlive(target, path, this.#ssh))) {
+        this.#connectionLost(lastLines(text) || 'the master connection ended')
+        throw this.#lost
+      }
+    }
+    const value: ExecResult = {
+      code: typeof result.exitCode === 'number' ? result.exitCode : null,
+      stdout: Buffer.concat(stdout).toString('utf8'),
+      stderr: Buffer.concat(stderr).toString('utf8'),
+    }
+    if (result.signal) value.signal = result.signal
+    return {refused: false, value}
+  }
+
+  #connectionLost(reason: string): void {
+    if (this.#lost) return
+    const host = this.#resolved?.host ?? this.#target?.host ?? 'the login node'
+    this.#lost = systemError(`The connection to ${host} was lost (${reason}); nothing more can run on it. Run the command again.`)
+    this.#pool.fail(this.#lost)
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    this.#pool.fail(systemError('The SSH connection was closed by hpc-annex before the command finished.'))
+    for (const child of this.#children) {
+      child.kill()
+      // The master keeps copies of these until the remote command ends.
+      child.stdout?.destroy()
+      child.stderr?.destroy()
+    }
+    const target = this.#target
+    const path = this.#path
+    if (this.#ownMaster && !this.#options.keepMaster && target && path) {
+      await execa(this.#ssh, ['-S', path, '-O', 'exit', ...targetArgs(target), '--', target.host], {reject: false, stdin: 'ignore'})
+    }
+  }
+}

@@ -1,0 +1,491 @@
+import {readFileSync} from 'node:fs'
+import type {Readable} from 'node:stream'
+
+import ssh2 from 'ssh2'
+import type {AnyAuthMethod, AuthenticationType, Client as ClientType, ClientChannel, ConnectConfig, NextAuthHandler, ParsedKey} from 'ssh2'
+
+import {AnnexError, oneLine, systemError, userError} from '../errors.js'
+import {resolveTarget, type ResolvedTarget, type ResolveOptions} from './config.js'
+import {knownHostName, knownKeyTypes, verifyHostKey} from './known-hosts.js'
+import {SessionPool, withSession} from './pool.js'
+import type {ExecOptions, ExecResult, Interaction, LoginTarget, Transport} from './transport.js'
+
+const {Client, utils} = ssh2
+
+export interface Ssh2Options {
+  /** Most sessions open at once (the server's MaxSessions; lowered on refusal). Default 10. */
+  maxSessions?: number
+  /** SSH keepalive every this many ms (default 15 s); the connection is lost after `keepaliveCountMax` unanswered. */
+  keepaliveInterval?: number
+  keepaliveCountMax?: number
+  /** How long the handshake may take, in ms (default 30 s; prompts are not counted). */
+  readyTimeout?: number
+  /** The ssh-agent socket (default $SSH_AUTH_SOCK); null for none. */
+  agent?: string | null
+  /** Whether a person can answer an unknown host key question (default: stdin and stderr are terminals). */
+  interactive?: boolean
+  /** How to apply the user's ssh configuration. */
+  resolve?: ResolveOptions
+}
+
+const HOST_KEY_ALGORITHMS = ['ssh-ed25519', 'ecdsa-sha2-nistp256', 'ecdsa-sha2-nistp384', 'ecdsa-sha2-nistp521', 'rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa']
+
+/** Ask the server for a host key type we already know for it, as OpenSSH does. */
+function hostKeyAlgorithms(types: string[]): string[] {
+  const preferred = types.flatMap((type) => (type === 'ssh-rsa' ? ['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'] : [type])).filter((alg) => HOST_KEY_ALGORITHMS.includes(alg))
+  return [...new Set([...preferred, ...HOST_KEY_ALGORITHMS])]
+}
+
+type Step = {type: 'none'} | {type: 'agent'; socket: string} | {type: 'key'; file: string} | {type: 'keyboard-interactive'} | {type: 'password'}
+
+function isEncryptedKeyError(error: Error): boolean {
+  return /encrypted|passphrase/i.test(error.message)
+}
+
+/** Where one hop of the login stands: who, and what authentication did. */
+interface Hop {
+  target: ResolvedTarget
+  client: ClientType
+}
+
+/**
+ * The default transport: one ssh2 connection per invocation (through
+ * ProxyJump hops when configured), every exec a session channel on it.
+ */
+export class Ssh2Transport implements Transport {
+  readonly #options: Ssh2Options
+  #pool: SessionPool
+  #hops: Hop[] = []
+  #client: ClientType | undefined
+  #target: ResolvedTarget | undefined
+  #lost: AnnexError | undefined
+  #closed = false
+  #inFlight = new Set<(error: AnnexError) => void>()
+
+  constructor(options: Ssh2Options = {}) {
+    this.#options = options
+    this.#pool = new SessionPool(options.maxSessions ?? 10)
+  }
+
+  /** The resolved login node, once connected. */
+  get target(): ResolvedTarget | undefined {
+    return this.#target
+  }
+
+  /** The current cap on concurrent sessions (lowered when the server refuses one). */
+  get sessionCap(): number {
+    return this.#pool.cap
+  }
+
+  async connect(target: LoginTarget, interaction: Interaction): Promise<void> {
+    if (this.#client) throw systemError('This SSH transport is already connected; make a new one for another login.')
+    if (this.#closed) throw systemError('This SSH transport was closed; make a new one to log in again.')
+    const resolved = await resolveTarget(target, this.#options.resolve)
+    this.#target = resolved
+    let sock: Readable | undefined
+    const chain = [...resolved.jumps, resolved]
+    try {
+      for (const [index, hop] of chain.entries()) {
+        const client = await this.#login(hop, interaction, sock, index < chain.length - 1 ? 'jump host' : 'login node')
+        this.#hops.push({target: hop, client})
+        const next = chain[index + 1]
+        if (next) sock = await forward(client, next)
+      }
+    } catch (error) {
+      this.#endAll()
+      throw error
+    }
+    const client = this.#hops[this.#hops.length - 1]?.client
+    this.#client = client
+    if (this.#closed) {
+      this.#endAll()
+      throw systemError(`The connection to ${resolved.host} was closed while logging in.`)
+    }
+    // Any hop going away loses the connection.
+    for (const hop of this.#hops) {
+      hop.client.on('error', (error: Error) => this.#connectionLost(error.message))
+      hop.client.on('end', () => this.#connectionLost('the server ended it'))
+      hop.client.on('close', () => this.#connectionLost('it closed'))
+    }
+  }
+
+  #connectionLost(reason: string): void {
+    if (this.#lost || this.#closed) return
+    const host = this.#target?.host ?? 'the login node'
+    this.#lost = systemError(`The connection to ${host} was lost (${oneLine(reason)}); nothing more can run on it. Run the command again.`)
+    this.#pool.fail(this.#lost)
+    for (const reject of [...this.#inFlight]) reject(this.#lost)
+    this.#inFlight.clear()
+  }
+
+  async #login(target: ResolvedTarget, outer: Interaction, sock: Readable | undefined, role: string): Promise<ClientType> {
+    const name = `${target.user}@${target.host}${target.port === 22 ? '' : `:${target.port}`}`
+    outer.progress?.(`Connecting to ${role} ${name}`)
+    const client = new Client()
+    // The login must not hang on a silent server, but the time a person takes
+    // to answer a question does not count.
+    const timeout = this.#options.readyTimeout ?? 30_000
+    let timer: NodeJS.Timeout | undefined
+    const startTimer = (): void => {
+      clearTimeout(timer)
+      if (timeout <= 0) return
+      timer = setTimeout(() => {
+        fail(systemError(`Logging in to ${role} ${name} timed out after ${Math.round(timeout / 1000)} s without an answer from the server.`))
+        client.destroy()
+      }, timeout)
+      timer.unref()
+    }
+    let asking = 0
+    const interaction: Interaction = {
+      answer: async (prompts, instructions, promptName) => {
+        asking++
+        clearTimeout(timer)
+        try {
+          return await outer.answer(prompts, instructions, promptName)
+        } finally {
+          if (--asking === 0) startTimer()
+        }
+      },
+      progress: (message) => outer.progress?.(message),
+    }
+    const interactive = this.#options.interactive ?? outer.interactive ?? Boolean(process.stdin.isTTY && process.stderr.isTTY)
+    const agent = this.#options.agent === undefined ? process.env.SSH_AUTH_SOCK : this.#options.agent
+    const steps: Step[] = [{type: 'none'}]
+    if (agent && !target.identitiesOnly) steps.push({type: 'agent', socket: agent})
+    for (const file of target.identityFiles) steps.push({type: 'key', file})
+    // A wrong code or password may be typed again, as OpenSSH allows.
+    for (let i = 0; i < 3; i++) steps.push({type: 'keyboard-interactive'})
+    for (let i = 0; i < 3; i++) steps.push({type: 'password'})
+
+    let failure: unknown
+    let lastMethod = ''
+    let methodsLeft: AuthenticationType[] | null = null
+
+    const fail = (error: unknown): void => {
+      failure ??= error
+      client.end()
+    }
+
+    const nextMethod = async (): Promise<AnyAuthMethod | false> => {
+      for (;;) {
+        const step = steps.shift()
+        if (!step) return false
+        const username = target.user
+        const allowed = (type: AuthenticationType): boolean => methodsLeft === null || methodsLeft.includes(type)
+        switch (step.type) {
+          case 'none':
+            if (methodsLeft !== null) continue
+            lastMethod = 'none'
+            return {type: 'none', username}
+          case 'agent':
+            if (!allowed('publickey')) continue
+            lastMethod = 'agent'
+            return {type: 'agent', username, agent: step.socket}
+          case 'key': {
+            if (!allowed('publickey')) continue
+            const key = await loadKey(step.file, interaction)
+            if (!key) continue
+            lastMethod = `publickey ${step.file}`
+            return {type: 'publickey', username, key}
+          }
+          case 'keyboard-interactive':
+            if (!allowed('keyboard-interactive')) continue
+            lastMethod = 'keyboard-interactive'
+            return {
+              type: 'keyboard-interactive',
+              username,
+              prompt: (promptName, instructions, _lang, prompts, finish) => {
+                interaction
+                  .answer(
+                    prompts.map((p) => ({prompt: p.prompt, echo: Boolean(p.echo)})),
+                    instructions,
+                    promptName,
+                  )
+                  .then((answers) => finish(answers), fail)
+              },
+            }
+          case 'password': {
+            if (!allowed('password')) continue
+            const [password] = await interaction.answer([{prompt: `${name}'s password: `, echo: false}], '', 'Password')
+            lastMethod = 'password'
+            return {type: 'password', username, password: password ?? ''}
+          }
+        }
+      }
+    }
+
+    const authHandler = (left: AuthenticationType[] | null, _partial: boolean | null, next: NextAuthHandler): void => {
+      methodsLeft = left
+      nextMethod().then(
+        (method) => next(method as AnyAuthMethod),
+        (error) => {
+          fail(error)
+          next(false as unknown as AnyAuthMethod)
+        },
+      )
+    }
+
+    const hostVerifier = (key: Buffer, verify: (valid: boolean) => void): void => {
+      verifyHostKey({
+        host: target.hostKeyName,
+        port: target.port,
+        key,
+        files: target.knownHostsFiles,
+        appendTo: target.knownHostsFiles[0] ?? `${process.env.HOME}/.ssh/known_hosts`,
+        interaction,
+        interactive,
+        hash: target.hashKnownHosts,
+      }).then(
+        () => verify(true),
+        (error) => {
+          failure ??= error
+          verify(false)
+        },
+      )
+    }
+
+    const config: ConnectConfig = {
+      host: target.host,
+      port: target.port,
+      username: target.user,
+      ...(sock ? {sock} : {}),
+      keepaliveInterval: this.#options.keepaliveInterval ?? 15_000,
+      keepaliveCountMax: this.#options.keepaliveCountMax ?? 3,
+      readyTimeout: 0,
+      algorithms: {serverHostKey: hostKeyAlgorithms(knownKeyTypes(target.knownHostsFiles, target.hostKeyName, target.port)) as never},
+      hostVerifier: hostVerifier as ConnectConfig['hostVerifier'],
+      authHandler: authHandler as ConnectConfig['authHandler'],
+    }
+
+    await new Promise<void>((resolve, reject) => {
+      const done = (error?: unknown): void => {
+        clearTimeout(timer)
+        client.removeListener('ready', onReady)
+        client.removeListener('error', onError)
+        client.removeListener('close', onClose)
+        if (error === undefined) resolve()
+        else reject(error)
+      }
+      const onReady = (): void => done()
+      const onError = (error: Error & {level?: string}): void => {
+        // An unusable agent is not fatal: the next method is tried.
+        if (error.level === 'agent') return
+        if (failure !== undefined) return done(failure)
+        if (error.level === 'client-authentication') {
+          return done(
+            userError(
+              `Could not log in to ${name}: the server refused every method tried` +
+                `${methodsLeft ? ` (it accepts: ${methodsLeft.join(', ')})` : ''}; check the user name, keys and ~/.ssh/config.`,
+            ),
+          )
+        }
+        if (/verification failed/i.test(error.message)) return done(systemError(`The host key of ${knownHostName(target.host, target.port)} was refused.`))
+        done(systemError(`Cannot connect to ${role} ${name}: ${oneLine(error.message)}.`, {cause: error}))
+      }
+      const onClose = (): void => done(failure ?? systemError(`The ${role} ${name} closed the connection during login.`))
+      client.on('ready', onReady)
+      client.on('error', onError)
+      client.on('close', onClose)
+      startTimer()
+      try {
+        client.connect(config)
+      } catch (error) {
+        done(systemError(`Cannot connect to ${role} ${name}: ${(error as Error).message}`))
+      }
+    })
+    // Errors after login are reported by the connection-lost handlers.
+    client.on('error', () => undefined)
+    interaction.progress?.(`Authenticated to ${name} (${lastMethod.split(' ')[0]})`)
+    return client
+  }
+
+  async exec(command: string, options: ExecOptions = {}): Promise<ExecResult> {
+    if (this.#lost) throw this.#lost
+    if (this.#closed) throw systemError('The SSH connection is closed; nothing more can run on it.')
+    if (!this.#client) throw systemError('Not connected: log in (connect) before running commands.')
+    return withSession(this.#pool, options.signal, (opened) => this.#attempt(command, options, opened))
+  }
+
+  #attempt(command: string, options: ExecOptions, opened: () => void): Promise<{refused: true; error: unknown} | {refused: false; value: ExecResult}> {
+    const client = this.#client
+    if (this.#lost) return Promise.reject(this.#lost)
+    if (this.#closed || !client) return Promise.reject(systemError('The SSH connection is closed; nothing more can run on it.'))
+    const {stdin, signal} = options
+    const collect = options.collect ?? true
+    const host = this.#target?.host ?? 'the login node'
+    return new Promise((resolve, reject) => {
+      let settled = false
+      let channel: ClientChannel | undefined
+      const stdout: Buffer[] = []
+      const stderr: Buffer[] = []
+      let code: number | null = null
+      let exitSignal: string | undefined
+      const onStdinError = (error: Error): void => {
+        channel?.close()
+        settle(() => reject(systemError(`Reading the input for a command on ${host} failed: ${oneLine(error.message)}`, {cause: error})))
+      }
+      const onAbort = (): void => {
+        if (channel) {
+          try {
+            channel.signal('HUP')
+          } catch {
+            // the channel may already be closing
+          }
+          channel.close()
+        }
+        settle(() => reject(signal?.reason))
+      }
+      const onLost = (error: AnnexError): void => settle(() => reject(error))
+      const settle = (finish: () => void): void => {
+        if (settled) return
+        settled = true
+        this.#inFlight.delete(onLost)
+        signal?.removeEventListener('abort', onAbort)
+        if (stdin && channel) {
+          stdin.unpipe(channel)
+          stdin.removeListener('error', onStdinError)
+        }
+        if (channel) {
+          channel.removeAllListeners('data')
+          channel.stderr.removeAllListeners('data')
+          channel.removeAllListeners('exit')
+          channel.removeAllListeners('close')
+          // Late events (a close after an abort) must not throw.
+          channel.on('error', () => undefined)
+        }
+        finish()
+      }
+      this.#inFlight.add(onLost)
+      if (signal) signal.addEventListener('abort', onAbort, {once: true})
+      try {
+        client.exec(command, (error, ch) => {
+          if (settled) {
+            ch?.close()
+            return
+          }
+          if (error) {
+            const refused = /open failure|open failed|prohibited|resource shortage/i.test(error.message) || (error as {reason?: number}).reason !== undefined
+            const annex = systemError(`${host} refused to run a command: ${oneLine(error.message)}`, {cause: error})
+            if (refused) settle(() => resolve({refused: true, error: annex}))
+            else if (this.#lost) settle(() => reject(this.#lost))
+            else settle(() => reject(annex))
+            return
+          }
+          channel = ch
+          opened()
+          ch.on('data', (chunk: Buffer) => {
+            options.onStdout?.(chunk)
+            if (collect) stdout.push(chunk)
+          })
+          ch.stderr.on('data', (chunk: Buffer) => {
+            options.onStderr?.(chunk)
+            if (collect) stderr.push(chunk)
+          })
+          ch.on('error', (err: Error) => settle(() => reject(systemError(`A command on ${host} failed: ${oneLine(err.message)}`, {cause: err}))))
+          ch.on('exit', (exitCode: number | null, sig?: string) => {
+            if (typeof exitCode === 'number') code = exitCode
+            else if (sig) exitSignal = sig
+          })
+          ch.on('close', () => {
+            // Channels closed because the connection went away have no exit status.
+            if (code === null && exitSignal === undefined && (this.#lost || this.#closed)) {
+              settle(() => reject(this.#lost ?? systemError(`The connection to ${host} was closed while a command ran.`)))
+              return
+            }
+            setImmediate(() => {
+              if (code === null && exitSignal === undefined && this.#lost) return settle(() => reject(this.#lost))
+              const result: ExecResult = {
+                code,
+                stdout: Buffer.concat(stdout).toString('utf8'),
+                stderr: Buffer.concat(stderr).toString('utf8'),
+              }
+              if (exitSignal !== undefined) result.signal = exitSignal
+              settle(() => resolve({refused: false, value: result}))
+            })
+          })
+          if (stdin) {
+            stdin.on('error', onStdinError)
+            stdin.pipe(ch)
+          } else {
+            ch.end()
+          }
+        })
+      } catch (error) {
+        settle(() => reject(this.#lost ?? systemError(`Cannot run a command on ${host}: ${oneLine((error as Error).message)}`)))
+      }
+    })
+  }
+
+  #endAll(): void {
+    for (const hop of [...this.#hops].reverse()) {
+      try {
+        hop.client.end()
+      } catch {
+        // already gone
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    const closedError = systemError('The SSH connection was closed by hpc-annex before the command finished.')
+    this.#pool.fail(closedError)
+    for (const reject of [...this.#inFlight]) reject(closedError)
+    this.#inFlight.clear()
+    const hops = [...this.#hops].reverse()
+    await Promise.all(
+      hops.map(
+        (hop) =>
+          new Promise<void>((resolve) => {
+            const client = hop.client as ClientType & {_sock?: {destroyed?: boolean; destroy(): void}}
+            if (!client._sock || client._sock.destroyed) return resolve()
+            const timer = setTimeout(() => {
+              client.destroy()
+              resolve()
+            }, 2000)
+            timer.unref()
+            client.once('close', () => {
+              clearTimeout(timer)
+              resolve()
+            })
+            client.end()
+          }),
+      ),
+    )
+  }
+}
+
+/** Opens a direct-tcpip channel to the next hop, used as that hop's socket. */
+function forward(client: ClientType, next: ResolvedTarget): Promise<Readable> {
+  return new Promise((resolve, reject) => {
+    client.forwardOut('127.0.0.1', 0, next.host, next.port, (error, stream) => {
+      if (error) reject(systemError(`The jump host could not reach ${next.host}:${next.port}: ${oneLine(error.message)}`, {cause: error}))
+      else resolve(stream)
+    })
+  })
+}
+
+/** A private key ready for ssh2, asking for its passphrase when it is encrypted; undefined when unusable. */
+async function loadKey(file: string, interaction: Interaction): Promise<ParsedKey | undefined> {
+  let data: Buffer
+  try {
+    data = readFileSync(file)
+  } catch {
+    return undefined
+  }
+  const plain = utils.parseKey(data)
+  if (!(plain instanceof Error)) return Array.isArray(plain) ? plain[0] : plain
+  if (!isEncryptedKeyError(plain)) {
+    interaction.progress?.(`Skipping the key ${file}: ${plain.message}`)
+    return undefined
+  }
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const [passphrase] = await interaction.answer([{prompt: `Enter passphrase for key '${file}': `, echo: false}], '', 'Key passphrase')
+    if (!passphrase) return undefined
+    const key = utils.parseKey(data, passphrase)
+    if (!(key instanceof Error)) return Array.isArray(key) ? key[0] : key
+  }
+  interaction.progress?.(`Skipping the key ${file}: wrong passphrase`)
+  return undefined
+}

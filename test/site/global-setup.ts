@@ -1,0 +1,101 @@
+/**
+ * Vitest global setup of the `integration` project: brings the loopback site
+ * up (test/site/up.sh) before the tests and down (down.sh) after them, unless
+ * SITE_KEEP=1. Needs root and the Debian packages of test/site/install.sh.
+ * Without them: under CI=true the run fails; otherwise a warning is printed
+ * and the tests written with `describeOnSite` are skipped. SITE_DISABLE=1 acts
+ * as if the site could not be made (a quick run without it).
+ *
+ * Several runs may share the one site of a machine: each registers its pid in
+ * $SITE_DIR/users/, and the last one to finish takes the site down.
+ */
+import {spawnSync} from 'node:child_process'
+import {closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {dirname, join} from 'node:path'
+import {fileURLToPath} from 'node:url'
+import type {TestProject} from 'vitest/node'
+import {SITE_DIR} from './site-info.js'
+
+const HERE = dirname(fileURLToPath(import.meta.url))
+
+/** What up.sh needs on the machine (test/site/install.sh installs it). */
+export const REQUIRED_FILES = [
+  '/usr/sbin/sshd',
+  '/usr/bin/ssh',
+  '/usr/bin/ssh-keygen',
+  '/usr/bin/oathtool',
+  '/lib/x86_64-linux-gnu/security/pam_google_authenticator.so',
+  '/usr/sbin/munged',
+  '/usr/sbin/slurmctld',
+  '/usr/sbin/slurmd',
+  '/usr/bin/sbatch',
+]
+
+export function siteUnavailableReason(): string | undefined {
+  if (process.env.SITE_DISABLE === '1') return 'SITE_DISABLE=1 turns the loopback site off'
+  if (process.platform !== 'linux') return `the loopback site needs Linux (this is ${process.platform})`
+  if (process.getuid?.() !== 0) return 'the loopback site needs root (run the tests as root)'
+  const missing = REQUIRED_FILES.filter(f => !existsSync(f))
+  if (missing.length > 0) return `missing ${missing.join(', ')}: run test/site/install.sh as root`
+  return undefined
+}
+
+function runScript(script: string, args: string[] = []): void {
+  const logFile = join(tmpdir(), `hpc-annex-site-${script.replace(/\.sh$/, '')}.log`)
+  const fd = openSync(logFile, 'w')
+  // The daemons inherit up.sh's stdout/stderr: a file, never a pipe vitest would wait on.
+  const r = spawnSync('bash', [join(HERE, script), ...args], {stdio: ['ignore', fd, fd], env: process.env})
+  closeSync(fd)
+  if (r.status !== 0) {
+    const tail = readFileSync(logFile, 'utf8').split('\n').slice(-25).join('\n')
+    throw new Error(`test/site/${script} failed (exit ${r.status ?? r.signal}); log ${logFile}:\n${tail}`)
+  }
+}
+
+const usersDir = join(SITE_DIR, 'users')
+
+function otherLiveUsers(): number[] {
+  if (!existsSync(usersDir)) return []
+  return readdirSync(usersDir)
+    .map(Number)
+    .filter(pid => Number.isInteger(pid) && pid !== process.pid)
+    .filter(pid => {
+      try {
+        process.kill(pid, 0)
+        return true
+      } catch {
+        return false
+      }
+    })
+}
+
+export default function setup(project: TestProject): (() => void) | undefined {
+  const reason = siteUnavailableReason()
+  if (reason !== undefined) {
+    if (process.env.CI === 'true') throw new Error(`integration tests need the loopback site, but ${reason}`)
+    console.warn(`\n[site] WARNING: ${reason}; the integration tests are SKIPPED.\n`)
+    project.provide('SITE_AVAILABLE', false)
+    project.provide('SITE_UNAVAILABLE_REASON', reason)
+    project.provide('SITE_RUN_PID', process.pid)
+    return undefined
+  }
+  const t0 = Date.now()
+  runScript('up.sh')
+  mkdirSync(usersDir, {recursive: true})
+  writeFileSync(join(usersDir, String(process.pid)), '')
+  console.log(`[site] up in ${Date.now() - t0} ms (${SITE_DIR})`)
+  project.provide('SITE_AVAILABLE', true)
+  project.provide('SITE_UNAVAILABLE_REASON', '')
+  project.provide('SITE_RUN_PID', process.pid)
+  return () => {
+    rmSync(join(usersDir, String(process.pid)), {force: true})
+    if (process.env.SITE_KEEP === '1') return
+    const others = otherLiveUsers()
+    if (others.length > 0) {
+      console.log(`[site] left up for other test runs (pids ${others.join(', ')})`)
+      return
+    }
+    runScript('down.sh')
+  }
+}

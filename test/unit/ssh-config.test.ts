@@ -1,0 +1,109 @@
+import {mkdirSync, mkdtempSync, rmSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+
+import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+
+import {findSsh, parseHop, parseSshG, resolveTarget} from '../../src/ssh/config.js'
+
+let home: string
+let config: string
+let env: NodeJS.ProcessEnv
+
+beforeAll(() => {
+  home = mkdtempSync(join(tmpdir(), 'ssh-config-'))
+  mkdirSync(join(home, '.ssh'), {mode: 0o700})
+  for (const key of ['id_rsa', 'id_ed25519', 'special']) writeFileSync(join(home, '.ssh', key), 'not really a key', {mode: 0o600})
+  config = join(home, 'config')
+  writeFileSync(
+    config,
+    [
+      'Host hpc',
+      '  HostName login.example.org',
+      '  Port 2200',
+      '  User alice',
+      '  IdentityFile ~/.ssh/special',
+      '  UserKnownHostsFile ~/hosts',
+      '  ProxyJump bastion',
+      'Host bastion',
+      '  HostName gw.example.org',
+      '  User bob',
+      'Host plain',
+      '  HostName plain.example.org',
+      '',
+    ].join('\n'),
+  )
+  env = {...process.env, HOME: home}
+})
+afterAll(() => rmSync(home, {recursive: true, force: true}))
+
+describe('parsers', () => {
+  it('reads ProxyJump hops', () => {
+    expect(parseHop('gw')).toEqual({host: 'gw'})
+    expect(parseHop('bob@gw:2022')).toEqual({host: 'gw', user: 'bob', port: 2022})
+    expect(parseHop('ssh://bob@gw:2022')).toEqual({host: 'gw', user: 'bob', port: 2022})
+    expect(parseHop('[::1]:2022')).toEqual({host: '::1', port: 2022})
+  })
+
+  it('reads ssh -G output, keeping repeated keys', () => {
+    const options = parseSshG('hostname h\nidentityfile ~/.ssh/a\nidentityfile ~/.ssh/b\nPort 22\n')
+    expect(options.get('identityfile')).toEqual(['~/.ssh/a', '~/.ssh/b'])
+    expect(options.get('port')).toEqual(['22'])
+  })
+})
+
+// The same expectations with ssh -G and with the built-in parser.
+const engines: {name: string; ssh: () => Promise<string | null>}[] = [
+  {name: 'ssh -G', ssh: findSsh},
+  {name: 'ssh-config', ssh: async () => null},
+]
+
+describe.each(engines)('resolveTarget with $name', ({name, ssh}) => {
+  it('applies HostName, Port, User, IdentityFile, UserKnownHostsFile and ProxyJump', async (ctx) => {
+    const binary = await ssh()
+    if (name === 'ssh -G' && !binary) ctx.skip()
+    const resolved = await resolveTarget({host: 'hpc', configFile: config}, {ssh: binary, env})
+    expect(resolved).toMatchObject({
+      alias: 'hpc',
+      host: 'login.example.org',
+      port: 2200,
+      user: 'alice',
+      identityFiles: [join(home, '.ssh', 'special')],
+      hostKeyName: 'login.example.org',
+    })
+    // ssh -G expands ~ from the password database, the parser from $HOME.
+    expect(resolved.knownHostsFiles[0]).toMatch(/\/hosts$/)
+    expect(resolved.jumps).toHaveLength(1)
+    expect(resolved.jumps[0]).toMatchObject({host: 'gw.example.org', port: 22, user: 'bob'})
+  })
+
+  it('lets the flags win over the file, and offers their key first', async (ctx) => {
+    const binary = await ssh()
+    if (name === 'ssh -G' && !binary) ctx.skip()
+    const resolved = await resolveTarget(
+      {host: 'hpc', configFile: config, user: 'carol', port: 2300, identityFile: join(home, '.ssh', 'id_rsa'), knownHostsFile: '/tmp/kh'},
+      {ssh: binary, env},
+    )
+    expect(resolved).toMatchObject({user: 'carol', port: 2300, knownHostsFiles: ['/tmp/kh']})
+    expect(resolved.identityFiles).toEqual([join(home, '.ssh', 'id_rsa'), join(home, '.ssh', 'special')])
+  })
+
+  it('uses the default keys that exist, ed25519 first, when none is configured', async (ctx) => {
+    const binary = await ssh()
+    if (name === 'ssh -G' && !binary) ctx.skip()
+    const resolved = await resolveTarget({host: 'plain', configFile: config}, {ssh: binary, env})
+    expect(resolved).toMatchObject({host: 'plain.example.org', port: 22, jumps: []})
+    expect(resolved.identityFiles).toEqual([join(home, '.ssh', 'id_ed25519'), join(home, '.ssh', 'id_rsa')])
+  })
+})
+
+describe('the OpenSSH master socket directory', () => {
+  it('is ~/.hpc-annex/ssh, or a private /tmp directory when HOME is too long for a socket path', async () => {
+    const {defaultControlDir} = await import('../../src/ssh/openssh.js')
+    expect(defaultControlDir({HOME: '/home/alice'})).toBe('/home/alice/.hpc-annex/ssh')
+    const long = `/home/${'x'.repeat(60)}`
+    const dir = defaultControlDir({HOME: long})
+    expect(dir.startsWith('/tmp/hpc-annex-ssh-')).toBe(true)
+    expect(Buffer.byteLength(`${dir}/master-${'0'.repeat(40)}`)).toBeLessThanOrEqual(107)
+  })
+})
