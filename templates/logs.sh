@@ -47,6 +47,8 @@ dump() {
     local i=$1 size
     size=$(stat -c %s -- "${paths[$i]}" 2>/dev/null) || size=0
     sizes[i]=$size
+    # An empty file still shows its header (a line with no tab).
+    if [ "$size" = 0 ]; then printf '%s\n' "${labels[$i]}"; return; fi
     if [ "$lines" = 0 ]; then head -c "$size" -- "${paths[$i]}"; else head -c "$size" -- "${paths[$i]}" | tail -n "$lines"; fi | label "${labels[$i]}"
 }
 produce() {
@@ -103,6 +105,7 @@ if [ "$follow" = 1 ]; then
 fi
 # shellcheck disable=SC2016 # awk's $0, not the shell's
 produce "$@" | "${awk[@]}" '
+    index($0, "\t") == 0 { if ($0 != last) { if (body) print ""; print "==> " $0 " <=="; last = $0; body = 1 } fflush(); next }
     { tab = index($0, "\t"); l = substr($0, 1, tab - 1); t = substr($0, tab + 1) }
     l == "" { print t; last = ""; body = 0; fflush(); next }
     l != last { if (body) print ""; print "==> " l " <=="; last = l }

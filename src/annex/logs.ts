@@ -7,7 +7,7 @@ import {oneLine, systemError, userError} from '../errors.js'
 import {projectPath} from '../paths.js'
 import {shellQuote} from '../render/quote.js'
 import type {Transport} from '../ssh/transport.js'
-import {closeLogins, describeTarget, findRequests, groupByLogin, lastLine, openLogins, type AnnexRequest, type LoginOptions} from './requests.js'
+import {closeLogins, describeTarget, sentence, findRequests, groupByLogin, lastLine, openLogins, type AnnexRequest, type LoginOptions} from './requests.js'
 
 /** The script `logs` runs on the login node (templates/logs.sh); its arguments carry every value. */
 const LOGS_SCRIPT = readFileSync(join(projectPath('templates'), 'logs.sh'), 'utf8')
@@ -120,7 +120,7 @@ export async function showLogs(options: LogsOptions): Promise<LogsResult> {
         if ('error' in login) Object.assign(report, {outcome: 'failed', detail: login.error})
       }
       if (report.outcome !== 'shown') {
-        say(report, `${title(request)}: ${report.detail}.`)
+        say(report, sentence(`${title(request)}: ${report.detail}`))
         continue
       }
       if (options.follow || login === undefined || 'error' in login) continue
@@ -171,13 +171,13 @@ async function runLogs(
     if (result.code === 3) return {outcome: 'gone', detail: 'the pilot directory is gone, and no logs were kept beside it'}
     const status = result.code === null ? `was killed (${result.signal ?? 'signal'})` : `failed (exit status ${result.code})`
     const detail = `reading the logs on ${describeTarget(target)} ${status}${lastLine(result.stderr) ? `: ${lastLine(result.stderr)}` : ''}`
-    write(`${detail}.\n`)
+    write(`${sentence(detail)}\n`)
     return {outcome: 'failed', detail}
   } catch (error) {
     write(decoder.end())
     if (signal?.aborted) return {outcome: 'shown'}
     const detail = `reading the logs on ${describeTarget(target)} failed: ${oneLine(error instanceof Error ? error.message : String(error))}`
-    write(`${detail}\n`)
+    write(`${sentence(detail)}\n`)
     return {outcome: 'failed', detail}
   } finally {
     stdin?.end()

@@ -133,8 +133,9 @@ export function describeTarget(target: LoginTarget): string {
 
 /** How to log in: a fresh transport per target, and who answers its questions. */
 export interface LoginOptions {
-  open: () => Transport
-  interaction: Interaction
+  open: (group: LoginGroup) => Transport
+  /** Who answers the login node's questions (2FA) for this group's login. */
+  interaction: (group: LoginGroup) => Interaction
 }
 
 export type Login = {group: LoginGroup; transport: Transport} | {group: LoginGroup; error: string}
@@ -148,9 +149,10 @@ export async function openLogins(groups: LoginGroup[], options: LoginOptions): P
   for (const group of groups) {
     let transport: Transport | undefined
     try {
-      transport = options.open()
-      options.interaction.progress?.(`Logging in to ${describeTarget(group.target)} ...`)
-      await transport.connect(group.target, options.interaction)
+      transport = options.open(group)
+      const interaction = options.interaction(group)
+      interaction.progress?.(`Logging in to ${describeTarget(group.target)} ...`)
+      await transport.connect(group.target, interaction)
       logins.push({group, transport})
     } catch (error) {
       await transport?.close().catch(() => undefined)
@@ -162,6 +164,11 @@ export async function openLogins(groups: LoginGroup[], options: LoginOptions): P
 
 export async function closeLogins(logins: Login[]): Promise<void> {
   await Promise.all(logins.map((login) => ('transport' in login ? login.transport.close().catch(() => undefined) : undefined)))
+}
+
+/** Text as a sentence: a full stop unless it ends with one. */
+export function sentence(text: string): string {
+  return /[.!?]$/.test(text) ? text : `${text}.`
 }
 
 /** The last non-empty line of a command's stderr, for a one-line report. */

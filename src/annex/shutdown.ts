@@ -3,8 +3,9 @@ import {adString, annexCollector, annexOff, queryCollector, readAnnexConfig, rem
 import {oneLine, systemError} from '../errors.js'
 import {batchJobName} from '../render/context.js'
 import {classadString, shellQuote} from '../render/quote.js'
+import {checkPilotDir} from './logs.js'
 import type {Transport} from '../ssh/transport.js'
-import {closeLogins, describeTarget, findRequests, groupByLogin, lastLine, openLogins, type AnnexRequest, type LoginGroup, type LoginOptions} from './requests.js'
+import {closeLogins, describeTarget, sentence, findRequests, groupByLogin, lastLine, openLogins, type AnnexRequest, type LoginGroup, type LoginOptions} from './requests.js'
 import {currentUser} from './user.js'
 
 /** What --cancel-pending did for one request whose pilots had not joined. */
@@ -24,6 +25,8 @@ export interface CancelReport {
   batchJobs: string[]
   /** Why, for unreachable and failed. */
   detail?: string
+  /** Its pilot directory, left behind by a job cancelled before it ran, was removed. */
+  pilotDirRemoved?: boolean
   /** The state job was removed (after a cancel, or when nothing was queued). */
   stateJobRemoved: boolean
 }
@@ -109,7 +112,9 @@ export async function cancelRequests(annexName: string, requests: AnnexRequest[]
           continue
         }
         try {
-          report.batchJobs = await cancelOne(entry.transport, entry.group, annexName, request)
+          const done = await cancelOne(entry.transport, entry.group, annexName, request)
+          report.batchJobs = done.ids
+          if (done.removed) report.pilotDirRemoved = true
           report.outcome = report.batchJobs.length > 0 ? 'cancelled' : 'not-queued'
         } catch (error) {
           report.detail = oneLine(error instanceof Error ? error.message : String(error))
@@ -137,29 +142,50 @@ export async function cancelRequests(annexName: string, requests: AnnexRequest[]
  * the request id (never by a job id the state job may not have learned).
  * Prints `cancelled <job id>` for each job it cancelled.
  */
-export function cancelCommand(batch: LoginGroup['batch'], annexName: string, requestId: string): string {
+export function cancelCommand(batch: LoginGroup['batch'], annexName: string, requestId: string, pilotDir?: string): string {
+  const lines: string[] = []
   if (batch === 'slurm') {
     const name = shellQuote(batchJobName(annexName, requestId))
-    return [
+    lines.push(
       `ids=$(squeue --noheader --user="$(id -un)" --name=${name} --format=%i) || exit 3`,
       '[ -n "$ids" ] || exit 0',
       `scancel --user="$(id -un)" --name=${name} || exit 4`,
       `printf 'cancelled %s\\n' $ids`,
-    ].join('\n')
+    )
+  } else {
+    const constraint = shellQuote(`hpc_annex_request_id == ${classadString(requestId)}`)
+    lines.push(
+      `ids=$(condor_q -constraint ${constraint} -af ClusterId ProcId) || exit 3`,
+      '[ -n "$ids" ] || exit 0',
+      `condor_rm -constraint ${constraint} >/dev/null || exit 4`,
+      `printf '%s\\n' "$ids" | sed -e 's/ /./' -e 's/^/cancelled /'`,
+    )
   }
-  const constraint = shellQuote(`hpc_annex_request_id == ${classadString(requestId)}`)
-  return [
-    `ids=$(condor_q -constraint ${constraint} -af ClusterId ProcId) || exit 3`,
-    '[ -n "$ids" ] || exit 0',
-    `condor_rm -constraint ${constraint} >/dev/null || exit 4`,
-    `printf '%s\\n' "$ids" | sed -e 's/ /./' -e 's/^/cancelled /'`,
-  ].join('\n')
+  // A job cancelled before it ran never removes its pilot directory (and the secrets in it):
+  // remove it, if it is one the back-end made.
+  if (pilotDir !== undefined && isPlainPath(pilotDir)) {
+    lines.push(
+      `dir=${shellQuote(pilotDir)}`,
+      'case ${dir##*/} in pilot.????????) if [ -f "$dir/batch.slurm" ] || [ -f "$dir/pilot.sub" ]; then rm -rf -- "$dir" && echo removed-pilot-dir; fi ;; esac',
+    )
+  }
+  lines.push('exit 0')
+  return lines.join('\n')
 }
 
-async function cancelOne(transport: Transport, group: LoginGroup, annexName: string, request: AnnexRequest): Promise<string[]> {
+function isPlainPath(dir: string): boolean {
+  try {
+    checkPilotDir(dir)
+    return true
+  } catch {
+    return false
+  }
+}
+
+async function cancelOne(transport: Transport, group: LoginGroup, annexName: string, request: AnnexRequest): Promise<{ids: string[]; removed: boolean}> {
   let command: string
   try {
-    command = cancelCommand(group.batch, annexName, request.requestId)
+    command = cancelCommand(group.batch, annexName, request.requestId, request.pilotDir)
   } catch (error) {
     throw systemError(`the request id cannot be put in a command: ${(error as Error).message}`)
   }
@@ -174,7 +200,7 @@ async function cancelOne(transport: Transport, group: LoginGroup, annexName: str
     const m = /^cancelled (\S+)$/.exec(line.trim())
     if (m) ids.push(m[1]!)
   }
-  return ids
+  return {ids, removed: /^removed-pilot-dir$/m.test(result.stdout)}
 }
 
 export function formatShutdown(result: ShutdownResult): string {
@@ -201,13 +227,12 @@ function formatCancel(report: CancelReport): string {
   const removed = report.stateJobRemoved ? '; removed its state job' : ''
   switch (report.outcome) {
     case 'cancelled':
-      return `${request}: cancelled batch job ${report.batchJobs.join(', ')} on ${report.loginHost}${removed}.`
+      return `${request}: cancelled batch job ${report.batchJobs.join(', ')} on ${report.loginHost}${report.pilotDirRemoved ? '; removed its pilot directory' : ''}${removed}.`
     case 'not-queued':
       return `${request}: no batch job of it is queued on ${report.loginHost}${removed}.`
     case 'unreachable':
-      return `${request}: not cancelled: ${report.detail}.`
     case 'failed':
-      return `${request}: not cancelled: ${report.detail}.`
+      return sentence(`${request}: not cancelled: ${report.detail}`)
   }
 }
 

@@ -2,7 +2,7 @@ import {Args, Flags} from '@oclif/core'
 
 import {cancelFailures, formatShutdown, shutdownAnnex, type ShutdownResult} from '../annex/shutdown.js'
 import {AnnexCommand} from '../cli/base.js'
-import {loginOptions} from '../cli/login.js'
+import {loginOptions, sshFlag} from '../cli/login.js'
 import {systemError} from '../errors.js'
 
 export default class Shutdown extends AnnexCommand {
@@ -19,6 +19,7 @@ export default class Shutdown extends AnnexCommand {
   static override flags = {
     pool: Flags.string({description: 'Annex collector to ask. [default: ANNEX_COLLECTOR]', helpValue: 'ADDRESS'}),
     'cancel-pending': Flags.boolean({description: 'Also log in and cancel the batch jobs of requests whose pilots have not joined yet.'}),
+    ssh: sshFlag,
   }
 
   async run(): Promise<ShutdownResult> {
@@ -26,7 +27,7 @@ export default class Shutdown extends AnnexCommand {
     const result = await shutdownAnnex({
       name: args.name,
       ...(flags.pool === undefined ? {} : {pool: flags.pool}),
-      ...(flags['cancel-pending'] ? {cancelPending: loginOptions()} : {}),
+      ...(flags['cancel-pending'] ? {cancelPending: loginOptions(flags.ssh, this.jsonEnabled())} : {}),
     })
     this.log(formatShutdown(result))
     const failed = cancelFailures(result)

@@ -70,7 +70,7 @@ function login(): LogsOptions['login'] {
       transports.push(t)
       return t
     },
-    interaction: {answer: async () => { throw new Error('no prompts expected') }},
+    interaction: () => ({answer: async () => { throw new Error('no prompts expected') }}),
   }
 }
 
@@ -138,8 +138,15 @@ describe('requests of an annex', () => {
 describe('shutdown --cancel-pending', () => {
   it('offs the joined pilots, and over one login per target cancels the batch jobs of pending requests by their request id', async () => {
     const joined = stateJob({hpc_annex_JOB_ID: '100', hpc_annex_PILOT_DIR: '/scratch/p1'})
-    const noId = stateJob({hpc_annex_PID: '77'})
-    const hostile = stateJob({GlobalJobID: HOSTILE_ID, hpc_annex_JOB_ID: '102'})
+    // A job cancelled before it ran leaves its pilot directory: one the back-end made goes, anything else stays.
+    const ours = join(work, 'scratch', 'pilot.Ab3dE6gH')
+    const notOurs = join(work, 'scratch', HOSTILE_DIR_NAME)
+    for (const dir of [ours, notOurs]) {
+      mkdirSync(join(dir, 'secrets'), {recursive: true})
+      writeFileSync(join(dir, 'batch.slurm'), '#!/bin/bash\n')
+    }
+    const noId = stateJob({hpc_annex_PID: '77', hpc_annex_PILOT_DIR: ours})
+    const hostile = stateJob({GlobalJobID: HOSTILE_ID, hpc_annex_JOB_ID: '102', hpc_annex_PILOT_DIR: notOurs})
     const ended = stateJob({hpc_annex_JOB_ID: '103'})
     const path = stateJob({GlobalJobID: `ap"x#9.0#1`, hpc_annex_system: 'path-facility', hpc_annex_login_host: 'ap1.example'})
     const retired = stateJob({hpc_annex_JOB_ID: '99', hpc_annex_start_time: 1700000000})
@@ -169,6 +176,9 @@ describe('shutdown --cancel-pending', () => {
     expect(calls('condor_rm')).toEqual([['-constraint', `hpc_annex_request_id == "ap\\"x#9.0#1"`]])
     expect(existsSync(join(queue, batchJobName('demo', joined.GlobalJobID)))).toBe(true)
     expect(existsSync(join(work, 'PWNED'))).toBe(false)
+    expect(existsSync(ours)).toBe(false)
+    expect(existsSync(join(notOurs, 'batch.slurm'))).toBe(true)
+    expect(result.pending!.map((r) => r.pilotDirRemoved ?? false)).toEqual([true, false, false, false])
 
     // The settled requests' state jobs are gone, with a reason; the joined and the retired stay.
     const left = fake.state().jobs.map((j) => j.ClusterId)
@@ -179,7 +189,7 @@ describe('shutdown --cancel-pending', () => {
     expect(fake.tokenFiles()).toEqual([])
 
     const text = formatShutdown(result)
-    expect(text).toContain(`Request ${noId.ClusterId}.0 (${noId.GlobalJobID}): cancelled batch job 201 on login.anvil.example; removed its state job.`)
+    expect(text).toContain(`Request ${noId.ClusterId}.0 (${noId.GlobalJobID}): cancelled batch job 201 on login.anvil.example; removed its pilot directory; removed its state job.`)
     expect(text).toContain(`Request ${path.ClusterId}.0 (ap"x#9.0#1): cancelled batch job 301.0, 301.1 on ap1.example; removed its state job.`)
     expect(text).not.toContain('have not been affected')
   })
@@ -194,7 +204,7 @@ describe('shutdown --cancel-pending', () => {
     const base = login()
     const result = await shutdownAnnex({
       name: 'demo',
-      cancelPending: {...base, open: () => (++opened === 2 ? (() => { throw new Error('Permission denied (publickey)') })() : base.open())},
+      cancelPending: {...base, open: (group) => (++opened === 2 ? (() => { throw new Error('Permission denied (publickey)') })() : base.open(group))},
     })
     expect(result.pending!.map((r) => [r.outcome, r.detail])).toEqual([
       ['failed', 'scancel on login.anvil.example failed (exit status 4): scancel: error: Invalid user'],
@@ -225,12 +235,12 @@ describe('shutdown --cancel-pending', () => {
     expect(() => cancelCommand('htcondor', 'demo', 'a\nb')).toThrow(/control character/)
   })
 
-  it('the command takes --cancel-pending; this build without a transport says so per request and exits 2', {timeout: 60_000}, () => {
-    stateJob({})
-    const out = runCli(['shutdown', 'demo', '--cancel-pending'], fake.env)
+  it('the command takes --cancel-pending; a login that fails is said per request and exits 2', {timeout: 60_000}, () => {
+    stateJob({hpc_annex_login_host: 'login.anvil.invalid'})
+    const out = runCli(['shutdown', 'demo', '--cancel-pending', '--ssh', 'ssh2'], {...fake.env, HOME: work})
     expect(out.status).toBe(2)
-    expect(out.stdout).toMatch(/not cancelled: cannot log in to login\.anvil\.example: this build of hpc-annex has no SSH transport yet\./)
-    expect(out.stderr).toMatch(/^Error: 1 pending request\(s\) of annex 'demo' were not cancelled/)
+    expect(out.stdout).toMatch(/not cancelled: cannot log in to login\.anvil\.invalid: /)
+    expect(out.stderr).toMatch(/^Error: 1 pending request\(s\) of annex 'demo' were not cancelled/m)
     expect(fake.state().jobs).toHaveLength(1)
   })
 })
@@ -285,6 +295,7 @@ describe('logs', () => {
     const kept = join(work, 'scratch', 'ended')
     mkdirSync(join(`${kept}.logs`, 'node2'), {recursive: true})
     writeFileSync(join(`${kept}.logs`, 'slurm-9.out'), 'done\n')
+    writeFileSync(join(`${kept}.logs`, 'slurm-9.err'), '')
     writeFileSync(join(`${kept}.logs`, 'node2', 'StartLog'), 'kept start\n')
     stateJob({hpc_annex_PILOT_DIR: live})
     stateJob({hpc_annex_PILOT_DIR: kept})
@@ -297,7 +308,7 @@ describe('logs', () => {
     const text = o.text()
     expect(text).toContain('==> node2: MasterLog <==\nnode2 master 1\n')
     expect(text).not.toContain('node1')
-    expect(text).toContain(`the batch job has ended; its logs were kept in ${kept}.logs\n==> slurm-9.out <==\ndone\n\n==> node2: StartLog <==\nkept start\n`)
+    expect(text).toContain(`the batch job has ended; its logs were kept in ${kept}.logs\n==> slurm-9.out <==\ndone\n\n==> slurm-9.err <==\n\n==> node2: StartLog <==\nkept start\n`)
     expect(text).toContain(`the pilot directory ${join(work, 'scratch', 'gone')} is gone, and no logs were kept beside it\n`)
     expect(text).toMatch(/refusing the pilot directory "relative\/dir" recorded on the state job: it is not an absolute plain path\./)
     expect(result.requests[2]!.stateJobId).toBe(`${gone.ClusterId}.0`)
@@ -394,8 +405,8 @@ describe('logs', () => {
     expect(runCli(['logs', 'demo', '--node', '../x'], fake.env)).toMatchObject({status: 1, stderr: expect.stringMatching(/^Error: --node '..\/x' is not a node name/)})
     expect(runCli(['logs', 'demo', '--request', 'zz'], fake.env)).toMatchObject({status: 1, stderr: expect.stringMatching(/^Error: Annex 'demo' has no request 'zz'/)})
     fake.update((s) => { s.jobs = [] })
-    stateJob({hpc_annex_PILOT_DIR: '/scratch/p'})
-    expect(runCli(['logs', 'demo'], fake.env)).toMatchObject({status: 2, stderr: expect.stringMatching(/^Error: Could not read the logs of annex 'demo': cannot log in to login\.anvil\.example: this build of hpc-annex has no SSH transport yet/)})
+    stateJob({hpc_annex_PILOT_DIR: '/scratch/p', hpc_annex_login_host: 'login.anvil.invalid'})
+    expect(runCli(['logs', 'demo', '--ssh', 'ssh2'], {...fake.env, HOME: work})).toMatchObject({status: 2, stderr: expect.stringMatching(/^Error: Could not read the logs of annex 'demo': cannot log in to login\.anvil\.invalid: /m)})
   })
 })
 
