@@ -1,7 +1,35 @@
 import {checkAnnexName} from '../catalog/request.js'
-import {adString, annexCollector, annexOff, queryCollector, readAnnexConfig, requireAnnexEnabled, tokenDomain, withToken} from '../condor/index.js'
-import {classadString} from '../render/quote.js'
+import {adString, annexCollector, annexOff, queryCollector, readAnnexConfig, removeJobs, requireAnnexEnabled, tokenDomain, withToken} from '../condor/index.js'
+import {oneLine, systemError} from '../errors.js'
+import {batchJobName} from '../render/context.js'
+import {classadString, shellQuote} from '../render/quote.js'
+import {checkPilotDir} from './logs.js'
+import type {Transport} from '../ssh/transport.js'
+import {closeLogins, describeTarget, sentence, findRequests, groupByLogin, lastLine, openLogins, type AnnexRequest, type LoginGroup, type LoginOptions} from './requests.js'
 import {currentUser} from './user.js'
+
+/** What --cancel-pending did for one request whose pilots had not joined. */
+export interface CancelReport {
+  requestId: string
+  /** The request's state job. */
+  stateJobId: string
+  system?: string
+  loginHost?: string
+  /**
+   * cancelled: its batch job(s) were cancelled; not-queued: the batch system
+   * had none (never submitted, or already ended); unreachable: no login for
+   * it; failed: the login or the cancel failed.
+   */
+  outcome: 'cancelled' | 'not-queued' | 'unreachable' | 'failed'
+  /** Batch job ids cancelled. */
+  batchJobs: string[]
+  /** Why, for unreachable and failed. */
+  detail?: string
+  /** Its pilot directory, left behind by a job cancelled before it ran, was removed. */
+  pilotDirRemoved?: boolean
+  /** The state job was removed (after a cancel, or when nothing was queued). */
+  stateJobRemoved: boolean
+}
 
 export interface ShutdownResult {
   annexName: string
@@ -9,13 +37,24 @@ export interface ShutdownResult {
   found: number
   /** Names of the masters told to shut down fast. */
   told: string[]
+  /** With --cancel-pending: one entry per request whose pilots had not joined. */
+  pending?: CancelReport[]
+}
+
+export interface ShutdownOptions {
+  name: string
+  pool?: string
+  /** Also log in and cancel the batch jobs of requests that have not joined. */
+  cancelPending?: LoginOptions & {sshConfigFile?: string}
 }
 
 /**
- * Tells every pilot (master) of the annex to shut down fast. Requests whose
- * pilots have not joined yet are not touched.
+ * Tells every pilot (master) of the annex to shut down fast. With
+ * cancelPending, then logs in (once per login target) and cancels the batch
+ * jobs of the requests whose pilots have not joined, found by the request id
+ * their job name carries, and removes those requests' state jobs.
  */
-export async function shutdownAnnex(options: {name: string; pool?: string}): Promise<ShutdownResult> {
+export async function shutdownAnnex(options: ShutdownOptions): Promise<ShutdownResult> {
   const annexName = checkAnnexName(options.name)
   const config = await readAnnexConfig()
   requireAnnexEnabled(config)
@@ -24,21 +63,180 @@ export async function shutdownAnnex(options: {name: string; pool?: string}): Pro
     type: 'shutdown', user: currentUser(), domain: tokenDomain(config), keyName: config.tokenKeyName,
     lifetime: config.tokenLifetime, directory: config.tokenDirectory, timeout: config.timeouts.tokenFetch,
   }
-  return withToken(token, async () => {
-    const masters = await queryCollector({pool: collector, kind: 'master', constraint: `AnnexName =?= ${classadString(annexName)}`, attributes: ['Name', 'AnnexName', 'MyAddress']})
+  const off = await withToken(token, async () => {
+    const masters = await queryCollector({
+      pool: collector,
+      kind: 'master',
+      constraint: `AnnexName =?= ${classadString(annexName)}`,
+      attributes: ['Name', 'AnnexName', 'MyAddress', 'hpc_annex_request_id'],
+    })
     const mine = masters.filter((ad) => adString(ad, 'AnnexName') === annexName)
-    if (mine.length === 0) return {annexName, found: 0, told: []}
+    const joined = new Set(mine.map((ad) => adString(ad, 'hpc_annex_request_id')).filter((id) => id !== undefined))
+    if (mine.length === 0) return {found: 0, told: [], joined}
     const told = await annexOff({annexName, pool: collector, passwordFile: config.passwordFile})
-    return {annexName, found: mine.length, told}
+    return {found: mine.length, told, joined}
   })
+  const result: ShutdownResult = {annexName, found: off.found, told: off.told}
+  if (options.cancelPending === undefined) return result
+
+  // Pending: no pilot in the collector, and never granted (a granted request's pilots have come and gone).
+  const requests = await findRequests(annexName)
+  const pending = requests.filter((r) => !off.joined.has(r.requestId) && r.startTime === undefined)
+  result.pending = await cancelRequests(annexName, pending, options.cancelPending)
+  return result
+}
+
+/** Logs in once per target and cancels each request's batch job there; removes the state jobs of those it settled. */
+export async function cancelRequests(annexName: string, requests: AnnexRequest[], login: LoginOptions & {sshConfigFile?: string}): Promise<CancelReport[]> {
+  if (requests.length === 0) return []
+  const {groups, unreachable} = await groupByLogin(requests, login.sshConfigFile === undefined ? {} : {sshConfigFile: login.sshConfigFile})
+  const reports = new Map<string, CancelReport>()
+  const base = (request: AnnexRequest) => ({
+    requestId: request.requestId,
+    stateJobId: request.jobId,
+    ...(request.system === undefined ? {} : {system: request.system}),
+    batchJobs: [] as string[],
+    stateJobRemoved: false,
+  })
+  for (const {request, reason} of unreachable) reports.set(request.requestId, {...base(request), outcome: 'unreachable', detail: reason})
+
+  const logins = await openLogins(groups, login)
+  try {
+    for (const entry of logins) {
+      const host = describeTarget(entry.group.target)
+      for (const request of entry.group.requests) {
+        const report: CancelReport = {...base(request), loginHost: host, outcome: 'failed'}
+        reports.set(request.requestId, report)
+        if ('error' in entry) {
+          report.detail = entry.error
+          continue
+        }
+        try {
+          const done = await cancelOne(entry.transport, entry.group, annexName, request)
+          report.batchJobs = done.ids
+          if (done.removed) report.pilotDirRemoved = true
+          report.outcome = report.batchJobs.length > 0 ? 'cancelled' : 'not-queued'
+        } catch (error) {
+          report.detail = oneLine(error instanceof Error ? error.message : String(error))
+        }
+      }
+    }
+  } finally {
+    await closeLogins(logins)
+  }
+
+  for (const request of requests) {
+    const report = reports.get(request.requestId)!
+    if (report.outcome !== 'cancelled' && report.outcome !== 'not-queued') continue
+    const what = report.outcome === 'cancelled'
+      ? `cancelled batch job ${report.batchJobs.join(', ')} on ${report.loginHost}`
+      : `no batch job of it was queued on ${report.loginHost}`
+    await removeJobs(request.jobId, `hpc-annex shutdown --cancel-pending: ${what}`)
+    report.stateJobRemoved = true
+  }
+  return requests.map((request) => reports.get(request.requestId)!)
+}
+
+/**
+ * The command that cancels a request's batch job on the login node, found by
+ * the request id (never by a job id the state job may not have learned).
+ * Prints `cancelled <job id>` for each job it cancelled.
+ */
+export function cancelCommand(batch: LoginGroup['batch'], annexName: string, requestId: string, pilotDir?: string): string {
+  const lines: string[] = []
+  if (batch === 'slurm') {
+    const name = shellQuote(batchJobName(annexName, requestId))
+    lines.push(
+      `ids=$(squeue --noheader --user="$(id -un)" --name=${name} --format=%i) || exit 3`,
+      '[ -n "$ids" ] || exit 0',
+      `scancel --user="$(id -un)" --name=${name} || exit 4`,
+      `printf 'cancelled %s\\n' $ids`,
+    )
+  } else {
+    const constraint = shellQuote(`hpc_annex_request_id == ${classadString(requestId)}`)
+    lines.push(
+      `ids=$(condor_q -constraint ${constraint} -af ClusterId ProcId) || exit 3`,
+      '[ -n "$ids" ] || exit 0',
+      `condor_rm -constraint ${constraint} >/dev/null || exit 4`,
+      `printf '%s\\n' "$ids" | sed -e 's/ /./' -e 's/^/cancelled /'`,
+    )
+  }
+  // A job cancelled before it ran never removes its pilot directory (and the secrets in it):
+  // remove it, if it is one the back-end made.
+  if (pilotDir !== undefined && isPlainPath(pilotDir)) {
+    lines.push(
+      `dir=${shellQuote(pilotDir)}`,
+      'case ${dir##*/} in pilot.????????) if [ -f "$dir/batch.slurm" ] || [ -f "$dir/pilot.sub" ]; then rm -rf -- "$dir" && echo removed-pilot-dir; fi ;; esac',
+    )
+  }
+  lines.push('exit 0')
+  return lines.join('\n')
+}
+
+function isPlainPath(dir: string): boolean {
+  try {
+    checkPilotDir(dir)
+    return true
+  } catch {
+    return false
+  }
+}
+
+async function cancelOne(transport: Transport, group: LoginGroup, annexName: string, request: AnnexRequest): Promise<{ids: string[]; removed: boolean}> {
+  let command: string
+  try {
+    command = cancelCommand(group.batch, annexName, request.requestId, request.pilotDir)
+  } catch (error) {
+    throw systemError(`the request id cannot be put in a command: ${(error as Error).message}`)
+  }
+  const result = await transport.exec(command)
+  if (result.code !== 0) {
+    const tool = result.code === 3 ? (group.batch === 'slurm' ? 'squeue' : 'condor_q') : group.batch === 'slurm' ? 'scancel' : 'condor_rm'
+    const status = result.code === null ? `was killed (${result.signal ?? 'signal'})` : `failed (exit status ${result.code})`
+    throw systemError(`${tool} on ${describeTarget(group.target)} ${status}${lastLine(result.stderr) ? `: ${lastLine(result.stderr)}` : ''}`)
+  }
+  const ids: string[] = []
+  for (const line of result.stdout.split('\n')) {
+    const m = /^cancelled (\S+)$/.exec(line.trim())
+    if (m) ids.push(m[1]!)
+  }
+  return {ids, removed: /^removed-pilot-dir$/m.test(result.stdout)}
 }
 
 export function formatShutdown(result: ShutdownResult): string {
-  if (result.found === 0) return `No resources found in annex '${result.annexName}'.`
-  const n = result.told.length
-  return [
-    `Shutting down annex '${result.annexName}': told ${n} of ${result.found} resource${result.found === 1 ? '' : 's'} to shut down${n ? ` (${result.told.join(', ')})` : ''}.`,
-    'It may take some time for each resource to finish shutting down.',
-    'Annex requests that are still in progress have not been affected.',
-  ].join('\n')
+  const lines: string[] = []
+  if (result.found === 0) lines.push(`No resources found in annex '${result.annexName}'.`)
+  else {
+    const n = result.told.length
+    lines.push(
+      `Shutting down annex '${result.annexName}': told ${n} of ${result.found} resource${result.found === 1 ? '' : 's'} to shut down${n ? ` (${result.told.join(', ')})` : ''}.`,
+      'It may take some time for each resource to finish shutting down.',
+    )
+  }
+  if (result.pending === undefined) {
+    if (result.found > 0) lines.push('Annex requests that are still in progress have not been affected.')
+    return lines.join('\n')
+  }
+  if (result.pending.length === 0) lines.push('No requests were pending.')
+  for (const report of result.pending) lines.push(formatCancel(report))
+  return lines.join('\n')
+}
+
+function formatCancel(report: CancelReport): string {
+  const request = `Request ${report.stateJobId} (${report.requestId})`
+  const removed = report.stateJobRemoved ? '; removed its state job' : ''
+  switch (report.outcome) {
+    case 'cancelled':
+      return `${request}: cancelled batch job ${report.batchJobs.join(', ')} on ${report.loginHost}${report.pilotDirRemoved ? '; removed its pilot directory' : ''}${removed}.`
+    case 'not-queued':
+      return `${request}: no batch job of it is queued on ${report.loginHost}${removed}.`
+    case 'unreachable':
+    case 'failed':
+      return sentence(`${request}: not cancelled: ${report.detail}`)
+  }
+}
+
+/** The reports that need the user: the command exits 2 when a pending request could not be cancelled. */
+export function cancelFailures(result: ShutdownResult): CancelReport[] {
+  return (result.pending ?? []).filter((r) => r.outcome === 'failed' || r.outcome === 'unreachable')
 }

@@ -1,12 +1,16 @@
 import {Args, Flags} from '@oclif/core'
 
-import {formatShutdown, shutdownAnnex, type ShutdownResult} from '../annex/shutdown.js'
+import {cancelFailures, formatShutdown, shutdownAnnex, type ShutdownResult} from '../annex/shutdown.js'
 import {AnnexCommand} from '../cli/base.js'
+import {loginOptions, sshFlag} from '../cli/login.js'
+import {systemError} from '../errors.js'
 
 export default class Shutdown extends AnnexCommand {
-  static override summary = "Shut an annex down: tell each of its pilots to stop now."
-  static override description = 'Requests whose pilots have not joined the annex yet are not affected.'
-  static override examples = ['<%= config.bin %> shutdown myannex']
+  static override summary = 'Shut an annex down: tell each of its pilots to stop now.'
+  static override description =
+    'Requests whose pilots have not joined the annex yet are not affected, unless --cancel-pending: then hpc-annex logs in and cancels their batch jobs.'
+
+  static override examples = ['<%= config.bin %> shutdown myannex', '<%= config.bin %> shutdown myannex --cancel-pending']
 
   static override args = {
     name: Args.string({description: 'Name of the annex.', required: true}),
@@ -14,12 +18,25 @@ export default class Shutdown extends AnnexCommand {
 
   static override flags = {
     pool: Flags.string({description: 'Annex collector to ask. [default: ANNEX_COLLECTOR]', helpValue: 'ADDRESS'}),
+    'cancel-pending': Flags.boolean({description: 'Also log in and cancel the batch jobs of requests whose pilots have not joined yet.'}),
+    ssh: sshFlag,
   }
 
   async run(): Promise<ShutdownResult> {
     const {args, flags} = await this.parse(Shutdown)
-    const result = await shutdownAnnex({name: args.name, ...(flags.pool === undefined ? {} : {pool: flags.pool})})
+    const result = await shutdownAnnex({
+      name: args.name,
+      ...(flags.pool === undefined ? {} : {pool: flags.pool}),
+      ...(flags['cancel-pending'] ? {cancelPending: loginOptions(flags.ssh, this.jsonEnabled())} : {}),
+    })
     this.log(formatShutdown(result))
+    const failed = cancelFailures(result)
+    if (failed.length > 0 && this.jsonEnabled()) process.exitCode = 2
+    else if (failed.length > 0) {
+      throw systemError(`${failed.length} pending request(s) of annex '${result.annexName}' were not cancelled: ${failed[0]!.detail}`, {
+        hint: `fix that, then run hpc-annex shutdown ${result.annexName} --cancel-pending again`,
+      })
+    }
     return result
   }
 }
