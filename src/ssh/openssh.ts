@@ -1,4 +1,4 @@
-import {chmodSync, existsSync, lstatSync, mkdirSync} from 'node:fs'
+import {chmodSync, existsSync, lstatSync, mkdirSync, readdirSync} from 'node:fs'
 import {homedir} from 'node:os'
 import {join} from 'node:path'
 import type {Readable, Writable} from 'node:stream'
@@ -82,6 +82,8 @@ export async function masterAlive(target: LoginTarget, path: string, ssh = 'ssh'
 /** Whether a live master for the target exists in `dir` (opened by `hpc-annex login`, or by another run). */
 export async function hasLiveMaster(target: LoginTarget, dir = defaultControlDir(), ssh = 'ssh'): Promise<boolean> {
   try {
+    // Most runs have no master at all: then no ssh process needs to say so.
+    if (!existsSync(dir) || !readdirSync(dir).some((name) => name.startsWith('master-'))) return false
     const path = await controlPath(target, dir, ssh)
     // No socket, no master: spare the `ssh -O check`.
     return existsSync(path) && (await masterAlive(target, path, ssh))
