@@ -355,6 +355,18 @@ async function remote(work: Work, command: string, signal: AbortSignal, options:
   return work.transport!.exec(command, {signal, ...options})
 }
 
+/** What the Access Point adds to the Plan for rendering, once the state job exists. */
+function apContext(request: CreateRequest, work: Work): ApContext {
+  return {
+    requestId: work.request!.requestId,
+    collector: work.collector!,
+    scheddName: work.scheddName!,
+    images: work.images.map((i) => ({name: i.name, sha256: i.sha256})),
+    ...(request.condorTarball ? {stagedTarballSha256: request.condorTarball.sha256} : {}),
+    ...(request.allowUnpinnedDownload ? {allowUnpinnedDownload: true} : {}),
+  }
+}
+
 /** The command that cancels this request's batch job on the login node. */
 function cancelCommand(plan: Plan, jobId: string): string {
   return plan.system.batch === 'slurm' ? `scancel -- ${shellQuote(jobId)}` : `condor_rm ${shellQuote(jobId)}`
@@ -367,14 +379,7 @@ function cancelCommand(plan: Plan, jobId: string): string {
  */
 async function stageAndSubmit(request: CreateRequest, work: Work, cleanup: CleanupStack, progress: (text: string) => void): Promise<void> {
   const {plan} = request
-  const ap: ApContext = {
-    requestId: work.request!.requestId,
-    collector: work.collector!,
-    scheddName: work.scheddName!,
-    images: work.images.map((i) => ({name: i.name, sha256: i.sha256})),
-    ...(request.condorTarball ? {stagedTarballSha256: request.condorTarball.sha256} : {}),
-    ...(request.allowUnpinnedDownload ? {allowUnpinnedDownload: true} : {}),
-  }
+  const ap = apContext(request, work)
   const inputs: BundleInputs = {
     token: work.token!,
     password: work.password!,
@@ -473,14 +478,7 @@ async function selfService(
   const {plan} = request
   const file = request.bundleFile!
   await run(`Writing the self-service bundle ${file}`, async () => {
-    const ap: ApContext = {
-      requestId: work.request!.requestId,
-      collector: work.collector!,
-      scheddName: work.scheddName!,
-      images: work.images.map((i) => ({name: i.name, sha256: i.sha256})),
-      ...(request.condorTarball ? {stagedTarballSha256: request.condorTarball.sha256} : {}),
-      ...(request.allowUnpinnedDownload ? {allowUnpinnedDownload: true} : {}),
-    }
+    const ap = apContext(request, work)
     cleanup.register(`removed ${file}`, () => rm(file, {force: true}))
     await writeBundle(file, renderFiles(plan, ap, {setup: true}), {
       token: work.token!,
