@@ -16,7 +16,7 @@
 #
 # Delay: the kernel has no netem, so packets entering the workstation
 # namespace go to an NFQUEUE (iptables-legacy, inside that namespace only) and
-# are held there by nfq-delay (bench/nfq-delay.c) for N ms before being
+# are held there by nfq-delay (test/site/nfq-delay.c, shared with the site harness) for N ms before being
 # accepted: every round trip crosses that point once, so N is the added RTT.
 # Only packets coming back to the workstation are held (ACKs during an
 # upload), never its own outgoing ones, which TCP Small Queues would throttle.
@@ -33,6 +33,7 @@ PORTS=${BENCH_PORTS:-24201:24204}           # the site's sshd ports
 QUEUE=${BENCH_NFQUEUE:-17}
 STATE=${BENCH_NET_DIR:-/tmp/annexbench-net}
 HERE=$(cd "$(dirname "$0")" && pwd)
+NFQ_SOURCE=$HERE/../test/site/nfq-delay.c
 DNAT=(PREROUTING -i "$VETH_ROOT" -d "$ROOT_IP" -p tcp -m multiport --dports "$PORTS" -j DNAT --to-destination 127.0.0.1)
 DELAY_RULE=(PREROUTING -i "$VETH_WS" -j NFQUEUE --queue-num "$QUEUE" --queue-bypass)
 NSX=(ip netns exec "$NS")
@@ -89,13 +90,13 @@ up() {
     sysctl -qw "net.ipv4.conf.$VETH_ROOT.route_localnet=1"
     iptables -t nat -C "${DNAT[@]}" 2>/dev/null || iptables -t nat -A "${DNAT[@]}"
     bin=$STATE/nfq-delay
-    if [ ! -x "$bin" ] || [ "$HERE/nfq-delay.c" -nt "$bin" ]; then
+    if [ ! -x "$bin" ] || [ "$NFQ_SOURCE" -nt "$bin" ]; then
         if ! command -v gcc >/dev/null || [ ! -e /usr/include/libnetfilter_queue/libnetfilter_queue.h ]; then
             log "installing gcc and libnetfilter-queue-dev to build nfq-delay"
             DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq \
                 --no-install-recommends gcc libc6-dev libnetfilter-queue-dev >/dev/null
         fi
-        gcc -O2 -Wall -o "$bin" "$HERE/nfq-delay.c" -lnetfilter_queue
+        gcc -O2 -Wall -o "$bin" "$NFQ_SOURCE" -lnetfilter_queue
     fi
     log "up: the workstation namespace $NS reaches the site at $ROOT_IP"
 }
