@@ -9,7 +9,7 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
 import {createFakeCondor, type FakeCondor} from '../fixtures/fake-condor/index.mjs'
-import {shareCollectorWithSite, site, type RunResult, type SiteInfo} from '../site/helpers.js'
+import {runCommand, shareCollectorWithSite, site, type RunResult, type SiteInfo} from '../site/helpers.js'
 
 export const ROOT = join(import.meta.dirname, '..', '..')
 
@@ -55,18 +55,7 @@ export function annexSite(): AnnexSite {
     home,
     env,
     start: (args, extra = {}) => spawn(process.execPath, [join(ROOT, 'bin', 'run.js'), ...args], {env: {...env, ...extra}, stdio: ['pipe', 'pipe', 'pipe']}),
-    cli(args, extra = {}) {
-      return new Promise((resolve, reject) => {
-        const child = this.start(args, extra)
-        let stdout = ''
-        let stderr = ''
-        child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()))
-        child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()))
-        child.stdin!.end()
-        child.on('error', reject)
-        child.on('close', (code) => resolve({code, stdout, stderr}))
-      })
-    },
+    cli: (args, extra = {}) => runCommand(process.execPath, [join(ROOT, 'bin', 'run.js'), ...args], {...env, ...extra}),
     onSite,
     leftovers() {
       const list = (cmd: string) => onSite(cmd).stdout.split('\n').filter((l) => l.trim() !== '')

@@ -4,28 +4,19 @@
  * --emit) under real SLURM, and the condor_master test double advertising each
  * node into the fake condor tools' collector; condor_off ends the batch job.
  */
-import {spawn, spawnSync} from 'node:child_process'
+import {spawnSync} from 'node:child_process'
 import {mkdtempSync, readFileSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {afterAll, beforeAll, expect, it} from 'vitest'
 import {createFakeCondor, type FakeCondor} from '../fixtures/fake-condor/index.mjs'
-import {describeOnSite, shareCollectorWithSite, site, type RunResult, type SiteInfo} from '../site/helpers.js'
+import {describeOnSite, runCommand, shareCollectorWithSite, site, type RunResult, type SiteInfo} from '../site/helpers.js'
 
 const ROOT = join(import.meta.dirname, '..', '..')
 const POOL = 'vm:9618?sock=ap_collector'
 
 function ssh(s: SiteInfo, command: string, input?: string): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('ssh', ['-F', s.sshConfig, 'hpc', command], {stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe']})
-    let stdout = ''
-    let stderr = ''
-    child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()))
-    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()))
-    child.on('error', reject)
-    child.on('close', code => resolve({code, stdout, stderr}))
-    if (input !== undefined) child.stdin!.end(input)
-  })
+  return runCommand('ssh', ['-F', s.sshConfig, 'hpc', command], process.env, input)
 }
 
 /** `cat > NAME` of `text`, as a here-document that keeps every byte. */

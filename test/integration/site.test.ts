@@ -2,31 +2,18 @@
  * The loopback site is real: OpenSSH's sshd with host keys, 2FA through PAM and
  * MaxSessions; SLURM with several nodes and partition limits.
  */
-import {spawn, spawnSync} from 'node:child_process'
+import {spawnSync} from 'node:child_process'
 import {closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {afterAll, beforeAll, expect, it} from 'vitest'
-import {askpassEnv, describeOnSite, freshOtpCode, logOffsets, otherSiteRuns, site, sshdCounts, type RunResult, type SiteInfo} from '../site/helpers.js'
-
-function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env, input?: string): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, {env, stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe']})
-    let stdout = ''
-    let stderr = ''
-    child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()))
-    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()))
-    child.on('error', reject)
-    child.on('close', code => resolve({code, stdout, stderr}))
-    if (input !== undefined) child.stdin!.end(input)
-  })
-}
+import {askpassEnv, describeOnSite, freshOtpCode, logOffsets, otherSiteRuns, site, runCommand, sshdCounts, type SiteInfo} from '../site/helpers.js'
 
 describeOnSite('the loopback site', () => {
   let s: SiteInfo
   let tmp: string
   const ssh = (host: string, command: string, extra: string[] = [], env?: NodeJS.ProcessEnv, input?: string) =>
-    run('ssh', ['-F', s.sshConfig, ...extra, host, command], env, input)
+    runCommand('ssh', ['-F', s.sshConfig, ...extra, host, command], env, input)
 
   beforeAll(() => {
     s = site()
@@ -50,7 +37,7 @@ describeOnSite('the loopback site', () => {
 
   it('refuses a changed or unknown host key', async () => {
     const otherKey = join(tmp, 'other')
-    await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', otherKey])
+    await runCommand('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', otherKey])
     const wrong = join(tmp, 'known_hosts.wrong')
     writeFileSync(wrong, `[${s.host}]:${s.ports.key} ${readFileSync(`${otherKey}.pub`, 'utf8')}`)
     const changed = await ssh('hpc', 'true', ['-o', `UserKnownHostsFile=${wrong}`])

@@ -1,7 +1,7 @@
 import {createHmac} from 'node:crypto'
 import {chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync} from 'node:fs'
 import {dirname, join} from 'node:path'
-import {execFileSync} from 'node:child_process'
+import {execFileSync, spawn} from 'node:child_process'
 import {describe, inject} from 'vitest'
 import {readSiteInfo, SITE_DIR, type SiteInfo} from './site-info.js'
 
@@ -182,6 +182,20 @@ export interface RunResult {
   code: number | null
   stdout: string
   stderr: string
+}
+
+/** Runs a program to its end, collecting its output; `input`, if given, is its stdin (else stdin is closed). */
+export function runCommand(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env, input?: string): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, {env, stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe']})
+    let stdout = ''
+    let stderr = ''
+    child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()))
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()))
+    child.on('error', reject)
+    child.on('close', code => resolve({code, stdout, stderr}))
+    if (input !== undefined) child.stdin!.end(input)
+  })
 }
 
 /**
