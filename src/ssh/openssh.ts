@@ -258,7 +258,7 @@ export class OpenSshTransport implements Transport {
     const interactive = this.#options.interactive ?? interaction.interactive ?? Boolean(process.stdin.isTTY && process.stderr.isTTY)
     const bridge = await AskpassBridge.start(interaction)
     try {
-      const result = await execa(
+      const starting = execa(
         this.#ssh,
         [
           '-M',
@@ -277,6 +277,14 @@ export class OpenSshTransport implements Transport {
         ],
         {reject: false, stdin: 'ignore', stdout: 'ignore', stderr: 'pipe', env: bridge.env()},
       )
+      // close() while logging in stops the login.
+      this.#children.add(starting)
+      const result = await starting.finally(() => this.#children.delete(starting))
+      if (this.#closed) {
+        // It may have got as far as a master: that goes too.
+        if (result.exitCode === 0) await execa(this.#ssh, ['-S', path, '-O', 'exit', ...targetArgs(target), '--', target.host], {reject: false, stdin: 'ignore'})
+        throw systemError(`The connection to ${name} was closed by hpc-annex while logging in.`)
+      }
       if (result.exitCode !== 0) {
         if (bridge.failure !== undefined) throw bridge.failure
         throw masterError(String(result.stderr ?? ''), resolved, target.knownHostsFile ?? resolved.knownHostsFiles[0] ?? '~/.ssh/known_hosts')

@@ -61,6 +61,8 @@ export class Ssh2Transport implements Transport {
   #lost: AnnexError | undefined
   #closed = false
   #inFlight = new Set<(error: AnnexError) => void>()
+  /** Clients still logging in: close() cuts them off. */
+  #loggingIn = new Set<ClientType>()
 
   constructor(options: Ssh2Options = {}) {
     this.#options = options
@@ -122,6 +124,8 @@ export class Ssh2Transport implements Transport {
     const name = `${target.user}@${target.host}${target.port === 22 ? '' : `:${target.port}`}`
     outer.progress?.(`Connecting to ${role} ${name}`)
     const client = new Client()
+    if (this.#closed) throw systemError(`The connection to ${role} ${name} was closed before it was made.`)
+    this.#loggingIn.add(client)
     // The login must not hang on a silent server, but the time a person takes
     // to answer a question does not count.
     const timeout = this.#options.readyTimeout ?? 30_000
@@ -150,9 +154,12 @@ export class Ssh2Transport implements Transport {
     }
     const interactive = this.#options.interactive ?? outer.interactive ?? Boolean(process.stdin.isTTY && process.stderr.isTTY)
     const agent = this.#options.agent === undefined ? process.env.SSH_AUTH_SOCK : this.#options.agent
-    const steps: Step[] = [{type: 'none'}]
+    const steps: Step[] = []
     if (agent && !target.identitiesOnly) steps.push({type: 'agent', socket: agent})
     for (const file of target.identityFiles) steps.push({type: 'key', file})
+    // "none" only learns which methods the server takes, a round trip; a key's refusal says the same. Without
+    // a key to offer, it still comes first, so that no password is asked of a server that takes none.
+    if (steps.length === 0) steps.push({type: 'none'})
     // A wrong code or password may be typed again, as OpenSSH allows.
     for (let i = 0; i < 3; i++) steps.push({type: 'keyboard-interactive'})
     for (let i = 0; i < 3; i++) steps.push({type: 'password'})
@@ -260,6 +267,7 @@ export class Ssh2Transport implements Transport {
     await new Promise<void>((resolve, reject) => {
       const done = (error?: unknown): void => {
         clearTimeout(timer)
+        this.#loggingIn.delete(client)
         client.removeListener('ready', onReady)
         client.removeListener('error', onError)
         client.removeListener('close', onClose)
@@ -289,6 +297,8 @@ export class Ssh2Transport implements Transport {
       startTimer()
       try {
         client.connect(config)
+        // The login and the staging stream are many small writes; Nagle would hold each behind the last one's ACK, a round trip.
+        client.setNoDelay(true)
       } catch (error) {
         done(systemError(`Cannot connect to ${role} ${name}: ${(error as Error).message}`))
       }
@@ -433,6 +443,7 @@ export class Ssh2Transport implements Transport {
     this.#pool.fail(closedError)
     for (const reject of [...this.#inFlight]) reject(closedError)
     this.#inFlight.clear()
+    for (const client of this.#loggingIn) client.destroy()
     const hops = [...this.#hops].reverse()
     await Promise.all(
       hops.map(

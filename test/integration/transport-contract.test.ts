@@ -395,6 +395,27 @@ describeOnSite('the transport contract', () => {
       expect(Date.now() - started).toBeLessThan(15_000)
     })
 
+    it('close() during the login, while a 2FA question waits, ends the login: nothing left running', async () => {
+      const controlDir = mkdtempSync(join(tmp, 'held-'))
+      const script = `
+        import {${kind.name === 'ssh2' ? 'Ssh2Transport as T' : 'OpenSshTransport as T'}} from ${JSON.stringify(join(ROOT, 'src', 'ssh', `${kind.name}.ts`))}
+        const t = new T({controlDir: ${JSON.stringify(controlDir)}, interactive: false})
+        let asked
+        const question = new Promise((resolve) => (asked = resolve))
+        const login = t.connect({host: 'hpc-2fa', configFile: ${JSON.stringify(s.sshConfig)}}, {answer: () => { asked(); return new Promise(() => {}) }})
+        const outcome = login.then(() => 'connected', (e) => 'refused: ' + e.message)
+        await question
+        await t.close()
+        console.log(await outcome)`
+      const result = await execa(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {cwd: ROOT, reject: false, timeout: 20_000})
+      expect(result.timedOut).toBe(false)
+      expect(result.exitCode).toBe(0)
+      expect(result.stdout).toMatch(/^refused: /)
+      // No master (or any ssh) was left behind for that control directory.
+      const left = await execa('pgrep', ['-f', controlDir], {reject: false})
+      expect(left.stdout).toBe('')
+    })
+
     it('reports a dropped connection: in-flight and later commands fail naming the host', async () => {
       const mine = kind.make(tmp)
       try {
