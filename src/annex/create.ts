@@ -22,8 +22,7 @@ import type {Interaction, LoginTarget, Transport} from '../ssh/transport.js'
 import {
   bootstrapCommand,
   bundleStream,
-  cacheProbeCommand,
-  parseCacheProbe,
+  parseCachedObject,
   renderFiles,
   sha256File,
   sifEntryName,
@@ -77,7 +76,7 @@ export interface CreateResult {
   images: {name: string; sha256: string; bytes: number; sent: boolean}[]
   /** Bundle bytes sent over the connection. */
   bytesSent: number
-  /** Commands run on the login node after the login (a create needs two). */
+  /** Commands run on the login node after the login (a create needs one). */
   remoteCommands: number
   /** --bundle: the file written. */
   bundleFile?: string
@@ -113,9 +112,9 @@ function message(error: unknown): string {
 }
 
 /**
- * create and add: the checks on the Access Point, the token, the one login,
- * the cache question, the state job, the one staging-and-submit channel, and
- * the job edits. Every step registers its undo before it makes anything; a
+ * create and add: the checks on the Access Point (the one login starts
+ * beside them), the token, the state job, the one channel that answers the
+ * cache question, stages and submits, and the job edits. Every step registers its undo before it makes anything; a
  * failure or Ctrl-C unwinds them and the error says which step failed and
  * what was undone.
  */
@@ -126,6 +125,10 @@ export async function createAnnex(request: CreateRequest): Promise<CreateResult>
   let step = 'Checking the Access Point'
   // What runs beside the login; it must be finished before its undos run.
   let background: Promise<unknown> = Promise.resolve()
+  // The login starts as soon as its target is known and runs beside the
+  // remaining checks; its questions (2FA, an unknown host key) wait for
+  // them, so a request the checks refuse asks nothing and is logged out.
+  let login: {connecting: Promise<void>; held: HeldInteraction} | undefined
   const run = async (title: string, body: (task: ListrTaskWrapper<unknown, never, never>) => Promise<void>) => {
     step = title
     request.signal.throwIfAborted()
@@ -145,6 +148,11 @@ export async function createAnnex(request: CreateRequest): Promise<CreateResult>
       requireAnnexEnabled(config)
       work.config = config
       work.collector = annexCollector(config, plan.pool)
+      const overrides = config.loginOverrides
+      const host = plan.login.hostFromFlag ? plan.login.host : (overrides.host ?? plan.login.host)
+      const user = plan.login.user ?? overrides.user
+      work.target = {host, ...(user === undefined ? {} : {user}), ...(request.sshConfigFile === undefined ? {} : {configFile: request.sshConfigFile})}
+      if (request.bundleFile === undefined) login = startLogin(request, work, cleanup)
       // Independent questions, asked at once.
       const [queue, scheddName] = await Promise.all([annexQueue(plan.annexName), findScheddName(work.collector)])
       nameRule(request.verb, plan.annexName, queue.nameTaken)
@@ -154,10 +162,6 @@ export async function createAnnex(request: CreateRequest): Promise<CreateResult>
       const passwordFile = plan.passwordFile ?? config.passwordFile
       ensurePasswordFile(passwordFile)
       work.password = {path: passwordFile}
-      const overrides = config.loginOverrides
-      const host = plan.login.hostFromFlag ? plan.login.host : (overrides.host ?? plan.login.host)
-      const user = plan.login.user ?? overrides.user
-      work.target = {host, ...(user === undefined ? {} : {user}), ...(request.sshConfigFile === undefined ? {} : {configFile: request.sshConfigFile})}
       task.title = `Checked the Access Point: annex collector ${work.collector}, schedd ${work.scheddName}`
     })
 
@@ -186,27 +190,11 @@ export async function createAnnex(request: CreateRequest): Promise<CreateResult>
     }
 
     step = `Logging in to ${work.target!.host}`
-    const transport = request.transport()
-    work.transport = transport
-    cleanup.register(`closed the connection to ${work.target!.host}`, () => transport.close())
-    request.interaction.progress?.(`Logging in to ${work.target!.user ? `${work.target!.user}@` : ''}${work.target!.host} ...`)
-    await abortable(transport.connect(work.target!, request.interaction), request.signal)
+    login!.held.open()
+    await abortable(login!.connecting, request.signal)
     if (work.sifs.length > 0) await settle(digestStep, digesting)
     await settle(tokenStep, minting)
     await settle(stateStep, submitting)
-
-    const digests = [...new Set([...work.images.map((i) => i.sha256), ...(request.condorTarball ? [request.condorTarball.sha256] : [])])]
-    if (digests.length > 0) {
-      await run('Asking the login node what it has cached', async (task) => {
-        const result = await remote(work, cacheProbeCommand(digests), request.signal)
-        if (result.code !== 0) throw systemError(`the cache query exited with status ${result.code}: ${lastLine(result.stderr)}`)
-        const present = parseCacheProbe(result.stdout)
-        const sizes = new Map([...work.images.map((i) => [i.sha256, i.bytes] as const)])
-        if (request.condorTarball) sizes.set(request.condorTarball.sha256, (await stat(request.condorTarball.path)).size)
-        for (const [digest, size] of present) if (sizes.get(digest) === size) work.cached.set(digest, size)
-        task.title = `The login node has ${work.cached.size} of ${digests.length} objects cached`
-      })
-    }
 
     await run(`Staging and submitting the ${plan.system.batch === 'slurm' ? 'SLURM' : 'HTCondor'} job on ${work.target!.host}`, async (task) => {
       await stageAndSubmit(request, work, cleanup, (text) => (task.output = text))
@@ -219,6 +207,7 @@ export async function createAnnex(request: CreateRequest): Promise<CreateResult>
       })
     }
   } catch (error) {
+    login?.held.refuse(error)
     await background
     const report = await cleanup.unwind()
     const undone = describeCleanup(report)
@@ -234,6 +223,58 @@ export async function createAnnex(request: CreateRequest): Promise<CreateResult>
   await work.transport?.close()
   work.removeToken?.()
   return result(request, work)
+}
+
+/** An Interaction whose questions and messages wait until open(); refuse() turns the questions down. */
+interface HeldInteraction {
+  interaction: Interaction
+  open(): void
+  refuse(reason: unknown): void
+}
+
+function holdInteraction(inner: Interaction): HeldInteraction {
+  let release!: () => void
+  let refuse!: (reason: unknown) => void
+  const gate = new Promise<void>((resolve, reject) => {
+    release = resolve
+    refuse = reject
+  })
+  gate.catch(() => undefined)
+  let opened = false
+  const waiting: string[] = []
+  return {
+    interaction: {
+      answer: async (prompts, instructions, name) => {
+        await gate
+        return inner.answer(prompts, instructions, name)
+      },
+      progress: (text) => {
+        if (opened) inner.progress?.(text)
+        else waiting.push(text)
+      },
+      ...(inner.interactive === undefined ? {} : {interactive: inner.interactive}),
+    },
+    open: () => {
+      opened = true
+      for (const text of waiting.splice(0)) inner.progress?.(text)
+      release()
+    },
+    refuse: (reason) => refuse(reason),
+  }
+}
+
+/** Opens the one connection, its undo registered first; the login's questions are held until the checks pass. */
+function startLogin(request: CreateRequest, work: Work, cleanup: CleanupStack): {connecting: Promise<void>; held: HeldInteraction} {
+  const target = work.target!
+  const held = holdInteraction(request.interaction)
+  const transport = request.transport()
+  work.transport = transport
+  cleanup.register(`closed the connection to ${target.host}`, () => transport.close())
+  held.interaction.progress?.(`Logging in to ${target.user ? `${target.user}@` : ''}${target.host} ...`)
+  const connecting = transport.connect(target, held.interaction)
+  // Awaited once the checks pass; a failure before then is reported by the checks' own error.
+  connecting.catch(() => undefined)
+  return {connecting, held}
 }
 
 /** The annex token: --token_file, or a fresh one whose local copy is deleted when the command ends. */
@@ -383,11 +424,23 @@ async function stageAndSubmit(request: CreateRequest, work: Work, cleanup: Clean
   const inputs: BundleInputs = {
     token: work.token!,
     password: work.password!,
-    sifs: work.images.filter((i) => !work.cached.has(i.sha256)).map((i) => ({sha256: i.sha256, path: i.path})),
-    ...(request.condorTarball && !work.cached.has(request.condorTarball.sha256) ? {condorTarball: request.condorTarball} : {}),
+    sifs: work.images.map((i) => ({sha256: i.sha256, path: i.path})),
+    ...(request.condorTarball ? {condorTarball: request.condorTarball} : {}),
   }
-  const bulk = inputs.sifs!.reduce((sum, i) => sum + work.images.find((x) => x.sha256 === i.sha256)!.bytes, 0) +
-    (inputs.condorTarball ? (await stat(inputs.condorTarball.path)).size : 0)
+  // What could be cached on the login node, and its size here: the back-end answers first, on the same channel.
+  const objects = new Map(work.images.map((i) => [i.sha256, i.bytes] as const))
+  if (request.condorTarball) objects.set(request.condorTarball.sha256, (await stat(request.condorTarball.path)).size)
+  const offered = new Map<string, number>()
+  let answer!: (cached: Map<string, number>) => void
+  const cached = new Promise<Map<string, number>>((resolve) => (answer = resolve))
+  let bulk = 0
+  const cacheAnswered = () => {
+    for (const [digest, size] of offered) if (objects.get(digest) === size) work.cached.set(digest, size)
+    bulk = [...objects].reduce((sum, [digest, size]) => sum + (work.cached.has(digest) ? 0 : size), 0)
+    if (objects.size > 0) progress(`The login node has ${work.cached.size} of ${objects.size} objects cached`)
+    answer(work.cached)
+  }
+  if (objects.size === 0) cacheAnswered()
 
   // Registered before the back-end can submit anything.
   cleanup.register('cancelled the batch job', async () => {
@@ -413,7 +466,7 @@ async function stageAndSubmit(request: CreateRequest, work: Work, cleanup: Clean
       callback(null, chunk)
     },
   })
-  const bundle: Readable = bundleStream(renderFiles(plan, ap), inputs)
+  const bundle: Readable = bundleStream(renderFiles(plan, ap), inputs, {cached})
   bundle.on('error', (error) => local.abort(systemError(`Cannot read what is to be staged: ${message(error)}`)))
   bundle.pipe(counter)
 
@@ -424,6 +477,10 @@ async function stageAndSubmit(request: CreateRequest, work: Work, cleanup: Clean
   const handle = (events: ReturnType<BackendOutputParser['push']>) => {
     for (const event of events) {
       if (event.kind === 'progress') progress(event.text)
+      else if (event.kind === 'control' && event.attribute === 'CACHED') {
+        const object = parseCachedObject(event.value)
+        if (object) offered.set(...object)
+      } else if (event.kind === 'control' && event.attribute === 'CACHE_END') cacheAnswered()
       else if (event.kind === 'control' && ['PID', 'PILOT_DIR', 'JOB_ID'].includes(event.attribute)) {
         const attribute = event.attribute as ControlAttribute
         work.control[attribute] = event.value
@@ -437,7 +494,7 @@ async function stageAndSubmit(request: CreateRequest, work: Work, cleanup: Clean
   let stderr = ''
   let result
   try {
-    result = await remote(work, bootstrapCommand(), signal, {
+    result = await remote(work, bootstrapCommand([...objects.keys()]), signal, {
       stdin: counter,
       collect: false,
       onStdout: (chunk) => {
@@ -452,6 +509,8 @@ async function stageAndSubmit(request: CreateRequest, work: Work, cleanup: Clean
   } catch (error) {
     throw signal.aborted && !request.signal.aborted ? signal.reason : error
   } finally {
+    // A back-end that ended before answering leaves nothing to wait for.
+    answer(work.cached)
     watchdog.stop()
     bundle.unpipe(counter)
     bundle.destroy()

@@ -32,6 +32,12 @@ export interface BundleInputs {
 export interface BundleOptions {
   /** A directory every entry is put under (the self-service bundle's top directory). */
   prefix?: string
+  /**
+   * What the receiver already holds (sha256 → bytes): images and tarballs
+   * among them, at the same size, are left out. It may be answered late: the
+   * rendered files and secrets go first, and only the large objects wait.
+   */
+  cached?: Promise<Map<string, number>>
 }
 
 /** One entry as it goes into the tar: what, where and with which mode. */
@@ -42,6 +48,8 @@ export interface BundleEntry {
   content?: Buffer
   /** A local file streamed into the tar, never read whole. */
   source?: string
+  /** Large objects (images, tarballs) and their directories: the receiver may have them cached. */
+  object?: {sha256?: string}
 }
 
 const SHA256 = /^[0-9a-f]{64}$/
@@ -72,19 +80,19 @@ export function bundleEntries(files: RenderedFile[], inputs: BundleInputs, optio
   }
   const sifs = inputs.sifs ?? []
   if (sifs.length > 0) {
-    entries.push({path: under('sif/'), mode: 0o700, type: 'Directory'})
+    entries.push({path: under('sif/'), mode: 0o700, type: 'Directory', object: {}})
     const seen = new Set<string>()
     for (const sif of sifs) {
       if (!SHA256.test(sif.sha256)) throw new TypeError('a staged image needs a hex sha256')
       if (seen.has(sif.sha256)) continue
       seen.add(sif.sha256)
-      entries.push({path: under(`sif/${sif.sha256}`), mode: SECRET_MODE, type: 'File', source: sif.path})
+      entries.push({path: under(`sif/${sif.sha256}`), mode: SECRET_MODE, type: 'File', source: sif.path, object: {sha256: sif.sha256}})
     }
   }
   if (inputs.condorTarball) {
     if (!SHA256.test(inputs.condorTarball.sha256)) throw new TypeError('the staged tarball needs a hex sha256')
-    entries.push({path: under('condor/'), mode: 0o700, type: 'Directory'})
-    entries.push({path: under(`condor/${inputs.condorTarball.sha256}`), mode: SECRET_MODE, type: 'File', source: inputs.condorTarball.path})
+    entries.push({path: under('condor/'), mode: 0o700, type: 'Directory', object: {}})
+    entries.push({path: under(`condor/${inputs.condorTarball.sha256}`), mode: SECRET_MODE, type: 'File', source: inputs.condorTarball.path, object: {sha256: inputs.condorTarball.sha256}})
   }
   return entries
 }
@@ -116,17 +124,29 @@ export function bundleStream(files: RenderedFile[], inputs: BundleInputs, option
   const entries = bundleEntries(files, inputs, options)
   const pack = new Pack({portable: true})
   const mtime = new Date()
+  const sizeOf = async (entry: BundleEntry) => (entry.type === 'Directory' ? 0 : entry.content ? entry.content.length : (await stat(entry.source!)).size)
+  const add = async (entry: BundleEntry, size: number) => {
+    const header = new Header({path: entry.path, mode: entry.mode, size, type: entry.type, mtime})
+    const target = new ReadEntry(header)
+    const consumed = target.emittedEnd ? Promise.resolve() : once(target, 'end')
+    pack.add(target)
+    await feed(entry, target, size)
+    // One entry in flight at a time: the next is added once the pack has read this one.
+    await consumed
+  }
   const produce = async () => {
-    for (const entry of entries) {
-      const size = entry.type === 'Directory' ? 0 : entry.content ? entry.content.length : (await stat(entry.source!)).size
-      const header = new Header({path: entry.path, mode: entry.mode, size, type: entry.type, mtime})
-      const target = new ReadEntry(header)
-      const consumed = target.emittedEnd ? Promise.resolve() : once(target, 'end')
-      pack.add(target)
-      await feed(entry, target, size)
-      // One entry in flight at a time: the next is added once the pack has read this one.
-      await consumed
+    const objects = entries.filter((e) => e.object)
+    for (const entry of entries) if (!entry.object) await add(entry, await sizeOf(entry))
+    const cached = objects.length > 0 && options.cached ? await options.cached : new Map<string, number>()
+    const sending: [BundleEntry, number][] = []
+    for (const entry of objects) {
+      const size = await sizeOf(entry)
+      const sha256 = entry.object!.sha256
+      if (sha256 === undefined || cached.get(sha256) !== size) sending.push([entry, size])
     }
+    // A directory goes only with something in it.
+    const kept = sending.filter(([entry]) => entry.type === 'File' || sending.some(([f]) => f.type === 'File' && f.path.startsWith(entry.path)))
+    for (const [entry, size] of kept) await add(entry, size)
     pack.end()
   }
   const out = Readable.from(pack as AsyncIterable<Buffer>, {objectMode: false})
@@ -166,40 +186,37 @@ export async function sha256File(path: string): Promise<string> {
 export const REMOTE_CACHE = '${HPC_ANNEX_CACHE:-$HOME/.hpc-annex/cache}'
 
 /**
- * The command the login node runs with the bundle on its stdin: unpack into a
- * fresh private directory under ~/.hpc-annex/tmp, run the back-end, and remove
- * the directory whatever happens (the back-end moves what it keeps). A cut-off
- * upload fails tar, so nothing runs.
+ * The command the login node runs with the bundle on its stdin. First it
+ * answers the cache question for `digests` on stdout (`=-.-= CACHED SHA256
+ * BYTES` for each object it holds, then `=-.-= CACHE_END`), so the sender
+ * can leave those out of the same stream; then it unpacks into a fresh
+ * private directory under ~/.hpc-annex/tmp, runs the back-end, and removes
+ * the directory whatever happens (the back-end moves what it keeps). A
+ * cut-off upload fails tar, so nothing runs. Digests are checked to be hex.
  */
-export function bootstrapCommand(): string {
-  return [
+export function bootstrapCommand(digests: string[] = []): string {
+  for (const digest of digests) if (!SHA256.test(digest)) throw new TypeError(`not a sha256: ${JSON.stringify(digest)}`)
+  const steps = [
     'umask 077',
     'mkdir -p -- "$HOME/.hpc-annex/tmp"',
     'staging=$(mktemp -d "$HOME/.hpc-annex/tmp/bundle.XXXXXXXX")',
     `trap 'rm -rf -- "$staging"' EXIT`,
     // A lost connection or a kill still runs the EXIT trap.
     `trap 'exit 129' HUP INT TERM PIPE`,
-    'tar -xf - -C "$staging"',
-    'bash "$staging/backend.sh"',
-  ].join(' && ')
-}
-
-/**
- * One command asking the login node which objects its cache holds: prints
- * "SHA256 SIZE" for each present one. Digests are checked to be hex first.
- */
-export function cacheProbeCommand(digests: string[]): string {
-  for (const digest of digests) if (!SHA256.test(digest)) throw new TypeError(`not a sha256: ${JSON.stringify(digest)}`)
-  const list = digests.map(shellQuote).join(' ')
-  return `cd "${REMOTE_CACHE}" 2>/dev/null || exit 0; for d in ${list}; do if [ -f "$d" ]; then printf '%s %s\n' "$d" "$(stat -c %s -- "$d")"; fi; done`
-}
-
-/** The cache probe's answer: sha256 → size in bytes. */
-export function parseCacheProbe(stdout: string): Map<string, number> {
-  const present = new Map<string, number>()
-  for (const line of stdout.split('\n')) {
-    const m = /^([0-9a-f]{64}) (\d+)$/.exec(line.trim())
-    if (m) present.set(m[1]!, Number(m[2]))
+  ]
+  if (digests.length > 0) {
+    const list = digests.map(shellQuote).join(' ')
+    steps.push(
+      `(cd "${REMOTE_CACHE}" 2>/dev/null || exit 0; for d in ${list}; do if [ -f "$d" ]; then printf '=-.-= CACHED %s %s\\n' "$d" "$(stat -c %s -- "$d")"; fi; done)`,
+      `printf '=-.-= CACHE_END\\n'`,
+    )
   }
-  return present
+  steps.push('tar -xf - -C "$staging"', 'bash "$staging/backend.sh"')
+  return steps.join(' && ')
+}
+
+/** The value of a `=-.-= CACHED` line: [sha256, bytes], or undefined when it is not one. */
+export function parseCachedObject(value: string): [string, number] | undefined {
+  const m = /^([0-9a-f]{64}) (\d+)$/.exec(value.trim())
+  return m ? [m[1]!, Number(m[2])] : undefined
 }

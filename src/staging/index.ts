@@ -1,2 +1,2 @@
-export {bootstrapCommand, bundleEntries, cacheProbeCommand, parseCacheProbe, REMOTE_CACHE, bundleStream, emitFiles, sha256File, sifEntryName, writeBundle, type BundleEntry, type BundleInputs, type BundleOptions, type SecretSource} from './bundle.js'
+export {bootstrapCommand, bundleEntries, parseCachedObject, REMOTE_CACHE, bundleStream, emitFiles, sha256File, sifEntryName, writeBundle, type BundleEntry, type BundleInputs, type BundleOptions, type SecretSource} from './bundle.js'
 export {dryRunContext, renderFiles, SCRIPT_MODE, SECRET_MODE, type RenderedFile, type RenderOptions} from './files.js'

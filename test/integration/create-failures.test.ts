@@ -78,7 +78,7 @@ describeOnSite('create failures on the loopback site', () => {
     await expectNothingLeft('refused')
   })
 
-  it('condor_submit fails: no login is wasted on a half-made request', async () => {
+  it('condor_submit fails: the error names the step, and nothing is left on either side', async () => {
     a.fake.addJob({TargetAnnexName: 'nosubmit'})
     const run = await a.cli(create('nosubmit'), {FAKE_CONDOR_FAULT: 'condor_submit:fail'})
     expect(run.code).toBe(2)

@@ -28,9 +28,9 @@ describeOnSite('create on the loopback site', () => {
     expect(created.code).toBe(0)
     const result = JSON.parse(created.stdout) as {batchJobId: string; pilotDir: string; requestId: string; remoteCommands: number}
     expect(result.batchJobId).toMatch(/^\d+$/)
-    expect(result.remoteCommands).toBeLessThanOrEqual(2)
+    expect(result.remoteCommands).toBe(1)
 
-    // One connection, one login, at most two sessions (cache query only when something is cached-able, then staging).
+    // One connection, one login, one session: the cache question, staging and the back-end share it.
     const counts = sshdCounts(before)
     expect(counts.connections).toBe(1)
     expect(counts.logins).toBe(1)

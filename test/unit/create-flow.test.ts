@@ -65,15 +65,15 @@ function stateJob() {
 }
 
 describe('create, end to end against a local "login node"', () => {
-  it('logs in once, asks the cache once, stages and submits in one command, and records the batch job on the state job', async () => {
+  it('logs in once, asks the cache, stages and submits in one command, and records the batch job on the state job', async () => {
     const sif = image('analysis.sif', 2 * 1024 * 1024)
     const job = fake.addJob({TargetAnnexName: 'demo', TransferContainer: true, ContainerImage: 'analysis.sif', Iwd: join(work, 'jobs'), TransferInput: 'analysis.sif,data.txt'})
 
     const result = await createAnnex(request())
 
     expect(transport.connects).toBe(1)
-    expect(transport.commands).toHaveLength(2)
-    expect(result.remoteCommands).toBe(2)
+    expect(transport.commands).toHaveLength(1)
+    expect(result.remoteCommands).toBe(1)
     expect(result.batchJobId).toBe('4242')
     expect(result.images).toEqual([{name: 'analysis.sif', sha256: await sha256File(sif), bytes: 2 * 1024 * 1024, sent: true}])
     expect(result.bytesSent).toBeGreaterThan(2 * 1024 * 1024)
@@ -106,7 +106,7 @@ describe('create, end to end against a local "login node"', () => {
     const second = await createAnnex(request({verb: 'add'}))
     expect(second.images[0]!.sent).toBe(false)
     expect(second.bytesSent).toBeLessThan(256 * 1024)
-    expect(second.remoteCommands).toBe(2)
+    expect(second.remoteCommands).toBe(1)
     expect(readFileSync(join(second.pilotDir!, 'sif', 'big.sif')).length).toBe(4 * 1024 * 1024)
   })
 
@@ -148,12 +148,38 @@ describe('create, end to end against a local "login node"', () => {
     expect(readdirSync(join(home, '.hpc-annex', 'tmp'))).toEqual([])
   })
 
-  it('checks on the Access Point come first: a taken name logs in nowhere', async () => {
+  it('a taken name asks no login question and leaves nothing: the login begun beside the checks is closed', async () => {
     fake.addJob({hpc_annex_name: 'demo'})
-    await expect(createAnnex(request())).rejects.toThrow(/already created an annex named 'demo'/)
-    expect(transport.connects).toBe(0)
+    const asked: string[] = []
+    const twoFactor = new LocalTransport({}, home, [{prompt: 'Verification code: ', echo: false}])
+    const interaction = {answer: async (prompts: {prompt: string}[]) => prompts.map((p) => (asked.push(p.prompt), '123456'))}
+    await expect(createAnnex(request({transport: () => twoFactor, interaction}))).rejects.toThrow(/already created an annex named 'demo'/)
+    expect(asked).toEqual([])
+    expect(twoFactor.closes).toBe(twoFactor.connects)
     expect(fake.tokenFiles()).toEqual([])
+    expect(fake.state().jobs.filter((j) => j.hpc_annex_request_id !== undefined)).toEqual([])
   })
+
+  it('the login question is asked once, after the checks, and the request goes on', async () => {
+    fake.update((state) => { state.config.HPC_ANNEX_REQUIRE_JOB = 'false' })
+    const asked: string[] = []
+    const twoFactor = new LocalTransport(transport['env'], home, [{prompt: 'Verification code: ', echo: false}])
+    const interaction = {
+      answer: async (prompts: {prompt: string}[]) => {
+        // Only once the checks have run: the queue and the schedd have both been asked.
+        const tools = fake.calls().map((call: {tool: string}) => call.tool)
+        expect(tools).toContain('condor_q')
+        expect(tools).toContain('condor_status')
+        asked.push(...prompts.map((p) => p.prompt))
+        return prompts.map(() => '123456')
+      },
+    }
+    const result = await createAnnex(request({transport: () => twoFactor, interaction}))
+    expect(asked).toEqual(['Verification code: '])
+    expect(twoFactor.answers).toEqual([['123456']])
+    expect(result.batchJobId).toBe('4242')
+  })
+
 })
 
 describe('the back-end when the connection is lost', () => {

@@ -4,7 +4,7 @@ import {join} from 'node:path'
 
 import {afterEach, beforeEach, describe, expect, it} from 'vitest'
 
-import {bootstrapCommand, cacheProbeCommand, parseCacheProbe, renderFiles, sha256File, sifEntryName, writeBundle} from '../../src/staging/index.js'
+import {bootstrapCommand, bundleStream, parseCachedObject, renderFiles, sha256File, sifEntryName, writeBundle} from '../../src/staging/index.js'
 import {controlLines, fakeCondorTarball, makeStubs, planFor, runBash, sha256, tempDir} from './render-helpers.js'
 
 let work: string
@@ -133,18 +133,57 @@ describe('the self-service bundle (--bundle)', () => {
     expect(readdirSync(join(home, '.hpc-annex', 'tmp'))).toEqual([])
   })
 
-  it('the cache probe lists exactly the cached objects, with their sizes', () => {
+  it('the bootstrap first names exactly the cached objects, with their sizes, then unpacks what follows', () => {
     const cache = join(work, 'cache')
     mkdirSync(cache)
     const a = 'a'.repeat(64)
     const b = 'b'.repeat(64)
     writeFileSync(join(cache, a), 'twelve bytes')
-    const run = spawnSync('bash', ['-c', cacheProbeCommand([a, b])], {env: {...process.env, HPC_ANNEX_CACHE: cache}, encoding: 'utf8'})
+    const home = join(work, 'home')
+    mkdirSync(home)
+    mkdirSync(join(work, 'src'))
+    writeFileSync(join(work, 'src', 'backend.sh'), 'echo ran\n')
+    const archive = join(work, 'a.tar')
+    execFileSync('tar', ['-cf', archive, '-C', join(work, 'src'), 'backend.sh'])
+    const env = {...process.env, HOME: home, HPC_ANNEX_CACHE: cache}
+    const run = spawnSync('bash', ['-c', bootstrapCommand([a, b])], {input: readFileSync(archive), env, encoding: 'utf8'})
     expect(run.status).toBe(0)
-    expect([...parseCacheProbe(run.stdout)]).toEqual([[a, 12]])
-    const none = spawnSync('bash', ['-c', cacheProbeCommand([a])], {env: {...process.env, HPC_ANNEX_CACHE: join(work, 'nope')}, encoding: 'utf8'})
-    expect(none.status).toBe(0)
-    expect(parseCacheProbe(none.stdout).size).toBe(0)
-    expect(() => cacheProbeCommand(['$(reboot)'])).toThrow(/not a sha256/)
+    expect(run.stdout).toBe(`=-.-= CACHED ${a} 12\n=-.-= CACHE_END\nran\n`)
+    expect(parseCachedObject(`${a} 12`)).toEqual([a, 12])
+    expect(parseCachedObject('$(reboot) 1')).toBeUndefined()
+    const none = spawnSync('bash', ['-c', bootstrapCommand([a])], {input: readFileSync(archive), env: {...env, HPC_ANNEX_CACHE: join(work, 'nope')}, encoding: 'utf8'})
+    expect(none.stdout).toBe('=-.-= CACHE_END\nran\n')
+    expect(() => bootstrapCommand(['$(reboot)'])).toThrow(/not a sha256/)
   })
+
+  it('the bundle leaves out what the receiver has cached at the same size, and sends the rest after the answer', async () => {
+    const one = join(work, 'one.sif')
+    const two = join(work, 'two.sif')
+    writeFileSync(one, Buffer.alloc(3000, 1))
+    writeFileSync(two, Buffer.alloc(5000, 2))
+    const [s1, s2] = [await sha256File(one), await sha256File(two)]
+    const files = [{path: 'backend.sh', mode: 0o700, content: 'true\n'}]
+    const names = async (cached: Map<string, number>) => {
+      let answer!: (m: Map<string, number>) => void
+      const later = new Promise<Map<string, number>>((resolve) => (answer = resolve))
+      const chunks: Buffer[] = []
+      const stream = bundleStream(files, {token: Buffer.from('T'), password: Buffer.from('P'), sifs: [{sha256: s1, path: one}, {sha256: s2, path: two}]}, {cached: later})
+      stream.on('data', (chunk: Buffer) => chunks.push(chunk))
+      // The rendered files and secrets go before the answer.
+      await new Promise((resolve) => setTimeout(resolve, 50))
+      const early = Buffer.concat(chunks).toString('latin1')
+      expect(early).toContain('backend.sh')
+      expect(early).not.toContain('sif/')
+      answer(cached)
+      await new Promise((resolve) => stream.on('end', resolve))
+      const archive = join(work, `b${cached.size}.tar`)
+      writeFileSync(archive, Buffer.concat(chunks))
+      return execFileSync('tar', ['-tf', archive], {encoding: 'utf8'}).trim().split('\n')
+    }
+    expect(await names(new Map([[s1, 3000]]))).toEqual(['backend.sh', 'token', 'password', 'sif/', `sif/${s2}`])
+    // A cached copy of another size is not the same object.
+    expect(await names(new Map([[s1, 3000], [s2, 4999]]))).toEqual(['backend.sh', 'token', 'password', 'sif/', `sif/${s2}`])
+    expect(await names(new Map([[s1, 3000], [s2, 5000]]))).toEqual(['backend.sh', 'token', 'password'])
+  })
+
 })
