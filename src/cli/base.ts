@@ -1,4 +1,4 @@
-import {Command} from '@oclif/core'
+import {Command} from '@oclif/core/command'
 
 import {AnnexError, oneLine, type ExitCode} from '../errors.js'
 import {installInterruptHandler} from './interrupt.js'

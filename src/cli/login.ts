@@ -1,4 +1,4 @@
-import {Flags} from '@oclif/core'
+import * as Flags from '@oclif/core/flags'
 
 import type {LoginOptions} from '../annex/requests.js'
 import {createTransport, type TransportKind} from '../ssh/index.js'

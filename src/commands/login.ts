@@ -1,4 +1,5 @@
-import {Args, Flags} from '@oclif/core'
+import * as Args from '@oclif/core/args'
+import * as Flags from '@oclif/core/flags'
 
 import {findSystem, formatProblem, loadCatalog} from '../catalog/index.js'
 import {AnnexCommand} from '../cli/base.js'

@@ -1,6 +1,7 @@
 import {setTimeout as sleep} from 'node:timers/promises'
 
-import {Args, Flags} from '@oclif/core'
+import * as Args from '@oclif/core/args'
+import * as Flags from '@oclif/core/flags'
 
 import {collectStatus, formatStatusParagraph, formatStatusTable, type StatusReport} from '../annex/status.js'
 import {AnnexCommand} from '../cli/base.js'

@@ -1,4 +1,4 @@
-import {Args} from '@oclif/core'
+import * as Args from '@oclif/core/args'
 
 import {findSystem, formatProblem, loadCatalog} from '../catalog/index.js'
 import {summarizeSystem, type SystemSummary} from '../catalog/summary.js'

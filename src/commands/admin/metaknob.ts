@@ -1,4 +1,5 @@
-import {Args, Flags} from '@oclif/core'
+import * as Args from '@oclif/core/args'
+import * as Flags from '@oclif/core/flags'
 
 import {type AdminCondor, apCondor} from '../../annex/admin-condor.js'
 import {chooseMetaknob, defaultConfigDir, installMetaknob, type InstallResult} from '../../annex/metaknob.js'

@@ -1,4 +1,4 @@
-import {Args} from '@oclif/core'
+import * as Args from '@oclif/core/args'
 
 import {markStarted, type MarkStartedResult} from '../../annex/mark-started.js'
 import {AnnexCommand} from '../../cli/base.js'
