@@ -6,8 +6,8 @@ import type {CreateResult, CreateVerb} from '../annex/create.js'
 import {describePlan, loadCatalog, validateRequest, type Plan} from '../catalog/index.js'
 import {userError} from '../errors.js'
 import type {TransportKind} from '../ssh/transport.js'
-import {dryRunContext, emitFiles, renderFiles, sha256File} from '../staging/index.js'
 import {interruptSignal, withInterruptGuard} from './interrupt.js'
+import {lazyTransport} from './lazy-transport.js'
 import {requestInput} from './request-flags.js'
 
 /** How a create or add is carried out, beyond what is requested. */
@@ -49,6 +49,7 @@ type DeliveryValues = {
 }
 
 async function tarballDigest(path: string): Promise<{path: string; sha256: string}> {
+  const {sha256File} = await import('../staging/index.js')
   try {
     return {path, sha256: await sha256File(path)}
   } catch (error) {
@@ -75,6 +76,7 @@ export async function runRequest(
   if (flags['dry-run']) {
     io.log(describePlan(plan))
     if (flags.emit !== undefined) {
+      const {dryRunContext, emitFiles, renderFiles} = await import('../staging/index.js')
       const context = dryRunContext(plan, {
         ...(tarball ? {stagedTarballSha256: tarball.sha256} : {}),
         ...(flags['allow-unpinned-download'] ? {allowUnpinnedDownload: true} : {}),
@@ -85,19 +87,16 @@ export async function runRequest(
     io.log('Nothing was submitted (--dry-run).')
     return plan
   }
-  // Loaded only for a real request: --dry-run and --help start faster without SSH, listr and the condor tools.
-  const [{createAnnex}, {createTransport}, {TerminalInteraction}] = await Promise.all([
-    import('../annex/create.js'),
-    import('../ssh/index.js'),
-    import('./prompt.js'),
-  ])
+  // Loaded only for a real request: --dry-run starts faster without listr, the condor tools and the
+  // staging code (templates, tar); the SSH code only when the login starts, after the Access Point checks.
+  const [{createAnnex}, {TerminalInteraction}] = await Promise.all([import('../annex/create.js'), import('./prompt.js')])
   const interaction = new TerminalInteraction({system: plan.system.key, log: io.json ? null : (line) => process.stderr.write(`${line}\n`)})
   const sshConfigFile = process.env.HPC_ANNEX_SSH_CONFIG
   const result = await withInterruptGuard(() =>
     createAnnex({
       verb,
       plan,
-      transport: () => createTransport(flags.ssh, {interactive: interaction.interactive}),
+      transport: () => lazyTransport(flags.ssh, {interactive: interaction.interactive}),
       interaction,
       ...(sshConfigFile ? {sshConfigFile} : {}),
       ...(tarball ? {condorTarball: tarball} : {}),

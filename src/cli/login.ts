@@ -1,7 +1,8 @@
 import * as Flags from '@oclif/core/flags'
 
 import type {LoginOptions} from '../annex/requests.js'
-import {createTransport, type TransportKind} from '../ssh/index.js'
+import type {TransportKind} from '../ssh/transport.js'
+import {lazyTransport} from './lazy-transport.js'
 import {TerminalInteraction} from './prompt.js'
 
 /** --ssh, for the verbs that log in again (logs, shutdown --cancel-pending). */
@@ -20,7 +21,7 @@ export function loginOptions(kind: TransportKind | undefined, json: boolean): Lo
   const sshConfigFile = process.env.HPC_ANNEX_SSH_CONFIG
   const log = json ? null : (message: string) => process.stderr.write(`${message}\n`)
   return {
-    open: (group) => createTransport(kind, {interactive: new TerminalInteraction({system: group.system}).interactive}),
+    open: (group) => lazyTransport(kind, {interactive: new TerminalInteraction({system: group.system}).interactive}),
     interaction: (group) => new TerminalInteraction({system: group.system, log}),
     ...(sshConfigFile ? {sshConfigFile} : {}),
   }
