@@ -1,13 +1,12 @@
 import {userInfo} from 'node:os'
 
-import * as Flags from '@oclif/core/flags'
-
 import type {CreateResult, CreateVerb} from '../annex/create.js'
 import {describePlan, loadCatalog, validateRequest, type Plan} from '../catalog/index.js'
 import {userError} from '../errors.js'
 import type {TransportKind} from '../ssh/transport.js'
 import {interruptSignal, withInterruptGuard} from './interrupt.js'
 import {lazyTransport} from './lazy-transport.js'
+import {Flags} from './oclif.js'
 import {requestInput} from './request-flags.js'
 
 /** How a create or add is carried out, beyond what is requested. */

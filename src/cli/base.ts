@@ -1,7 +1,6 @@
-import {Command} from '@oclif/core/command'
-
 import {AnnexError, oneLine, type ExitCode} from '../errors.js'
 import {installInterruptHandler} from './interrupt.js'
+import {Command} from './oclif.js'
 
 /** What the user sees when a command fails: one line, and an exit code. */
 export interface Failure {

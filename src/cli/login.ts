@@ -1,8 +1,7 @@
-import * as Flags from '@oclif/core/flags'
-
 import type {LoginOptions} from '../annex/requests.js'
 import type {TransportKind} from '../ssh/transport.js'
 import {lazyTransport} from './lazy-transport.js'
+import {Flags} from './oclif.js'
 import {TerminalInteraction} from './prompt.js'
 
 /** --ssh, for the verbs that log in again (logs, shutdown --cancel-pending). */

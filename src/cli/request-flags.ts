@@ -1,7 +1,5 @@
-import * as Args from '@oclif/core/args'
-import * as Flags from '@oclif/core/flags'
-
 import type {RequestInput} from '../catalog/index.js'
+import {Args, Flags} from './oclif.js'
 
 /**
  * The request flags of `create` and `add`, spelled as HTCondor's

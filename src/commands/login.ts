@@ -1,8 +1,6 @@
-import * as Args from '@oclif/core/args'
-import * as Flags from '@oclif/core/flags'
-
 import {findSystem, formatProblem, loadCatalog} from '../catalog/index.js'
 import {AnnexCommand} from '../cli/base.js'
+import {Args, Flags} from '../cli/oclif.js'
 import {TerminalInteraction} from '../cli/prompt.js'
 import {userError} from '../errors.js'
 import {shellQuote} from '../render/quote.js'

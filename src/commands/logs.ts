@@ -1,10 +1,8 @@
-import * as Args from '@oclif/core/args'
-import * as Flags from '@oclif/core/flags'
-
 import {logsFailure, showLogs, type LogsResult} from '../annex/logs.js'
 import {AnnexCommand} from '../cli/base.js'
 import {interruptSignal} from '../cli/interrupt.js'
 import {loginOptions, sshFlag} from '../cli/login.js'
+import {Args, Flags} from '../cli/oclif.js'
 import {userError} from '../errors.js'
 
 export default class Logs extends AnnexCommand {

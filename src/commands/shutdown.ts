@@ -1,9 +1,7 @@
-import * as Args from '@oclif/core/args'
-import * as Flags from '@oclif/core/flags'
-
 import {cancelFailures, formatShutdown, shutdownAnnex, type ShutdownResult} from '../annex/shutdown.js'
 import {AnnexCommand} from '../cli/base.js'
 import {loginOptions, sshFlag} from '../cli/login.js'
+import {Args, Flags} from '../cli/oclif.js'
 import {systemError} from '../errors.js'
 
 export default class Shutdown extends AnnexCommand {

@@ -1,10 +1,8 @@
 import {setTimeout as sleep} from 'node:timers/promises'
 
-import * as Args from '@oclif/core/args'
-import * as Flags from '@oclif/core/flags'
-
 import {collectStatus, formatStatusParagraph, formatStatusTable, type StatusReport} from '../annex/status.js'
 import {AnnexCommand} from '../cli/base.js'
+import {Args, Flags} from '../cli/oclif.js'
 import {userError} from '../errors.js'
 
 export default class Status extends AnnexCommand {

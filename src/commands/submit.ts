@@ -1,8 +1,6 @@
-import * as Args from '@oclif/core/args'
-import * as Flags from '@oclif/core/flags'
-
 import {submitToAnnex, type SubmitToAnnexResult} from '../annex/submit.js'
 import {AnnexCommand} from '../cli/base.js'
+import {Args, Flags} from '../cli/oclif.js'
 
 export default class Submit extends AnnexCommand {
   static override summary = 'Submit jobs that may run only on the named annex.'

@@ -1,8 +1,7 @@
-import * as Args from '@oclif/core/args'
-
 import {findSystem, formatProblem, loadCatalog} from '../catalog/index.js'
 import {summarizeSystem, type SystemSummary} from '../catalog/summary.js'
 import {AnnexCommand} from '../cli/base.js'
+import {Args} from '../cli/oclif.js'
 import {formatTable} from '../cli/table.js'
 import {userError} from '../errors.js'
 

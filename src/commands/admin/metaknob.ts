@@ -1,9 +1,7 @@
-import * as Args from '@oclif/core/args'
-import * as Flags from '@oclif/core/flags'
-
 import {type AdminCondor, apCondor} from '../../annex/admin-condor.js'
 import {chooseMetaknob, defaultConfigDir, installMetaknob, type InstallResult} from '../../annex/metaknob.js'
 import {AnnexCommand} from '../../cli/base.js'
+import {Args, Flags} from '../../cli/oclif.js'
 import {userError} from '../../errors.js'
 
 export interface MetaknobResult {

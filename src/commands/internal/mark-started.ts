@@ -1,7 +1,6 @@
-import * as Args from '@oclif/core/args'
-
 import {markStarted, type MarkStartedResult} from '../../annex/mark-started.js'
 import {AnnexCommand} from '../../cli/base.js'
+import {Args} from '../../cli/oclif.js'
 import {userError} from '../../errors.js'
 
 /** Run by the state job every 5 minutes; not for people. */
