@@ -16,4 +16,9 @@ export default tseslint.config(
     files: ['src/commands/**/*.ts'],
     rules: {'no-restricted-imports': 'off'},
   },
+  {
+    files: ['**/*.cjs'],
+    languageOptions: {sourceType: 'commonjs', globals: {require: 'readonly', module: 'writable'}},
+    rules: {'@typescript-eslint/no-require-imports': 'off'},
+  },
 )

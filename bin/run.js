@@ -1,8 +1,8 @@
 #!/usr/bin/env node
-// oclif is CommonJS: require() takes it straight from Node's module cache, which
-// an ES module import would read and scan again for its exports (see src/cli/oclif.ts).
+// oclif as `npm run build` bundles it (dist/oclif.cjs, see src/oclif.cjs), the
+// same one the commands use.
 import {createRequire} from 'node:module'
 
-const {execute} = createRequire(import.meta.url)('@oclif/core/execute')
+const {execute} = createRequire(import.meta.url)('../dist/oclif.cjs')
 
 await execute({dir: import.meta.url})

@@ -5,14 +5,14 @@ import type * as CommandModule from '@oclif/core/command'
 import type * as FlagsModule from '@oclif/core/flags'
 
 /**
- * The parts of oclif the commands use, taken with require. @oclif/core is
- * CommonJS: each of its files that an ES module imports is read and scanned
- * again for its export names, over several turns of the event loop, which
- * cost ~30 ms of every command's start on a 2-CPU machine; require returns
- * the modules oclif's own start has already loaded.
+ * The parts of oclif the commands use, from ../oclif.cjs: in dist, the
+ * bundle `npm run build` makes of oclif; in src, oclif as installed.
+ *
+ * Taken with require: @oclif/core is CommonJS, and each of its files that an
+ * ES module imports is read and scanned again for its export names, over
+ * several turns of the event loop, which cost ~30 ms of every command's
+ * start on a 2-CPU machine.
  */
-const require = createRequire(import.meta.url)
+const oclif: {Args: typeof ArgsModule; Command: typeof CommandModule.Command; Flags: typeof FlagsModule} = createRequire(import.meta.url)('../oclif.cjs')
 
-export const Args: typeof ArgsModule = require('@oclif/core/args')
-export const Flags: typeof FlagsModule = require('@oclif/core/flags')
-export const {Command}: typeof CommandModule = require('@oclif/core/command')
+export const {Args, Command, Flags} = oclif
