@@ -19,21 +19,12 @@ import {AnnexError, oneLine, systemError, userError} from '../errors.js'
 import {BACKEND_FAILURES, type ApContext} from '../render/context.js'
 import {classadString, shellQuote} from '../render/quote.js'
 import type {Interaction, LoginTarget, Transport} from '../ssh/transport.js'
-import {
-  bootstrapCommand,
-  bundleStream,
-  parseCachedObject,
-  renderFiles,
-  sha256File,
-  sifEntryName,
-  writeBundle,
-  type BundleInputs,
-} from '../staging/index.js'
+import type {BundleInputs} from '../staging/index.js'
 import {describeCleanup, CleanupStack} from './cleanup.js'
 import {BackendOutputParser} from './control.js'
 import {annexQueue, checkRequireJob, editJobsForStagedImages, ensurePasswordFile, findScheddName, findSifImages, nameRule, type SifImage} from './preflight.js'
 import {StallWatchdog} from './stall.js'
-import {recordControlValue, submitStateJob, type ControlAttribute, type RequestJob} from './state-job.js'
+import type {ControlAttribute, RequestJob} from './state-job.js'
 import {currentUser} from './user.js'
 
 export type CreateVerb = 'create' | 'add'
@@ -82,8 +73,14 @@ export interface CreateResult {
   bundleFile?: string
 }
 
+/** Templates (Handlebars) and tar, needed only after the checks: loaded while the Access Point answers them. */
+function loadLater() {
+  return Promise.all([import('../staging/index.js'), import('./state-job.js')]).then(([staging, stateJob]) => ({staging, stateJob}))
+}
+
 /** What the steps share as they go. */
 interface Work {
+  later: ReturnType<typeof loadLater>
   config?: AnnexConfig
   collector?: string
   scheddName?: string
@@ -121,7 +118,12 @@ function message(error: unknown): string {
 export async function createAnnex(request: CreateRequest): Promise<CreateResult> {
   const {plan} = request
   const cleanup = new CleanupStack()
-  const work: Work = {sifs: [], images: [], cached: new Map(), control: {}, bytesSent: 0, remoteCommands: 0}
+  // condor_config_val first: while it runs, the SSH code and the templates load.
+  const configuring = readAnnexConfig(plan.system.key)
+  configuring.catch(() => undefined)
+  const work: Work = {later: loadLater(), sifs: [], images: [], cached: new Map(), control: {}, bytesSent: 0, remoteCommands: 0}
+  work.later.catch(() => undefined)
+  if (request.bundleFile === undefined) work.transport = request.transport()
   let step = 'Checking the Access Point'
   // What runs beside the login; it must be finished before its undos run.
   let background: Promise<unknown> = Promise.resolve()
@@ -144,7 +146,7 @@ export async function createAnnex(request: CreateRequest): Promise<CreateResult>
 
   try {
     await run('Checking the Access Point', async (task) => {
-      const config = await readAnnexConfig(plan.system.key)
+      const config = await configuring
       requireAnnexEnabled(config)
       work.config = config
       work.collector = annexCollector(config, plan.pool)
@@ -152,7 +154,7 @@ export async function createAnnex(request: CreateRequest): Promise<CreateResult>
       const host = plan.login.hostFromFlag ? plan.login.host : (overrides.host ?? plan.login.host)
       const user = plan.login.user ?? overrides.user
       work.target = {host, ...(user === undefined ? {} : {user}), ...(request.sshConfigFile === undefined ? {} : {configFile: request.sshConfigFile})}
-      if (request.bundleFile === undefined) login = startLogin(request, work, cleanup)
+      if (work.transport) login = startLogin(request, work, cleanup)
       // Independent questions, asked at once.
       const [queue, scheddName] = await Promise.all([annexQueue(plan.annexName), findScheddName(work.collector)])
       nameRule(request.verb, plan.annexName, queue.nameTaken)
@@ -169,7 +171,7 @@ export async function createAnnex(request: CreateRequest): Promise<CreateResult>
     const tokenStep = 'Minting the annex token'
     const stateStep = `Submitting the state job for ${plan.annexName}`
     const digestStep = `Checksumming ${work.sifs.length} container image(s)`
-    const digesting = digestImages(work.sifs).then((images) => {
+    const digesting = digestImages(work).then((images) => {
       work.images = images
     })
     const minting = mintToken(request, work, cleanup)
@@ -267,8 +269,7 @@ function holdInteraction(inner: Interaction): HeldInteraction {
 function startLogin(request: CreateRequest, work: Work, cleanup: CleanupStack): {connecting: Promise<void>; held: HeldInteraction} {
   const target = work.target!
   const held = holdInteraction(request.interaction)
-  const transport = request.transport()
-  work.transport = transport
+  const transport = work.transport!
   cleanup.register(`closed the connection to ${target.host}`, () => transport.close())
   held.interaction.progress?.(`Logging in to ${target.user ? `${target.user}@` : ''}${target.host} ...`)
   const connecting = transport.connect(target, held.interaction)
@@ -314,7 +315,8 @@ async function submitRequestJob(request: CreateRequest, work: Work, cleanup: Cle
     })
     for (const job of strays) await removeJobs(`${String(job.ClusterId)}.${String(job.ProcId)}`, reason)
   })
-  work.request = await submitStateJob(plan, {collector: work.collector!, login: work.target!})
+  const {stateJob} = await work.later
+  work.request = await stateJob.submitStateJob(plan, {collector: work.collector!, login: work.target!})
 }
 
 function result(request: CreateRequest, work: Work, extra: Partial<CreateResult> = {}): CreateResult {
@@ -339,7 +341,10 @@ function result(request: CreateRequest, work: Work, extra: Partial<CreateResult>
 }
 
 /** The sha256 of each distinct image file (jobs often share one), named as the jobs will see it. */
-async function digestImages(sifs: SifImage[]): Promise<Work['images']> {
+async function digestImages(work: Work): Promise<Work['images']> {
+  const {sifs} = work
+  if (sifs.length === 0) return []
+  const {sha256File, sifEntryName} = (await work.later).staging
   const byPath = new Map<string, Work['images'][number]>()
   const names = new Map<string, string>()
   for (const sif of sifs) {
@@ -420,6 +425,7 @@ function cancelCommand(plan: Plan, jobId: string): string {
  */
 async function stageAndSubmit(request: CreateRequest, work: Work, cleanup: CleanupStack, progress: (text: string) => void): Promise<void> {
   const {plan} = request
+  const {staging: {bootstrapCommand, bundleStream, parseCachedObject, renderFiles}, stateJob: {recordControlValue}} = await work.later
   const ap = apContext(request, work)
   const inputs: BundleInputs = {
     token: work.token!,
@@ -536,6 +542,7 @@ async function selfService(
 ): Promise<CreateResult> {
   const {plan} = request
   const file = request.bundleFile!
+  const {renderFiles, writeBundle} = (await work.later).staging
   await run(`Writing the self-service bundle ${file}`, async () => {
     const ap = apContext(request, work)
     cleanup.register(`removed ${file}`, () => rm(file, {force: true}))

@@ -48,7 +48,7 @@ type DeliveryValues = {
 }
 
 async function tarballDigest(path: string): Promise<{path: string; sha256: string}> {
-  const {sha256File} = await import('../staging/index.js')
+  const {sha256File} = await import('../staging/digest.js')
   try {
     return {path, sha256: await sha256File(path)}
   } catch (error) {

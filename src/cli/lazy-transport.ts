@@ -4,15 +4,18 @@ import type {ExecOptions, ExecResult, Interaction, LoginTarget, Transport, Trans
 
 /**
  * A transport whose code (ssh2, the OpenSSH driver, the ssh_config reader)
- * is loaded when it first connects rather than when the command starts: the
- * verbs that log in do so only after their Access Point work (condor_* tools,
- * run as child processes), and `shutdown` without --cancel-pending never
- * does. Otherwise it is the transport `createTransport` returns.
+ * loads from when it is made, not when the command starts: the verbs that
+ * log in make it once their first condor_* tool is running (create) or
+ * only when they need it (logs, shutdown --cancel-pending), so the loading
+ * overlaps the Access Point's work. Otherwise it is the transport
+ * `createTransport` returns.
  */
 export function lazyTransport(kind: TransportKind | undefined, options: TransportOptions = {}): Transport {
-  let transport: Promise<Transport> | undefined
+  const transport = import('../ssh/index.js').then(({createTransport}) => createTransport(kind, options))
+  // A load failure is reported by the first connect or exec.
+  transport.catch(() => undefined)
   let closed = false
-  const load = () => (transport ??= import('../ssh/index.js').then(({createTransport}) => createTransport(kind, options)))
+  const load = () => transport
   return {
     async connect(target: LoginTarget, interaction: Interaction): Promise<void> {
       const loaded = await load()
@@ -25,7 +28,9 @@ export function lazyTransport(kind: TransportKind | undefined, options: Transpor
     },
     async close(): Promise<void> {
       closed = true
-      if (transport) await (await transport).close()
+      // Nothing to close when the code never loaded.
+      const loaded = await transport.catch(() => undefined)
+      await loaded?.close()
     },
   }
 }

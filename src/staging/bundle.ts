@@ -1,4 +1,3 @@
-import {createHash} from 'node:crypto'
 import {once} from 'node:events'
 import {createReadStream, createWriteStream} from 'node:fs'
 import {chmod, mkdir, stat, writeFile} from 'node:fs/promises'
@@ -173,13 +172,6 @@ export async function emitFiles(dir: string, files: RenderedFile[]): Promise<str
     written.push(path)
   }
   return written
-}
-
-/** Hex sha256 of a local file, streamed. */
-export async function sha256File(path: string): Promise<string> {
-  const hash = createHash('sha256')
-  await pipeline(createReadStream(path), hash)
-  return hash.digest('hex')
 }
 
 /** Where the login node keeps staged objects by sha256 (the back-end reads the same). */
