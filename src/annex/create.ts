@@ -111,9 +111,9 @@ function message(error: unknown): string {
 /**
  * create and add: the checks on the Access Point (the one login starts
  * beside them), the token, the state job, the one channel that answers the
- * cache question, stages and submits, and the job edits. Every step registers its undo before it makes anything; a
- * failure or Ctrl-C unwinds them and the error says which step failed and
- * what was undone.
+ * cache question, stages and submits, and the job edits. Every step
+ * registers its undo before it makes anything; a failure or Ctrl-C unwinds
+ * them and the error says which step failed and what was undone.
  */
 export async function createAnnex(request: CreateRequest): Promise<CreateResult> {
   const {plan} = request
