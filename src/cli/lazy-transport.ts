@@ -15,16 +15,15 @@ export function lazyTransport(kind: TransportKind | undefined, options: Transpor
   // A load failure is reported by the first connect or exec.
   transport.catch(() => undefined)
   let closed = false
-  const load = () => transport
   return {
     async connect(target: LoginTarget, interaction: Interaction): Promise<void> {
-      const loaded = await load()
+      const loaded = await transport
       // Closed while its code was loading (a failure or Ctrl-C elsewhere): no login is started.
       if (closed) throw systemError('The SSH connection is closed; nothing more can run on it.')
       await loaded.connect(target, interaction)
     },
     async exec(command: string, execOptions?: ExecOptions): Promise<ExecResult> {
-      return (await load()).exec(command, execOptions)
+      return (await transport).exec(command, execOptions)
     },
     async close(): Promise<void> {
       closed = true

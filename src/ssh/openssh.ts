@@ -282,7 +282,7 @@ export class OpenSshTransport implements Transport {
       const result = await starting.finally(() => this.#children.delete(starting))
       if (this.#closed) {
         // It may have got as far as a master: that goes too.
-        if (result.exitCode === 0) await execa(this.#ssh, ['-S', path, '-O', 'exit', ...targetArgs(target), '--', target.host], {reject: false, stdin: 'ignore'})
+        if (result.exitCode === 0) await this.#exitMaster(target, path)
         throw systemError(`The connection to ${name} was closed by hpc-annex while logging in.`)
       }
       if (result.exitCode !== 0) {
@@ -426,8 +426,11 @@ export class OpenSshTransport implements Transport {
     }
     const target = this.#target
     const path = this.#path
-    if (this.#ownMaster && !this.#options.keepMaster && target && path) {
-      await execa(this.#ssh, ['-S', path, '-O', 'exit', ...targetArgs(target), '--', target.host], {reject: false, stdin: 'ignore'})
-    }
+    if (this.#ownMaster && !this.#options.keepMaster && target && path) await this.#exitMaster(target, path)
+  }
+
+  /** Asks the master on `path` to exit (its sessions end with it). */
+  async #exitMaster(target: LoginTarget, path: string): Promise<void> {
+    await execa(this.#ssh, ['-S', path, '-O', 'exit', ...targetArgs(target), '--', target.host], {reject: false, stdin: 'ignore'})
   }
 }
