@@ -32,6 +32,17 @@ function listing(file: string): [string, string][] {
     })
 }
 
+/** A login node's home and a tar of `files` (in order) for the bootstrap to unpack. */
+function bootstrapFixture(files: Record<string, string | Buffer>): {home: string; archive: Buffer} {
+  const home = join(work, 'home')
+  const src = join(work, 'src')
+  mkdirSync(home)
+  mkdirSync(src)
+  for (const [name, content] of Object.entries(files)) writeFileSync(join(src, name), content)
+  execFileSync('tar', ['-cf', join(work, 'a.tar'), '-C', src, ...Object.keys(files)])
+  return {home, archive: readFileSync(join(work, 'a.tar'))}
+}
+
 describe('the self-service bundle (--bundle)', () => {
   it('holds the rendered files, pilots, secrets, images and staged HTCondor, with their modes, under one directory', async () => {
     const tarball = fakeCondorTarball(work)
@@ -103,13 +114,8 @@ describe('the self-service bundle (--bundle)', () => {
   })
 
   it('the SSH bootstrap unpacks the stream into a private directory, runs the back-end, and removes the directory', () => {
-    const home = join(work, 'home')
-    mkdirSync(home)
-    mkdirSync(join(work, 'src'))
-    writeFileSync(join(work, 'src', 'backend.sh'), 'echo "=-.-= PID $$"; here=$(dirname "$0"); echo "$here"; stat -c %a "$here"\n')
-    const archive = join(work, 'a.tar')
-    execFileSync('tar', ['-cf', archive, '-C', join(work, 'src'), 'backend.sh'])
-    const run = spawnSync('bash', ['-c', bootstrapCommand()], {input: readFileSync(archive), env: {...process.env, HOME: home}, encoding: 'utf8'})
+    const {home, archive} = bootstrapFixture({'backend.sh': 'echo "=-.-= PID $$"; here=$(dirname "$0"); echo "$here"; stat -c %a "$here"\n'})
+    const run = spawnSync('bash', ['-c', bootstrapCommand()], {input: archive, env: {...process.env, HOME: home}, encoding: 'utf8'})
     expect(run.status).toBe(0)
     const [pid, dir, mode] = run.stdout.trim().split('\n')
     expect(pid).toMatch(/^=-\.-= PID \d+$/)
@@ -119,14 +125,8 @@ describe('the self-service bundle (--bundle)', () => {
   })
 
   it('a cut-off upload runs nothing and leaves nothing', () => {
-    const home = join(work, 'home')
-    mkdirSync(home)
-    mkdirSync(join(work, 'src'))
-    writeFileSync(join(work, 'src', 'backend.sh'), 'touch "$HOME/RAN"\n')
-    writeFileSync(join(work, 'src', 'big'), Buffer.alloc(64 * 1024, 1))
-    const archive = join(work, 'a.tar')
-    execFileSync('tar', ['-cf', archive, '-C', join(work, 'src'), 'big', 'backend.sh'])
-    const cut = readFileSync(archive).subarray(0, 20 * 1024)
+    const {home, archive} = bootstrapFixture({big: Buffer.alloc(64 * 1024, 1), 'backend.sh': 'touch "$HOME/RAN"\n'})
+    const cut = archive.subarray(0, 20 * 1024)
     const run = spawnSync('bash', ['-c', bootstrapCommand()], {input: cut, env: {...process.env, HOME: home}, encoding: 'utf8'})
     expect(run.status).not.toBe(0)
     expect(existsSync(join(home, 'RAN'))).toBe(false)
@@ -139,19 +139,14 @@ describe('the self-service bundle (--bundle)', () => {
     const a = 'a'.repeat(64)
     const b = 'b'.repeat(64)
     writeFileSync(join(cache, a), 'twelve bytes')
-    const home = join(work, 'home')
-    mkdirSync(home)
-    mkdirSync(join(work, 'src'))
-    writeFileSync(join(work, 'src', 'backend.sh'), 'echo ran\n')
-    const archive = join(work, 'a.tar')
-    execFileSync('tar', ['-cf', archive, '-C', join(work, 'src'), 'backend.sh'])
+    const {home, archive} = bootstrapFixture({'backend.sh': 'echo ran\n'})
     const env = {...process.env, HOME: home, HPC_ANNEX_CACHE: cache}
-    const run = spawnSync('bash', ['-c', bootstrapCommand([a, b])], {input: readFileSync(archive), env, encoding: 'utf8'})
+    const run = spawnSync('bash', ['-c', bootstrapCommand([a, b])], {input: archive, env, encoding: 'utf8'})
     expect(run.status).toBe(0)
     expect(run.stdout).toBe(`=-.-= CACHED ${a} 12\n=-.-= CACHE_END\nran\n`)
     expect(parseCachedObject(`${a} 12`)).toEqual([a, 12])
     expect(parseCachedObject('$(reboot) 1')).toBeUndefined()
-    const none = spawnSync('bash', ['-c', bootstrapCommand([a])], {input: readFileSync(archive), env: {...env, HPC_ANNEX_CACHE: join(work, 'nope')}, encoding: 'utf8'})
+    const none = spawnSync('bash', ['-c', bootstrapCommand([a])], {input: archive, env: {...env, HPC_ANNEX_CACHE: join(work, 'nope')}, encoding: 'utf8'})
     expect(none.stdout).toBe('=-.-= CACHE_END\nran\n')
     expect(() => bootstrapCommand(['$(reboot)'])).toThrow(/not a sha256/)
   })
