@@ -2,7 +2,7 @@ import {existsSync, readFileSync} from 'node:fs'
 import {homedir, hostname, userInfo} from 'node:os'
 import {isAbsolute, join} from 'node:path'
 
-import {execa} from 'execa'
+import {execa} from '../vendor/execa.js'
 import SSHConfig from 'ssh-config'
 
 import {oneLine, userError} from '../errors.js'

@@ -3,7 +3,7 @@ import {homedir} from 'node:os'
 import {join} from 'node:path'
 import type {Readable, Writable} from 'node:stream'
 
-import {execa} from 'execa'
+import {execa} from '../vendor/execa.js'
 
 import {AnnexError, oneLine, systemError, userError} from '../errors.js'
 import {AskpassBridge} from './askpass.js'

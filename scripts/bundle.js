@@ -1,0 +1,37 @@
+// Bundles, after tsc, the dependencies every verb loads at start into single
+// files: found, read and compiled one by one, their files were most of a
+// verb's start. Bundled, each is one read and one compile.
+//   src/oclif.cjs        -> dist/oclif.cjs        oclif's ~70 CommonJS files and ~50 of its dependencies'
+//   src/vendor/execa.ts  -> dist/vendor/execa.js  execa (ES module) and its ~15 dependencies
+import {build} from 'esbuild'
+import {rm} from 'node:fs/promises'
+import {dirname, join} from 'node:path'
+import {fileURLToPath} from 'node:url'
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..')
+const common = {bundle: true, platform: 'node', target: 'node20', logLevel: 'warning', sourcemap: false}
+
+await build({
+  ...common,
+  entryPoints: [join(root, 'src', 'oclif.cjs')],
+  outfile: join(root, 'dist', 'oclif.cjs'),
+  format: 'cjs',
+  // Keep import() as it is: oclif loads each command (an ES module) with it.
+  supported: {'dynamic-import': true},
+  // Only oclif's development mode (bin/dev.js, which uses src/oclif.cjs) loads these.
+  external: ['typescript', 'ts-node'],
+})
+
+await build({
+  ...common,
+  entryPoints: [join(root, 'src', 'vendor', 'execa.ts')],
+  // Over tsc's output of the same module; its .d.ts stays for the types.
+  outfile: join(root, 'dist', 'vendor', 'execa.js'),
+  allowOverwrite: true,
+  format: 'esm',
+  // execa's CommonJS dependencies (cross-spawn) require Node's built-ins.
+  banner: {js: "import {createRequire as bundleRequire} from 'node:module'; const require = bundleRequire(import.meta.url);"},
+})
+// tsc's source map describes the file this one replaced.
+await rm(join(root, 'dist', 'vendor', 'execa.js.map'), {force: true})
+console.log('dist/oclif.cjs, dist/vendor/execa.js: bundled')
