@@ -49,3 +49,41 @@ export class BackendOutputParser {
     else events.push({kind: 'output', line: segment})
   }
 }
+
+/**
+ * Passes values on through `write`, one write at a time; values set while a
+ * write runs go together in the next one, the latest value of each key
+ * winning. A failed write does not stop later ones; `error` keeps the first failure.
+ */
+export class CoalescingWriter<K extends string> {
+  #pending: Partial<Record<K, string>> = {}
+  #running: Promise<void> | undefined
+  #error: unknown
+
+  constructor(private readonly write: (values: Partial<Record<K, string>>) => Promise<void>) {}
+
+  set(key: K, value: string): void {
+    this.#pending[key] = value
+    this.#running ??= this.#drain().finally(() => (this.#running = undefined))
+  }
+
+  /** Resolves once every value set so far is written (or its write failed). */
+  async flush(): Promise<void> {
+    await this.#running
+  }
+
+  /** The first write's failure, if one failed. */
+  get error(): unknown {
+    return this.#error
+  }
+
+  async #drain(): Promise<void> {
+    while (Object.keys(this.#pending).length > 0) {
+      const values = this.#pending
+      this.#pending = {}
+      await this.write(values).catch((error: unknown) => {
+        this.#error ??= error
+      })
+    }
+  }
+}

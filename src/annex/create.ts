@@ -21,7 +21,7 @@ import {classadString, shellQuote} from '../render/quote.js'
 import type {Interaction, LoginTarget, Transport} from '../ssh/transport.js'
 import type {BundleInputs} from '../staging/index.js'
 import {describeCleanup, CleanupStack} from './cleanup.js'
-import {BackendOutputParser} from './control.js'
+import {BackendOutputParser, CoalescingWriter} from './control.js'
 import {annexQueue, checkRequireJob, editJobsForStagedImages, ensurePasswordFile, findScheddName, findSifImages, nameRule, type SifImage} from './preflight.js'
 import {StallWatchdog} from './stall.js'
 import type {ControlAttribute, RequestJob} from './state-job.js'
@@ -425,7 +425,7 @@ function cancelCommand(plan: Plan, jobId: string): string {
  */
 async function stageAndSubmit(request: CreateRequest, work: Work, cleanup: CleanupStack, progress: (text: string) => void): Promise<void> {
   const {plan} = request
-  const {staging: {bootstrapCommand, bundleStream, parseCachedObject, renderFiles}, stateJob: {recordControlValue}} = await work.later
+  const {staging: {bootstrapCommand, bundleStream, parseCachedObject, renderFiles}, stateJob: {recordControlValues}} = await work.later
   const ap = apContext(request, work)
   const inputs: BundleInputs = {
     token: work.token!,
@@ -478,8 +478,8 @@ async function stageAndSubmit(request: CreateRequest, work: Work, cleanup: Clean
 
   const parser = new BackendOutputParser()
   const decoder = new StringDecoder('utf8')
-  let edits: Promise<void> = Promise.resolve()
-  let editError: unknown
+  // The state job always shows the latest values; what arrives during a condor_qedit goes in the next.
+  const recorder = new CoalescingWriter<ControlAttribute>((values) => recordControlValues(work.request!, values))
   const handle = (events: ReturnType<BackendOutputParser['push']>) => {
     for (const event of events) {
       if (event.kind === 'progress') progress(event.text)
@@ -490,10 +490,7 @@ async function stageAndSubmit(request: CreateRequest, work: Work, cleanup: Clean
       else if (event.kind === 'control' && ['PID', 'PILOT_DIR', 'JOB_ID'].includes(event.attribute)) {
         const attribute = event.attribute as ControlAttribute
         work.control[attribute] = event.value
-        // In order, one at a time: the state job always shows the latest value.
-        edits = edits.then(() => recordControlValue(work.request!, attribute, event.value)).catch((error: unknown) => {
-          editError ??= error
-        })
+        recorder.set(attribute, event.value)
       } else if (event.kind === 'output') progress(event.line)
     }
   }
@@ -523,13 +520,13 @@ async function stageAndSubmit(request: CreateRequest, work: Work, cleanup: Clean
   }
   handle(parser.push(decoder.end()))
   handle(parser.end())
-  await edits
+  await recorder.flush()
   if (result.code !== 0) {
     const what = result.code === null ? `was killed (${result.signal ?? 'signal'})` : (BACKEND_FAILURES[result.code] ?? `exited with status ${result.code}`)
     const detail = lastLine(stderr).replace(/^hpc-annex back-end: /, '')
     throw systemError(`${what}${detail ? `: ${detail}` : ''}`)
   }
-  if (editError !== undefined) throw editError
+  if (recorder.error !== undefined) throw recorder.error
   if (work.control.JOB_ID === undefined) throw systemError('the back-end finished but reported no batch job id')
 }
 

@@ -1,7 +1,7 @@
 import {fileURLToPath} from 'node:url'
 
 import type {Plan} from '../catalog/plan.js'
-import {editJob, queryJobs, removeJobs, submitDescription} from '../condor/index.js'
+import {editJobs, queryJobs, removeJobs, submitDescription} from '../condor/index.js'
 import {adString} from '../condor/classad.js'
 import {systemError} from '../errors.js'
 import {render} from '../render/index.js'
@@ -79,9 +79,13 @@ export async function submitStateJob(plan: Plan, context: StateJobContext): Prom
 /** The back-end's control lines: `=-.-= PID 123` sets hpc_annex_PID = "123". */
 export type ControlAttribute = 'PID' | 'PILOT_DIR' | 'JOB_ID' | 'REMOTE_SCRIPT_DIR'
 
-export async function recordControlValue(request: Pick<RequestJob, 'jobId'>, attribute: ControlAttribute, value: string): Promise<void> {
-  const name = attribute === 'REMOTE_SCRIPT_DIR' ? 'hpc_annex_remote_script_dir' : `hpc_annex_${attribute}`
-  await editJob(request.jobId, name, value)
+/** Sets the state job's attributes for these control values, in one condor_qedit. */
+export async function recordControlValues(request: Pick<RequestJob, 'jobId'>, values: Partial<Record<ControlAttribute, string>>): Promise<void> {
+  const edits: Record<string, string> = {}
+  for (const [attribute, value] of Object.entries(values)) {
+    edits[attribute === 'REMOTE_SCRIPT_DIR' ? 'hpc_annex_remote_script_dir' : `hpc_annex_${attribute}`] = value
+  }
+  await editJobs(request.jobId, edits)
 }
 
 /** The back-end failed: remove the request job, with the error as the reason. */

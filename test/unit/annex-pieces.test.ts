@@ -1,7 +1,7 @@
 import {afterEach, describe, expect, it, vi} from 'vitest'
 
 import {CleanupStack, describeCleanup} from '../../src/annex/cleanup.js'
-import {BackendOutputParser} from '../../src/annex/control.js'
+import {BackendOutputParser, CoalescingWriter} from '../../src/annex/control.js'
 import {StallWatchdog} from '../../src/annex/stall.js'
 import {AnnexError} from '../../src/errors.js'
 
@@ -27,6 +27,50 @@ describe('BackendOutputParser', () => {
   it('does not take a look-alike for a control line', () => {
     const parser = new BackendOutputParser()
     expect([...parser.push('x =-.-= PID 1\n=-.-=PID 2\n=-.-= 1BAD v\n'), ...parser.end()].map((e) => e.kind)).toEqual(['output', 'output', 'output'])
+  })
+})
+
+describe('CoalescingWriter', () => {
+  it('writes one batch at a time; what arrives during a write goes in the next, the latest value winning', async () => {
+    const writes: Record<string, string>[] = []
+    const gates: (() => void)[] = []
+    const writer = new CoalescingWriter<'PID' | 'PILOT_DIR' | 'JOB_ID'>(async (values) => {
+      writes.push(values)
+      await new Promise<void>((resolve) => gates.push(resolve))
+    })
+    writer.set('PID', '1')
+    writer.set('PILOT_DIR', '/a')
+    writer.set('PILOT_DIR', '/b')
+    writer.set('JOB_ID', '7')
+    expect(writes).toEqual([{PID: '1'}])
+    gates.shift()!()
+    await vi.waitFor(() => expect(writes).toHaveLength(2))
+    expect(writes[1]).toEqual({PILOT_DIR: '/b', JOB_ID: '7'})
+    let flushed = false
+    const flushing = writer.flush().then(() => (flushed = true))
+    await new Promise((r) => setTimeout(r, 10))
+    expect(flushed).toBe(false)
+    gates.shift()!()
+    await flushing
+    // Idle again: the next value is written at once, on its own.
+    writer.set('JOB_ID', '8')
+    expect(writes[2]).toEqual({JOB_ID: '8'})
+    gates.shift()!()
+    await writer.flush()
+    expect(writer.error).toBeUndefined()
+  })
+
+  it('keeps the first failure and still writes what comes after it', async () => {
+    const writes: Record<string, string>[] = []
+    const writer = new CoalescingWriter<'A' | 'B'>(async (values) => {
+      writes.push(values)
+      if (values.A) throw new Error('qedit refused')
+    })
+    writer.set('A', 'x')
+    writer.set('B', 'y')
+    await writer.flush()
+    expect(writes).toEqual([{A: 'x'}, {B: 'y'}])
+    expect((writer.error as Error).message).toBe('qedit refused')
   })
 })
 

@@ -14,7 +14,7 @@ import {
   findSifImages,
   stagedImageEdits,
 } from '../../src/annex/preflight.js'
-import {abandonRequest, recordControlValue, stateJobDescription, submitStateJob} from '../../src/annex/state-job.js'
+import {abandonRequest, recordControlValues, stateJobDescription, submitStateJob} from '../../src/annex/state-job.js'
 import type {Plan} from '../../src/catalog/plan.js'
 import {AnnexError} from '../../src/errors.js'
 import {createFakeCondor, type FakeCondor} from '../fixtures/fake-condor/index.mjs'
@@ -107,10 +107,9 @@ describe('the state job', () => {
 
   it('records the back-end\'s control values as strings, and abandons a failed request with the reason', async () => {
     const request = await submitStateJob(plan(), {collector: COLLECTOR})
-    await recordControlValue(request, 'PID', '4242')
-    await recordControlValue(request, 'JOB_ID', '123')
-    await recordControlValue(request, 'PILOT_DIR', '/scratch/"odd" dir')
-    expect(fake.state().jobs[0]).toMatchObject({hpc_annex_PID: '4242', hpc_annex_JOB_ID: '123', hpc_annex_PILOT_DIR: '/scratch/"odd" dir'})
+    await recordControlValues(request, {PID: '4242'})
+    await recordControlValues(request, {JOB_ID: '123', PILOT_DIR: '/scratch/"odd" dir', REMOTE_SCRIPT_DIR: '/r'})
+    expect(fake.state().jobs[0]).toMatchObject({hpc_annex_PID: '4242', hpc_annex_JOB_ID: '123', hpc_annex_PILOT_DIR: '/scratch/"odd" dir', hpc_annex_remote_script_dir: '/r'})
     await abandonRequest(request, 'Failed to start annex, SLURM returned code 1')
     expect(fake.state().history[0]).toMatchObject({RemoveReason: 'Failed to start annex, SLURM returned code 1'})
   })
