@@ -19,7 +19,7 @@ import {AnnexError, oneLine, systemError, userError} from '../errors.js'
 import {BACKEND_FAILURES, type ApContext} from '../render/context.js'
 import {classadString, shellQuote} from '../render/quote.js'
 import type {Interaction, LoginTarget, Transport} from '../ssh/transport.js'
-import type {BundleInputs} from '../staging/index.js'
+import type {BundleInputs, RenderedFile} from '../staging/index.js'
 import {describeCleanup, CleanupStack} from './cleanup.js'
 import {BackendOutputParser, CoalescingWriter} from './control.js'
 import {annexQueue, checkRequireJob, editJobsForStagedImages, ensurePasswordFile, findScheddName, findSifImages, nameRule, type SifImage} from './preflight.js'
@@ -73,14 +73,18 @@ export interface CreateResult {
   bundleFile?: string
 }
 
-/** Templates (Handlebars) and tar, needed only after the checks: loaded while the Access Point answers them. */
-function loadLater() {
-  return Promise.all([import('../staging/index.js'), import('./state-job.js')]).then(([staging, stateJob]) => ({staging, stateJob}))
+/**
+ * Templates (Handlebars), tar and the state job's code, needed only after the
+ * checks: they load once the login has started, while the Access Point answers.
+ */
+function later(work: Work) {
+  work.later ??= Promise.all([import('../staging/index.js'), import('./state-job.js')]).then(([staging, stateJob]) => ({staging, stateJob}))
+  return work.later
 }
 
 /** What the steps share as they go. */
 interface Work {
-  later: ReturnType<typeof loadLater>
+  later?: Promise<{staging: typeof import('../staging/index.js'); stateJob: typeof import('./state-job.js')}>
   config?: AnnexConfig
   collector?: string
   scheddName?: string
@@ -118,11 +122,10 @@ function message(error: unknown): string {
 export async function createAnnex(request: CreateRequest): Promise<CreateResult> {
   const {plan} = request
   const cleanup = new CleanupStack()
-  // condor_config_val first: while it runs, the SSH code and the templates load.
+  // condor_config_val first: while it runs, the SSH code loads.
   const configuring = readAnnexConfig(plan.system.key)
   configuring.catch(() => undefined)
-  const work: Work = {later: loadLater(), sifs: [], images: [], cached: new Map(), control: {}, bytesSent: 0, remoteCommands: 0}
-  work.later.catch(() => undefined)
+  const work: Work = {sifs: [], images: [], cached: new Map(), control: {}, bytesSent: 0, remoteCommands: 0}
   if (request.bundleFile === undefined) work.transport = request.transport()
   let step = 'Checking the Access Point'
   // What runs beside the login; it must be finished before its undos run.
@@ -155,6 +158,7 @@ export async function createAnnex(request: CreateRequest): Promise<CreateResult>
       const user = plan.login.user ?? overrides.user
       work.target = {host, ...(user === undefined ? {} : {user}), ...(request.sshConfigFile === undefined ? {} : {configFile: request.sshConfigFile})}
       if (work.transport) login = startLogin(request, work, cleanup)
+      later(work).catch(() => undefined)
       // Independent questions, asked at once.
       const [queue, scheddName] = await Promise.all([annexQueue(plan.annexName), findScheddName(work.collector)])
       nameRule(request.verb, plan.annexName, queue.nameTaken)
@@ -191,6 +195,10 @@ export async function createAnnex(request: CreateRequest): Promise<CreateResult>
       return await selfService(request, work, cleanup, run)
     }
 
+    // The bundle is rendered while the login is still under way; failures above are reported by their own steps.
+    const preparing = Promise.all([digesting, minting, submitting]).then(() => prepareStaging(request, work))
+    preparing.catch(() => undefined)
+
     step = `Logging in to ${work.target!.host}`
     login!.held.open()
     await abortable(login!.connecting, request.signal)
@@ -199,7 +207,7 @@ export async function createAnnex(request: CreateRequest): Promise<CreateResult>
     await settle(stateStep, submitting)
 
     await run(`Staging and submitting the ${plan.system.batch === 'slurm' ? 'SLURM' : 'HTCondor'} job on ${work.target!.host}`, async (task) => {
-      await stageAndSubmit(request, work, cleanup, (text) => (task.output = text))
+      await stageAndSubmit(request, work, cleanup, await preparing, (text) => (task.output = text))
       task.title = `Submitted batch job ${work.control.JOB_ID} on ${work.target!.host}`
     })
 
@@ -315,7 +323,7 @@ async function submitRequestJob(request: CreateRequest, work: Work, cleanup: Cle
     })
     for (const job of strays) await removeJobs(`${String(job.ClusterId)}.${String(job.ProcId)}`, reason)
   })
-  const {stateJob} = await work.later
+  const {stateJob} = await later(work)
   work.request = await stateJob.submitStateJob(plan, {collector: work.collector!, login: work.target!})
 }
 
@@ -344,7 +352,7 @@ function result(request: CreateRequest, work: Work, extra: Partial<CreateResult>
 async function digestImages(work: Work): Promise<Work['images']> {
   const {sifs} = work
   if (sifs.length === 0) return []
-  const {sha256File, sifEntryName} = (await work.later).staging
+  const {sha256File, sifEntryName} = (await later(work)).staging
   const byPath = new Map<string, Work['images'][number]>()
   const names = new Map<string, string>()
   for (const sif of sifs) {
@@ -418,24 +426,37 @@ function cancelCommand(plan: Plan, jobId: string): string {
   return plan.system.batch === 'slurm' ? `scancel -- ${shellQuote(jobId)}` : `condor_rm ${shellQuote(jobId)}`
 }
 
-/**
- * The one channel that matters: the bundle (only what the login node lacks)
- * streams in as the back-end's stdin; its control lines go to the state job
- * as they arrive, its progress lines to the task list.
- */
-async function stageAndSubmit(request: CreateRequest, work: Work, cleanup: CleanupStack, progress: (text: string) => void): Promise<void> {
-  const {plan} = request
-  const {staging: {bootstrapCommand, bundleStream, parseCachedObject, renderFiles}, stateJob: {recordControlValues}} = await work.later
-  const ap = apContext(request, work)
+/** What the one channel sends: the rendered files, the secrets, and the objects the login node may have cached. */
+interface Staging {
+  files: RenderedFile[]
+  inputs: BundleInputs
+  /** sha256 → size here, of each image and tarball; the back-end says which it has, first, on the same channel. */
+  objects: Map<string, number>
+}
+
+/** Renders the bundle once the state job exists (its id is in the files); needs no connection. */
+async function prepareStaging(request: CreateRequest, work: Work): Promise<Staging> {
+  const {renderFiles} = (await later(work)).staging
   const inputs: BundleInputs = {
     token: work.token!,
     password: work.password!,
     sifs: work.images.map((i) => ({sha256: i.sha256, path: i.path})),
     ...(request.condorTarball ? {condorTarball: request.condorTarball} : {}),
   }
-  // What could be cached on the login node, and its size here: the back-end answers first, on the same channel.
   const objects = new Map(work.images.map((i) => [i.sha256, i.bytes] as const))
   if (request.condorTarball) objects.set(request.condorTarball.sha256, (await stat(request.condorTarball.path)).size)
+  return {files: renderFiles(request.plan, apContext(request, work)), inputs, objects}
+}
+
+/**
+ * The one channel that matters: the bundle (only what the login node lacks)
+ * streams in as the back-end's stdin; its control lines go to the state job
+ * as they arrive, its progress lines to the task list.
+ */
+async function stageAndSubmit(request: CreateRequest, work: Work, cleanup: CleanupStack, staging: Staging, progress: (text: string) => void): Promise<void> {
+  const {plan} = request
+  const {files, inputs, objects} = staging
+  const {staging: {bootstrapCommand, bundleStream, parseCachedObject}, stateJob: {recordControlValues}} = await later(work)
   const offered = new Map<string, number>()
   let answer!: (cached: Map<string, number>) => void
   const cached = new Promise<Map<string, number>>((resolve) => (answer = resolve))
@@ -472,7 +493,7 @@ async function stageAndSubmit(request: CreateRequest, work: Work, cleanup: Clean
       callback(null, chunk)
     },
   })
-  const bundle: Readable = bundleStream(renderFiles(plan, ap), inputs, {cached})
+  const bundle: Readable = bundleStream(files, inputs, {cached})
   bundle.on('error', (error) => local.abort(systemError(`Cannot read what is to be staged: ${message(error)}`)))
   bundle.pipe(counter)
 
@@ -539,7 +560,7 @@ async function selfService(
 ): Promise<CreateResult> {
   const {plan} = request
   const file = request.bundleFile!
-  const {renderFiles, writeBundle} = (await work.later).staging
+  const {renderFiles, writeBundle} = (await later(work)).staging
   await run(`Writing the self-service bundle ${file}`, async () => {
     const ap = apContext(request, work)
     cleanup.register(`removed ${file}`, () => rm(file, {force: true}))
