@@ -1,5 +1,5 @@
 import {readFileSync} from 'node:fs'
-import type {Readable} from 'node:stream'
+import type {Readable, Writable} from 'node:stream'
 
 import ssh2 from 'ssh2'
 import type {AnyAuthMethod, AuthenticationType, Client as ClientType, ClientChannel, ConnectConfig, NextAuthHandler, ParsedKey} from 'ssh2'
@@ -449,16 +449,24 @@ export class Ssh2Transport implements Transport {
       hops.map(
         (hop) =>
           new Promise<void>((resolve) => {
-            const client = hop.client as ClientType & {_sock?: {destroyed?: boolean; destroy(): void}}
-            if (!client._sock || client._sock.destroyed) return resolve()
+            const client = hop.client as ClientType & {_sock?: Writable & {destroyed?: boolean; unref?(): void}}
+            const sock = client._sock
+            if (!sock || sock.destroyed) return resolve()
             const timer = setTimeout(() => {
               client.destroy()
               resolve()
             }, 2000)
             timer.unref()
-            client.once('close', () => {
+            const done = (): void => {
               clearTimeout(timer)
               resolve()
+            }
+            client.once('close', done)
+            // Done once the goodbye (DISCONNECT, then FIN) is handed to the kernel: the
+            // server's own close, a round trip later, no longer holds the process.
+            sock.once('finish', () => {
+              sock.unref?.()
+              done()
             })
             client.end()
           }),
