@@ -11,7 +11,11 @@ import type {ExecOptions, ExecResult, Interaction, LoginTarget, Transport, Trans
  * `createTransport` returns.
  */
 export function lazyTransport(kind: TransportKind | undefined, options: TransportOptions = {}): Transport {
-  const transport = import('../ssh/index.js').then(({createTransport}) => createTransport(kind, options))
+  const transport = import('../ssh/index.js').then(({createTransport, findSsh}) => {
+    // Whether OpenSSH is installed decides how the target is resolved: asked now, while the Access Point works.
+    void findSsh()
+    return createTransport(kind, options)
+  })
   // A load failure is reported by the first connect or exec.
   transport.catch(() => undefined)
   let closed = false
