@@ -14,6 +14,7 @@ import {
   requireAnnexEnabled,
   tokenDomain,
   type AnnexConfig,
+  type LoginOverrides,
 } from '../condor/index.js'
 import {AnnexError, oneLine, systemError, userError} from '../errors.js'
 import {BACKEND_FAILURES, type ApContext} from '../render/context.js'
@@ -126,7 +127,11 @@ export async function createAnnex(request: CreateRequest): Promise<CreateResult>
   const configuring = readAnnexConfig(plan.system.key)
   configuring.catch(() => undefined)
   const work: Work = {sifs: [], images: [], cached: new Map(), control: {}, bytesSent: 0, remoteCommands: 0}
-  if (request.bundleFile === undefined) work.transport = request.transport()
+  if (request.bundleFile === undefined) {
+    work.transport = request.transport()
+    // The machine file's login target, unless the configuration overrides it.
+    work.transport.expect?.(loginTarget(request))
+  }
   let step = 'Checking the Access Point'
   // What runs beside the login; it must be finished before its undos run.
   let background: Promise<unknown> = Promise.resolve()
@@ -153,10 +158,7 @@ export async function createAnnex(request: CreateRequest): Promise<CreateResult>
       requireAnnexEnabled(config)
       work.config = config
       work.collector = annexCollector(config, plan.pool)
-      const overrides = config.loginOverrides
-      const host = plan.login.hostFromFlag ? plan.login.host : (overrides.host ?? plan.login.host)
-      const user = plan.login.user ?? overrides.user
-      work.target = {host, ...(user === undefined ? {} : {user}), ...(request.sshConfigFile === undefined ? {} : {configFile: request.sshConfigFile})}
+      work.target = loginTarget(request, config.loginOverrides)
       if (work.transport) login = startLogin(request, work, cleanup)
       later(work).catch(() => undefined)
       // Independent questions, asked at once.
@@ -233,6 +235,14 @@ export async function createAnnex(request: CreateRequest): Promise<CreateResult>
   await work.transport?.close()
   work.removeToken?.()
   return result(request, work)
+}
+
+/** Where to log in: the flags, else the configuration's overrides, else the machine file. */
+function loginTarget(request: CreateRequest, overrides: LoginOverrides = {}): LoginTarget {
+  const {login} = request.plan
+  const host = login.hostFromFlag ? login.host : (overrides.host ?? login.host)
+  const user = login.user ?? overrides.user
+  return {host, ...(user === undefined ? {} : {user}), ...(request.sshConfigFile === undefined ? {} : {configFile: request.sshConfigFile})}
 }
 
 /** An Interaction whose questions and messages wait until open(); refuse() turns the questions down. */

@@ -11,7 +11,8 @@ import type {ExecOptions, ExecResult, Interaction, LoginTarget, Transport, Trans
  * `createTransport` returns.
  */
 export function lazyTransport(kind: TransportKind | undefined, options: TransportOptions = {}): Transport {
-  const transport = import('../ssh/index.js').then(({createTransport, findSsh}) => {
+  const ssh = import('../ssh/index.js')
+  const transport = ssh.then(({createTransport, findSsh}) => {
     // Whether OpenSSH is installed decides how the target is resolved: asked now, while the Access Point works.
     void findSsh()
     return createTransport(kind, options)
@@ -28,6 +29,10 @@ export function lazyTransport(kind: TransportKind | undefined, options: Transpor
     },
     async exec(command: string, execOptions?: ExecOptions): Promise<ExecResult> {
       return (await transport).exec(command, execOptions)
+    },
+    expect(target: LoginTarget): void {
+      // As the ssh2 transport will resolve it (the OpenSSH one asks its own ssh).
+      if (kind !== 'openssh') void ssh.then(({resolveEarly}) => resolveEarly(target, options.ssh2?.resolve ?? {}), () => undefined)
     },
     async close(): Promise<void> {
       closed = true

@@ -255,7 +255,31 @@ async function resolveWithParser(target: LoginTarget, env: NodeJS.ProcessEnv, de
  * config file, Match and Include included), otherwise with the ssh-config
  * parser (Host blocks). Flags in the target win over the file.
  */
+/** A target as one comparable string. */
+function targetKey(target: LoginTarget): string {
+  return JSON.stringify(Object.entries(target).filter(([, value]) => value !== undefined).sort(([a], [b]) => a.localeCompare(b)))
+}
+
+let early: {key: string; options: ResolveOptions; resolving: Promise<ResolvedTarget>} | undefined
+
+/**
+ * Starts resolving a target a login will probably ask for soon (`ssh -G` is a
+ * process start): the next resolveTarget of the same target, with the same
+ * options, takes this answer, once.
+ */
+export function resolveEarly(target: LoginTarget, options: ResolveOptions = {}): void {
+  const resolving = resolveTarget(target, options)
+  // Its failure is reported to the resolveTarget that takes it, if one does.
+  resolving.catch(() => undefined)
+  early = {key: targetKey(target), options, resolving}
+}
+
 export async function resolveTarget(target: LoginTarget, options: ResolveOptions = {}): Promise<ResolvedTarget> {
+  if (early !== undefined && early.key === targetKey(target) && early.options.ssh === options.ssh && early.options.env === options.env) {
+    const {resolving} = early
+    early = undefined
+    return resolving
+  }
   const env = options.env ?? process.env
   const ssh = options.ssh === undefined ? await findSsh() : options.ssh
   return ssh ? resolveWithSshG(ssh, target, env, 0) : resolveWithParser(target, env, 0)

@@ -4,7 +4,7 @@ import {defaultControlDir, hasLiveMaster, OpenSshTransport, type OpenSshOptions}
 import {Ssh2Transport, type Ssh2Options} from './ssh2.js'
 import type {ExecOptions, ExecResult, Interaction, LoginTarget, Transport, TransportKind} from './transport.js'
 
-export {findSsh, resolveTarget, type ResolvedTarget} from './config.js'
+export {findSsh, resolveEarly, resolveTarget, type ResolvedTarget} from './config.js'
 export {checkHostKey, fingerprint, verifyHostKey} from './known-hosts.js'
 export {hasLiveMaster, OpenSshTransport, type OpenSshOptions} from './openssh.js'
 export {Ssh2Transport, type Ssh2Options} from './ssh2.js'

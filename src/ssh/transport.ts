@@ -75,6 +75,11 @@ export interface Transport {
   exec(command: string, options?: ExecOptions): Promise<ExecResult>
   /** Closes the connection; safe to call more than once or before connect. */
   close(): Promise<void>
+  /**
+   * The target connect() will most likely be given: what depends on it alone
+   * (reading the ssh configuration) may start now. connect() still decides.
+   */
+  expect?(target: LoginTarget): void
 }
 
 export type TransportKind = 'ssh2' | 'openssh'

@@ -1,10 +1,10 @@
-import {mkdirSync, mkdtempSync, rmSync, writeFileSync} from 'node:fs'
+import {mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
-import {findSsh, parseHop, parseSshG, resolveTarget} from '../../src/ssh/config.js'
+import {findSsh, parseHop, parseSshG, resolveEarly, resolveTarget} from '../../src/ssh/config.js'
 
 let home: string
 let config: string
@@ -94,6 +94,29 @@ describe.each(engines)('resolveTarget with $name', ({name, ssh}) => {
     const resolved = await resolveTarget({host: 'plain', configFile: config}, {ssh: binary, env})
     expect(resolved).toMatchObject({host: 'plain.example.org', port: 22, jumps: []})
     expect(resolved.identityFiles).toEqual([join(home, '.ssh', 'id_ed25519'), join(home, '.ssh', 'id_rsa')])
+  })
+})
+
+describe('resolveEarly', () => {
+  it('answers the next resolveTarget of the same target and options, once; any other resolves afresh', async () => {
+    // An `ssh` that logs each -G it is asked and answers with the host it was given.
+    const log = join(home, 'ssh-g.log')
+    const fakeSsh = join(home, 'fake-ssh')
+    writeFileSync(fakeSsh, `#!/bin/sh\nfor last; do :; done\necho "$last" >> '${log}'\nprintf 'hostname %s.example.org\\nport 22\\nuser u\\n' "$last"\n`, {mode: 0o755})
+    const asked = () => readFileSync(log, 'utf8').trim().split('\n')
+    const options = {ssh: fakeSsh, env}
+    resolveEarly({host: 'hpc', configFile: config}, options)
+    // The same target, its fields in another order: the early answer.
+    expect(await resolveTarget({configFile: config, host: 'hpc'}, options)).toMatchObject({host: 'hpc.example.org'})
+    expect(asked()).toEqual(['hpc'])
+    // Taken once: the next asks again.
+    await resolveTarget({host: 'hpc', configFile: config}, options)
+    expect(asked()).toEqual(['hpc', 'hpc'])
+    // Another target, or other options, never takes it.
+    resolveEarly({host: 'hpc', configFile: config}, options)
+    expect(await resolveTarget({host: 'other', configFile: config}, options)).toMatchObject({host: 'other.example.org'})
+    expect(await resolveTarget({host: 'hpc', configFile: config}, {ssh: fakeSsh, env: {...env}})).toMatchObject({host: 'hpc.example.org'})
+    expect(asked().sort()).toEqual(['hpc', 'hpc', 'hpc', 'hpc', 'other'])
   })
 })
 
