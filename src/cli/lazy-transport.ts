@@ -11,8 +11,7 @@ import type {ExecOptions, ExecResult, Interaction, LoginTarget, Transport, Trans
  * `createTransport` returns.
  */
 export function lazyTransport(kind: TransportKind | undefined, options: TransportOptions = {}): Transport {
-  const ssh = import('../ssh/index.js')
-  const transport = ssh.then(({createTransport, findSsh}) => {
+  const transport = import('../ssh/index.js').then(({createTransport, findSsh}) => {
     // Whether OpenSSH is installed decides how the target is resolved: asked now, while the Access Point works.
     void findSsh()
     return createTransport(kind, options)
@@ -31,8 +30,7 @@ export function lazyTransport(kind: TransportKind | undefined, options: Transpor
       return (await transport).exec(command, execOptions)
     },
     expect(target: LoginTarget): void {
-      // As the ssh2 transport will resolve it (the OpenSSH one asks its own ssh).
-      if (kind !== 'openssh') void ssh.then(({resolveEarly}) => resolveEarly(target, options.ssh2?.resolve ?? {}), () => undefined)
+      void transport.then((loaded) => loaded.expect?.(target), () => undefined)
     },
     async close(): Promise<void> {
       closed = true

@@ -4,7 +4,7 @@ import {defaultControlDir, hasLiveMaster, OpenSshTransport, type OpenSshOptions}
 import {Ssh2Transport, type Ssh2Options} from './ssh2.js'
 import type {ExecOptions, ExecResult, Interaction, LoginTarget, Transport, TransportKind} from './transport.js'
 
-export {findSsh, resolveEarly, resolveTarget, type ResolvedTarget} from './config.js'
+export {findSsh, resolveTarget, type ResolvedTarget} from './config.js'
 export {checkHostKey, fingerprint, verifyHostKey} from './known-hosts.js'
 export {hasLiveMaster, OpenSshTransport, type OpenSshOptions} from './openssh.js'
 export {Ssh2Transport, type Ssh2Options} from './ssh2.js'
@@ -42,6 +42,8 @@ function makeSsh2(options: TransportOptions): Ssh2Transport {
  */
 class AutoTransport implements Transport {
   #chosen: Transport | undefined
+  /** The ssh2 transport it will choose unless a master is live, made early when a target is expected. */
+  #ssh2: Ssh2Transport | undefined
   #closed = false
 
   constructor(private readonly options: TransportOptions) {}
@@ -54,9 +56,14 @@ class AutoTransport implements Transport {
     const dir = this.options.openssh?.controlDir ?? defaultControlDir()
     const ssh = this.options.openssh?.ssh ?? (await findSsh())
     const live = ssh !== null && (await hasLiveMaster(target, dir, ssh))
-    this.#chosen = live ? makeOpenSsh(this.options) : makeSsh2(this.options)
+    this.#chosen = live ? makeOpenSsh(this.options) : (this.#ssh2 ?? makeSsh2(this.options))
     if (this.#closed) await this.#chosen.close()
     await this.#chosen.connect(target, interaction)
+  }
+
+  expect(target: LoginTarget): void {
+    this.#ssh2 ??= makeSsh2(this.options)
+    this.#ssh2.expect(target)
   }
 
   exec(command: string, options?: ExecOptions): Promise<ExecResult> {

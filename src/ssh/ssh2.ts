@@ -5,7 +5,7 @@ import ssh2 from 'ssh2'
 import type {AnyAuthMethod, AuthenticationType, Client as ClientType, ClientChannel, ConnectConfig, NextAuthHandler, ParsedKey} from 'ssh2'
 
 import {AnnexError, oneLine, systemError, userError} from '../errors.js'
-import {resolveTarget, type ResolvedTarget, type ResolveOptions} from './config.js'
+import {resolveEarly, resolveTarget, type ResolvedTarget, type ResolveOptions} from './config.js'
 import {knownHostName, knownKeyTypes, verifyHostKey} from './known-hosts.js'
 import {SessionPool, withSession} from './pool.js'
 import type {ExecOptions, ExecResult, Interaction, LoginTarget, Transport} from './transport.js'
@@ -67,6 +67,10 @@ export class Ssh2Transport implements Transport {
   constructor(options: Ssh2Options = {}) {
     this.#options = options
     this.#pool = new SessionPool(options.maxSessions ?? 10)
+  }
+
+  expect(target: LoginTarget): void {
+    resolveEarly(target, this.#options.resolve)
   }
 
   /** The resolved login node, once connected. */
