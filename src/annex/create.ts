@@ -528,7 +528,7 @@ async function stageAndSubmit(request: CreateRequest, work: Work, cleanup: Clean
   let stderr = ''
   let result
   try {
-    result = await remote(work, bootstrapCommand([...objects.keys()]), signal, {
+    result = await remote(work, bootstrapCommand([...objects.keys()], {unpackTarball: plan.system.batch === 'slurm'}), signal, {
       stdin: counter,
       collect: false,
       onStdout: (chunk) => {

@@ -178,6 +178,34 @@ export async function emitFiles(dir: string, files: RenderedFile[]): Promise<str
 export const REMOTE_CACHE = '${HPC_ANNEX_CACHE:-$HOME/.hpc-annex/cache}'
 
 /**
+ * What the login node's tar does with each file of the bundle (GNU tar's
+ * --to-command; /bin/sh in the staging directory, the file on stdin): writes
+ * it with its mode. With `unpackTarball`, the HTCondor tarball is also
+ * unpacked as it arrives, into condor/<sha256>.unpacked, so that unpacking
+ * costs no time after the transfer. That tree is only a head start: the
+ * back-end takes it once the tarball's sha256 is checked, and unpacks the
+ * tarball itself when the tree is missing (a damaged tarball leaves none).
+ */
+function receiveFileScript(unpackTarball: boolean): string {
+  // The unpacking side always reads to the end, so tee writes the whole file whatever tar makes of it.
+  const tarball = 'condor/*) tee -- "$f" | { mkdir -- "$f.unpacked" && tar -xzf - -C "$f.unpacked" 2>/dev/null || rm -rf -- "$f.unpacked"; cat >/dev/null; }; [ "$(stat -c %s -- "$f")" = "$TAR_SIZE" ] || exit 1 ;; '
+  return [
+    // tar runs this with umask 0.
+    'umask 077',
+    'f=$TAR_FILENAME',
+    // tar leaves directories to this script.
+    'case $f in */*) [ -d "${f%/*}" ] || mkdir -p -- "${f%/*}" || exit 1 ;; esac',
+    `case $f in ${unpackTarball ? tarball : ''}*) cat > "$f" || exit 1 ;; esac`,
+    '[ "$TAR_MODE" = 0600 ] || chmod -- "$TAR_MODE" "$f"',
+  ].join('; ')
+}
+
+export interface BootstrapOptions {
+  /** Unpack the staged HTCondor tarball while it arrives (the SLURM back-end runs the release unpacked). */
+  unpackTarball?: boolean
+}
+
+/**
  * The command the login node runs with the bundle on its stdin. First it
  * answers the cache question for `digests` on stdout (`=-.-= CACHED SHA256
  * BYTES` for each object it holds, then `=-.-= CACHE_END`), so the sender
@@ -186,7 +214,7 @@ export const REMOTE_CACHE = '${HPC_ANNEX_CACHE:-$HOME/.hpc-annex/cache}'
  * the directory whatever happens (the back-end moves what it keeps). A
  * cut-off upload fails tar, so nothing runs. Digests are checked to be hex.
  */
-export function bootstrapCommand(digests: string[] = []): string {
+export function bootstrapCommand(digests: string[] = [], options: BootstrapOptions = {}): string {
   for (const digest of digests) if (!SHA256.test(digest)) throw new TypeError(`not a sha256: ${JSON.stringify(digest)}`)
   const steps = [
     'umask 077',
@@ -203,7 +231,11 @@ export function bootstrapCommand(digests: string[] = []): string {
       `printf '=-.-= CACHE_END\\n'`,
     )
   }
-  steps.push('tar -xf - -C "$staging"', 'bash "$staging/backend.sh"')
+  steps.push(
+    // GNU tar runs the --to-command in its own working directory, whatever -C says.
+    `(cd -- "$staging" && exec tar -xf - --to-command=${shellQuote(receiveFileScript(options.unpackTarball ?? false))})`,
+    'bash "$staging/backend.sh"',
+  )
   return steps.join(' && ')
 }
 

@@ -1,6 +1,7 @@
-import {execFileSync} from 'node:child_process'
+import {execFileSync, spawnSync} from 'node:child_process'
 import {copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
+import {buffer} from 'node:stream/consumers'
 import {pipeline} from 'node:stream/promises'
 import {createWriteStream} from 'node:fs'
 
@@ -9,7 +10,7 @@ import {afterEach, beforeEach, describe, expect, it} from 'vitest'
 import type {Plan} from '../../src/catalog/plan.js'
 import {BACKEND_EXIT, batchJobName, renderView, type ApContext} from '../../src/render/context.js'
 import {render} from '../../src/render/index.js'
-import {bundleStream, renderFiles, type BundleInputs, type RenderedFile} from '../../src/staging/index.js'
+import {bootstrapCommand, bundleStream, renderFiles, type BundleInputs, type RenderedFile} from '../../src/staging/index.js'
 import {controlLines, fakeCondorTarball, makeStubs, planFor, runBash, sha256, tempDir} from './render-helpers.js'
 
 let work: string
@@ -189,6 +190,32 @@ describe('the SLURM back-end', {timeout: 60_000}, () => {
     expect(result.stderr).toContain('invalid account')
     expect(controlLines(result.stdout).PILOT_DIR).toBeDefined()
     expect(pilotDirs()).toEqual([])
+  })
+
+  it('takes the release unpacked while the bundle arrived, once the tarball checks out; never a tree the bundle did not just bring', async () => {
+    const ap = {...benignAp, stagedTarballSha256: digest}
+    const bundle = await buffer(bundleStream(renderFiles(plan(), ap), {...secrets, condorTarball: {path: tarball, sha256: digest}}))
+    const streamed = spawnSync('bash', ['-c', bootstrapCommand([], {unpackTarball: true})], {input: bundle, env: env(), cwd: work, encoding: 'utf8'})
+    expect(streamed.stderr).toBe('')
+    expect(streamed.status).toBe(0)
+    expect(streamed.stdout).toContain('using HTCondor as unpacked while it arrived')
+    expect(streamed.stdout).not.toContain('unpacking HTCondor')
+    const release = join(home, '.hpc-annex', 'cache', `${digest}.release`)
+    expect(statSync(join(release, 'sbin', 'condor_master')).mode & 0o100).toBe(0o100)
+    const pilotDir = controlLines(streamed.stdout).PILOT_DIR!
+    expect(existsSync(join(pilotDir, 'condor', 'sbin', 'condor_master'))).toBe(true)
+    // Only the release is left in the cache beside the tarball: no unpacking directory.
+    expect(readdirSync(join(home, '.hpc-annex', 'cache')).sort()).toEqual([digest, `${digest}.release`])
+
+    // The tarball is cached, the release is not: a tree planted in the bundle is not taken.
+    rmSync(release, {recursive: true})
+    const dir = await unpack(renderFiles(plan(), ap), {...secrets, condorTarball: {path: tarball, sha256: digest}}, 'planted')
+    mkdirSync(join(dir, 'condor', `${digest}.unpacked`, 'planted', 'sbin'), {recursive: true})
+    writeFileSync(join(dir, 'condor', `${digest}.unpacked`, 'planted', 'sbin', 'condor_master'), '#!/bin/sh\n', {mode: 0o755})
+    const cached = runBash(join(dir, 'backend.sh'), [], env({TARBALL_TREE: join(dir, 'condor', `${digest}.unpacked`)}), work)
+    expect(cached.status).toBe(0)
+    expect(cached.stdout).toContain('unpacking HTCondor')
+    expect(readFileSync(join(release, 'sbin', 'condor_master'), 'utf8')).toContain('master-ran')
   })
 
   it('refuses a staged tarball whose sha256 is not the one announced', async () => {

@@ -1,6 +1,7 @@
 import {execFileSync, spawnSync} from 'node:child_process'
 import {existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
+import {buffer} from 'node:stream/consumers'
 
 import {afterEach, beforeEach, describe, expect, it} from 'vitest'
 
@@ -122,6 +123,52 @@ describe('the self-service bundle (--bundle)', () => {
     expect(dir!.startsWith(join(home, '.hpc-annex', 'tmp', 'bundle.'))).toBe(true)
     expect(mode).toBe('700')
     expect(existsSync(dir!)).toBe(false)
+  })
+
+  it('the bootstrap writes each file with its mode and, asked to, unpacks the HTCondor tarball as it arrives', async () => {
+    const tarball = fakeCondorTarball(work)
+    const digest = await sha256File(tarball)
+    const home = join(work, 'home')
+    mkdirSync(home)
+    // The back-end reports what it found beside it, then the bootstrap removes it all.
+    const report = [
+      'here=$(dirname "$0")',
+      'stat -c "%a %s %n" "$0" "$here/token" "$here/password" "$here/condor/"*',
+      'ls "$here/condor/"*.unpacked 2>/dev/null',
+      'for f in "$here/condor/"*; do case $f in *.unpacked) ;; *) sha256sum "$f" | cut -d" " -f1 ;; esac; done',
+      'stat -c %a "$here/condor"',
+    ].join('\n')
+    const files = [{path: 'backend.sh', mode: 0o700, content: `${report}\n`}]
+    const run = async (bytes: string, options: Parameters<typeof bootstrapCommand>[1]) => {
+      const source = join(work, 'staged.tar.gz')
+      writeFileSync(source, readFileSync(bytes))
+      const bundle = await buffer(bundleStream(files, {token: Buffer.from('T'), password: Buffer.alloc(0), condorTarball: {path: source, sha256: await sha256File(source)}}))
+      return spawnSync('bash', ['-c', bootstrapCommand([], options)], {input: bundle, env: {...process.env, HOME: home}, encoding: 'utf8'})
+    }
+
+    const streamed = await run(tarball, {unpackTarball: true})
+    expect(streamed.stderr).toBe('')
+    expect(streamed.status).toBe(0)
+    const lines = streamed.stdout.trim().split('\n')
+    expect(lines[0]).toMatch(/^700 \d+ .*\/backend\.sh$/)
+    expect(lines[1]).toMatch(/^600 1 .*\/token$/)
+    expect(lines[2]).toMatch(/^600 0 .*\/password$/)
+    expect(lines[3]).toMatch(new RegExp(`^600 ${statSync(tarball).size} .*/condor/${digest}$`))
+    expect(lines[4]).toMatch(new RegExp(`^700 \\d+ .*/condor/${digest}\\.unpacked$`))
+    expect(lines[5]).toBe('condor-25.0.4-x86_64_AlmaLinux9-stripped')
+    expect(lines[6]).toBe(digest)
+    expect(lines[7]).toBe('700')
+    expect(readdirSync(join(home, '.hpc-annex', 'tmp'))).toEqual([])
+
+    // Not asked: the tarball is only written.
+    expect((await run(tarball, {})).stdout).not.toContain('.unpacked')
+    // A tarball tar cannot read still arrives whole, for the back-end to judge, and leaves no tree.
+    const damaged = join(work, 'damaged.tar.gz')
+    writeFileSync(damaged, Buffer.concat([readFileSync(tarball).subarray(0, 200), Buffer.alloc(5000, 7)]))
+    const refused = await run(damaged, {unpackTarball: true})
+    expect(refused.status).toBe(0)
+    expect(refused.stdout).not.toContain('.unpacked')
+    expect(refused.stdout).toContain(await sha256File(damaged))
   })
 
   it('a cut-off upload runs nothing and leaves nothing', () => {
