@@ -41,7 +41,8 @@ export interface CreateRequest {
   interaction: Interaction
   /** An ssh_config file to resolve the login host with (HPC_ANNEX_SSH_CONFIG). */
   sshConfigFile?: string
-  condorTarball?: {path: string; sha256: string}
+  /** --condor-tarball; its sha256 may still be computing, and is awaited only where the bundle needs it. */
+  condorTarball?: {path: string; sha256: string | Promise<string>}
   allowUnpinnedDownload?: boolean
   /** Seconds a remote step may make no progress before it fails. */
   stallTimeout: number
@@ -91,6 +92,8 @@ interface Work {
   scheddName?: string
   sifs: SifImage[]
   images: {name: string; sha256: string; path: string; bytes: number}[]
+  /** The --condor-tarball, checksummed. */
+  tarball?: {path: string; sha256: string; bytes: number}
   token?: BundleInputs['token']
   password?: BundleInputs['password']
   target?: LoginTarget
@@ -176,9 +179,14 @@ export async function createAnnex(request: CreateRequest): Promise<CreateResult>
     // The token and the state job are made while the login (and its 2FA) happens.
     const tokenStep = 'Minting the annex token'
     const stateStep = `Submitting the state job for ${plan.annexName}`
-    const digestStep = `Checksumming ${work.sifs.length} container image(s)`
-    const digesting = digestImages(work).then((images) => {
+    const digests = [
+      ...(work.sifs.length > 0 ? [`${work.sifs.length} container image(s)`] : []),
+      ...(request.condorTarball ? ['the HTCondor tarball'] : []),
+    ]
+    const digestStep = `Checksumming ${digests.join(' and ')}`
+    const digesting = Promise.all([digestImages(work), checksummedTarball(request)]).then(([images, tarball]) => {
       work.images = images
+      if (tarball) work.tarball = tarball
     })
     const minting = mintToken(request, work, cleanup)
     const submitting = submitRequestJob(request, work, cleanup, () => step)
@@ -191,7 +199,7 @@ export async function createAnnex(request: CreateRequest): Promise<CreateResult>
     }
 
     if (request.bundleFile !== undefined) {
-      if (work.sifs.length > 0) await settle(digestStep, digesting)
+      if (digests.length > 0) await settle(digestStep, digesting)
       await settle(tokenStep, minting)
       await settle(stateStep, submitting)
       return await selfService(request, work, cleanup, run)
@@ -204,7 +212,7 @@ export async function createAnnex(request: CreateRequest): Promise<CreateResult>
     step = `Logging in to ${work.target!.host}`
     login!.held.open()
     await abortable(login!.connecting, request.signal)
-    if (work.sifs.length > 0) await settle(digestStep, digesting)
+    if (digests.length > 0) await settle(digestStep, digesting)
     await settle(tokenStep, minting)
     await settle(stateStep, submitting)
 
@@ -359,6 +367,14 @@ function result(request: CreateRequest, work: Work, extra: Partial<CreateResult>
 }
 
 /** The sha256 of each distinct image file (jobs often share one), named as the jobs will see it. */
+/** The --condor-tarball with its sha256 (computing since the command started) and size. */
+async function checksummedTarball(request: CreateRequest): Promise<Work['tarball']> {
+  if (!request.condorTarball) return undefined
+  const {path} = request.condorTarball
+  const [sha256, info] = await Promise.all([request.condorTarball.sha256, stat(path)])
+  return {path, sha256, bytes: info.size}
+}
+
 async function digestImages(work: Work): Promise<Work['images']> {
   const {sifs} = work
   if (sifs.length === 0) return []
@@ -426,7 +442,7 @@ function apContext(request: CreateRequest, work: Work): ApContext {
     collector: work.collector!,
     scheddName: work.scheddName!,
     images: work.images.map((i) => ({name: i.name, sha256: i.sha256})),
-    ...(request.condorTarball ? {stagedTarballSha256: request.condorTarball.sha256} : {}),
+    ...(work.tarball ? {stagedTarballSha256: work.tarball.sha256} : {}),
     ...(request.allowUnpinnedDownload ? {allowUnpinnedDownload: true} : {}),
   }
 }
@@ -451,10 +467,10 @@ async function prepareStaging(request: CreateRequest, work: Work): Promise<Stagi
     token: work.token!,
     password: work.password!,
     sifs: work.images.map((i) => ({sha256: i.sha256, path: i.path})),
-    ...(request.condorTarball ? {condorTarball: request.condorTarball} : {}),
+    ...(work.tarball ? {condorTarball: {path: work.tarball.path, sha256: work.tarball.sha256}} : {}),
   }
   const objects = new Map(work.images.map((i) => [i.sha256, i.bytes] as const))
-  if (request.condorTarball) objects.set(request.condorTarball.sha256, (await stat(request.condorTarball.path)).size)
+  if (work.tarball) objects.set(work.tarball.sha256, work.tarball.bytes)
   return {files: renderFiles(request.plan, apContext(request, work)), inputs, objects}
 }
 
@@ -578,7 +594,7 @@ async function selfService(
       token: work.token!,
       password: work.password!,
       sifs: work.images.map((i) => ({sha256: i.sha256, path: i.path})),
-      ...(request.condorTarball ? {condorTarball: request.condorTarball} : {}),
+      ...(work.tarball ? {condorTarball: {path: work.tarball.path, sha256: work.tarball.sha256}} : {}),
     }, {prefix: `hpc-annex-${plan.annexName}`})
   })
   if (work.sifs.length > 0) await run(`Pointing ${work.sifs.length} job(s) at their staged images`, () => editJobsForStagedImages(work.sifs))

@@ -1,3 +1,4 @@
+import {open} from 'node:fs/promises'
 import {userInfo} from 'node:os'
 
 import type {CreateResult, CreateVerb} from '../annex/create.js'
@@ -47,13 +48,27 @@ type DeliveryValues = {
   'stall-timeout': number
 }
 
-async function tarballDigest(path: string): Promise<{path: string; sha256: string}> {
-  const {sha256File} = await import('../staging/digest.js')
+/**
+ * --condor-tarball: refused now when it cannot be read; its sha256 (a
+ * release is tens of MiB) is computed beside the Access Point checks and the
+ * login, not before them.
+ */
+async function stagedTarball(path: string): Promise<{path: string; sha256: Promise<string>}> {
+  const unreadable = (error: unknown) => userError(`Cannot read the HTCondor tarball '${path}' (${(error as Error).message}); change --condor-tarball.`)
   try {
-    return {path, sha256: await sha256File(path)}
+    const file = await open(path, 'r')
+    const info = await file.stat().finally(() => file.close())
+    if (!info.isFile()) throw new Error('not a file')
   } catch (error) {
-    throw userError(`Cannot read the HTCondor tarball '${path}' (${(error as Error).message}); change --condor-tarball.`)
+    throw unreadable(error)
   }
+  const {sha256File} = await import('../staging/digest.js')
+  const sha256 = sha256File(path).catch((error: unknown) => {
+    throw unreadable(error)
+  })
+  // Awaited where it is used; a request that fails before then must not also report this.
+  sha256.catch(() => undefined)
+  return {path, sha256}
 }
 
 /** --dry-run returns the Plan (as before any login); a real request its result. */
@@ -71,13 +86,13 @@ export async function runRequest(
   io: {log: (line: string) => void; json: boolean},
 ): Promise<RequestOutcome> {
   const plan = validateRequest(loadCatalog(), requestInput(args, flags), {defaultOwner: userInfo().username})
-  const tarball = flags['condor-tarball'] === undefined ? undefined : await tarballDigest(flags['condor-tarball'])
+  const tarball = flags['condor-tarball'] === undefined ? undefined : await stagedTarball(flags['condor-tarball'])
   if (flags['dry-run']) {
     io.log(describePlan(plan))
     if (flags.emit !== undefined) {
       const {dryRunContext, emitFiles, renderFiles} = await import('../staging/index.js')
       const context = dryRunContext(plan, {
-        ...(tarball ? {stagedTarballSha256: tarball.sha256} : {}),
+        ...(tarball ? {stagedTarballSha256: await tarball.sha256} : {}),
         ...(flags['allow-unpinned-download'] ? {allowUnpinnedDownload: true} : {}),
       })
       const written = await emitFiles(flags.emit, renderFiles(plan, context, {setup: true}))

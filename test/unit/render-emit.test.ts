@@ -1,5 +1,6 @@
 import {spawnSync} from 'node:child_process'
 import {readdirSync, readFileSync, rmSync, statSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
 import {afterEach, describe, expect, it} from 'vitest'
@@ -42,5 +43,10 @@ describe('create --dry-run --emit DIR', () => {
     const missing = cli(['create', 'demo', 'wholenode@anvil', '--dry-run', '--emit', '/tmp/never', '--condor-tarball', '/nonexistent/condor.tar.gz'])
     expect(missing.status).toBe(1)
     expect(missing.stderr).toContain('change --condor-tarball')
+    // Refused before anything else, also when no digest would be needed (--dry-run alone).
+    const directory = cli(['create', 'demo', 'wholenode@anvil', '--dry-run', '--condor-tarball', tmpdir()])
+    expect(directory.status).toBe(1)
+    expect(directory.stderr).toMatch(/Cannot read the HTCondor tarball .*not a file.*change --condor-tarball/)
+    expect(directory.stdout).toBe('')
   })
 })
