@@ -180,22 +180,25 @@ export const REMOTE_CACHE = '${HPC_ANNEX_CACHE:-$HOME/.hpc-annex/cache}'
 /**
  * What the login node's tar does with each file of the bundle (GNU tar's
  * --to-command; /bin/sh in the staging directory, the file on stdin): writes
- * it with its mode. With `unpackTarball`, the HTCondor tarball is also
- * unpacked as it arrives, into condor/<sha256>.unpacked, so that unpacking
- * costs no time after the transfer. That tree is only a head start: the
- * back-end takes it once the tarball's sha256 is checked, and unpacks the
- * tarball itself when the tree is missing (a damaged tarball leaves none).
+ * it with its mode. Images and tarballs are hashed as they arrive, into
+ * <file>.sha256, so the back-end checks them without reading them again.
+ * With `unpackTarball`, the HTCondor tarball is also unpacked as it arrives,
+ * into condor/<sha256>.unpacked. That tree is only a head start: the back-end
+ * takes it once the tarball's sha256 checks out, and unpacks the tarball
+ * itself when the tree is missing (a damaged tarball leaves none).
  */
 function receiveFileScript(unpackTarball: boolean): string {
+  // tee's own status is lost in a POSIX sh pipeline: the size written says whether it wrote everything.
+  const whole = '[ "$(stat -c %s -- "$f")" = "$TAR_SIZE" ] || exit 1'
   // The unpacking side always reads to the end, so tee writes the whole file whatever tar makes of it.
-  const tarball = 'condor/*) tee -- "$f" | { mkdir -- "$f.unpacked" && tar -xzf - -C "$f.unpacked" 2>/dev/null || rm -rf -- "$f.unpacked"; cat >/dev/null; }; [ "$(stat -c %s -- "$f")" = "$TAR_SIZE" ] || exit 1 ;; '
+  const unpack = `condor/*) { tee -- "$f" /dev/fd/3 | sha256sum > "$f.sha256"; } 3>&1 | { mkdir -- "$f.unpacked" && tar -xzf - -C "$f.unpacked" 2>/dev/null || rm -rf -- "$f.unpacked"; cat >/dev/null; }; ${whole} ;; `
   return [
     // tar runs this with umask 0.
     'umask 077',
     'f=$TAR_FILENAME',
     // tar leaves directories to this script.
     'case $f in */*) [ -d "${f%/*}" ] || mkdir -p -- "${f%/*}" || exit 1 ;; esac',
-    `case $f in ${unpackTarball ? tarball : ''}*) cat > "$f" || exit 1 ;; esac`,
+    `case $f in ${unpackTarball ? unpack : ''}condor/*|sif/*) tee -- "$f" | sha256sum > "$f.sha256"; ${whole} ;; *) cat > "$f" || exit 1 ;; esac`,
     '[ "$TAR_MODE" = 0600 ] || chmod -- "$TAR_MODE" "$f"',
   ].join('; ')
 }

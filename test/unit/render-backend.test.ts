@@ -218,6 +218,23 @@ describe('the SLURM back-end', {timeout: 60_000}, () => {
     expect(readFileSync(join(release, 'sbin', 'condor_master'), 'utf8')).toContain('master-ran')
   })
 
+  it('checks an object by the sha256 recorded as it arrived, and hashes it itself when none was', async () => {
+    const ap = {...benignAp, stagedTarballSha256: digest}
+    const recorded = await unpack(renderFiles(plan(), ap), {...secrets, condorTarball: {path: tarball, sha256: digest}}, 'recorded')
+    writeFileSync(join(recorded, 'condor', `${digest}.sha256`), `${'e'.repeat(64)}  -\n`)
+    const refused = runBash(join(recorded, 'backend.sh'), [], env(), work)
+    expect(refused.status).toBe(BACKEND_EXIT.checksum)
+    expect(refused.stderr).toContain(`has sha256 ${'e'.repeat(64)}, expected ${digest}`)
+    expect(existsSync(join(home, '.hpc-annex', 'cache', digest))).toBe(false)
+    // A record that is not a sha256 is no record.
+    const garbled = await unpack(renderFiles(plan(), ap), {...secrets, condorTarball: {path: tarball, sha256: digest}}, 'garbled')
+    writeFileSync(join(garbled, 'condor', `${digest}.sha256`), '$(touch INJECTED)\n')
+    const taken = runBash(join(garbled, 'backend.sh'), [], env(), work)
+    expect(taken.status).toBe(0)
+    expect(existsSync(join(home, '.hpc-annex', 'cache', digest))).toBe(true)
+    expect(readdirSync(work).filter((n) => n.startsWith('INJECTED'))).toEqual([])
+  })
+
   it('refuses a staged tarball whose sha256 is not the one announced', async () => {
     const wrong = 'f'.repeat(64)
     const result = runBash(await backend({...benignAp, stagedTarballSha256: wrong}, {condorTarball: {path: tarball, sha256: wrong}}), [], env(), work)

@@ -125,50 +125,54 @@ describe('the self-service bundle (--bundle)', () => {
     expect(existsSync(dir!)).toBe(false)
   })
 
-  it('the bootstrap writes each file with its mode and, asked to, unpacks the HTCondor tarball as it arrives', async () => {
+  it('the bootstrap writes each file with its mode, hashes images and tarballs as they arrive, and, asked to, unpacks the HTCondor tarball', async () => {
     const tarball = fakeCondorTarball(work)
-    const digest = await sha256File(tarball)
+    const image = join(work, 'image.sif')
+    writeFileSync(image, Buffer.alloc(70_000, 3))
+    const imageDigest = await sha256File(image)
     const home = join(work, 'home')
     mkdirSync(home)
-    // The back-end reports what it found beside it, then the bootstrap removes it all.
-    const report = [
-      'here=$(dirname "$0")',
-      'stat -c "%a %s %n" "$0" "$here/token" "$here/password" "$here/condor/"*',
-      'ls "$here/condor/"*.unpacked 2>/dev/null',
-      'for f in "$here/condor/"*; do case $f in *.unpacked) ;; *) sha256sum "$f" | cut -d" " -f1 ;; esac; done',
-      'stat -c %a "$here/condor"',
-    ].join('\n')
-    const files = [{path: 'backend.sh', mode: 0o700, content: `${report}\n`}]
-    const run = async (bytes: string, options: Parameters<typeof bootstrapCommand>[1]) => {
-      const source = join(work, 'staged.tar.gz')
-      writeFileSync(source, readFileSync(bytes))
-      const bundle = await buffer(bundleStream(files, {token: Buffer.from('T'), password: Buffer.alloc(0), condorTarball: {path: source, sha256: await sha256File(source)}}))
-      return spawnSync('bash', ['-c', bootstrapCommand([], options)], {input: bundle, env: {...process.env, HOME: home}, encoding: 'utf8'})
+    const run = async (source: string, options: Parameters<typeof bootstrapCommand>[1]) => {
+      const digest = await sha256File(source)
+      // The back-end reports what it found beside it, then the bootstrap removes it all.
+      const report = [
+        'cd "$(dirname "$0")"',
+        `stat -c "%a %s %n" backend.sh token password condor condor/${digest} sif/${imageDigest}`,
+        `cat condor/${digest}.sha256 sif/${imageDigest}.sha256`,
+        `ls condor/${digest}.unpacked 2>&1 || true`,
+      ].join('\n')
+      const files = [{path: 'backend.sh', mode: 0o700, content: `${report}\n`}]
+      const inputs = {token: Buffer.from('T'), password: Buffer.alloc(0), sifs: [{sha256: imageDigest, path: image}], condorTarball: {path: source, sha256: digest}}
+      const bundle = await buffer(bundleStream(files, inputs))
+      const ran = spawnSync('bash', ['-c', bootstrapCommand([], options)], {input: bundle, env: {...process.env, HOME: home}, encoding: 'utf8'})
+      expect(ran.stderr).toBe('')
+      expect(ran.status).toBe(0)
+      expect(readdirSync(join(home, '.hpc-annex', 'tmp'))).toEqual([])
+      return ran.stdout.trim().split('\n')
     }
 
-    const streamed = await run(tarball, {unpackTarball: true})
-    expect(streamed.stderr).toBe('')
-    expect(streamed.status).toBe(0)
-    const lines = streamed.stdout.trim().split('\n')
-    expect(lines[0]).toMatch(/^700 \d+ .*\/backend\.sh$/)
-    expect(lines[1]).toMatch(/^600 1 .*\/token$/)
-    expect(lines[2]).toMatch(/^600 0 .*\/password$/)
-    expect(lines[3]).toMatch(new RegExp(`^600 ${statSync(tarball).size} .*/condor/${digest}$`))
-    expect(lines[4]).toMatch(new RegExp(`^700 \\d+ .*/condor/${digest}\\.unpacked$`))
-    expect(lines[5]).toBe('condor-25.0.4-x86_64_AlmaLinux9-stripped')
-    expect(lines[6]).toBe(digest)
-    expect(lines[7]).toBe('700')
-    expect(readdirSync(join(home, '.hpc-annex', 'tmp'))).toEqual([])
+    const digest = await sha256File(tarball)
+    expect(await run(tarball, {unpackTarball: true})).toEqual([
+      expect.stringMatching(/^700 \d+ backend\.sh$/),
+      '600 1 token',
+      '600 0 password',
+      expect.stringMatching(/^700 \d+ condor$/),
+      `600 ${statSync(tarball).size} condor/${digest}`,
+      `600 70000 sif/${imageDigest}`,
+      `${digest}  -`,
+      `${imageDigest}  -`,
+      'condor-25.0.4-x86_64_AlmaLinux9-stripped',
+    ])
 
-    // Not asked: the tarball is only written.
-    expect((await run(tarball, {})).stdout).not.toContain('.unpacked')
+    // Not asked: the tarball is only written (and hashed).
+    expect((await run(tarball, {})).at(-1)).toMatch(/No such file or directory/)
     // A tarball tar cannot read still arrives whole, for the back-end to judge, and leaves no tree.
     const damaged = join(work, 'damaged.tar.gz')
     writeFileSync(damaged, Buffer.concat([readFileSync(tarball).subarray(0, 200), Buffer.alloc(5000, 7)]))
     const refused = await run(damaged, {unpackTarball: true})
-    expect(refused.status).toBe(0)
-    expect(refused.stdout).not.toContain('.unpacked')
-    expect(refused.stdout).toContain(await sha256File(damaged))
+    expect(refused).toContain(`${await sha256File(damaged)}  -`)
+    expect(refused).toContain(`600 5200 condor/${await sha256File(damaged)}`)
+    expect(refused.at(-1)).toMatch(/No such file or directory/)
   })
 
   it('a cut-off upload runs nothing and leaves nothing', () => {
