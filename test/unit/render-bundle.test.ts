@@ -49,6 +49,7 @@ describe('the self-service bundle (--bundle)', () => {
     const tarball = fakeCondorTarball(work)
     const digest = await sha256File(tarball)
     expect(digest).toBe(sha256(tarball))
+    await expect(sha256File(work)).rejects.toThrow(/EISDIR/)
     const image = join(work, 'image.sif')
     // Larger than any stream buffer: it must arrive whole.
     writeFileSync(image, Buffer.alloc(3 * 1024 * 1024 + 17, 7))
