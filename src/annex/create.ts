@@ -366,7 +366,6 @@ function result(request: CreateRequest, work: Work, extra: Partial<CreateResult>
   }
 }
 
-/** The sha256 of each distinct image file (jobs often share one), named as the jobs will see it. */
 /** The --condor-tarball with its sha256 (computing since the command started) and size. */
 async function checksummedTarball(request: CreateRequest): Promise<Work['tarball']> {
   if (!request.condorTarball) return undefined
@@ -375,6 +374,7 @@ async function checksummedTarball(request: CreateRequest): Promise<Work['tarball
   return {path, sha256, bytes: info.size}
 }
 
+/** The sha256 of each distinct image file (jobs often share one), named as the jobs will see it. */
 async function digestImages(work: Work): Promise<Work['images']> {
   const {sifs} = work
   if (sifs.length === 0) return []
