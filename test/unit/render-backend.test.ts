@@ -277,12 +277,38 @@ describe('the SLURM back-end', {timeout: 60_000}, () => {
     expect(calls('curl')[0]!.at(-1)).toContain('AlmaLinux8')
     expect(pilotDirs()).toEqual([])
 
+    // What the refused download unpacked on its way in went with it.
+    const cache = join(home, '.hpc-annex', 'cache')
+    expect(readdirSync(cache)).toEqual([])
+
     const good = runBash(await backend(benignAp, {}, 'good', pinned(digest)), [], env({HPC_ANNEX_OS_RELEASE: osRelease}), work)
     expect(good.status).toBe(0)
     expect(calls('curl')).toHaveLength(2)
+    // Unpacked as it downloaded (curl wrote to the pipe, not to a file).
+    expect(calls('curl')[1]).not.toContain('-o')
+    expect(good.stdout).toContain('using HTCondor as unpacked while it arrived')
+    expect(readdirSync(cache).sort()).toEqual([digest, `${digest}.release`])
     const again = runBash(await backend(benignAp, {}, 'again', pinned(digest)), [], env({HPC_ANNEX_OS_RELEASE: osRelease}), work)
     expect(again.status).toBe(0)
     expect(calls('curl')).toHaveLength(2)
+  })
+
+  it('downloads again, with retries, into a file when the download unpacked on its way in is cut short', async () => {
+    const osRelease = join(work, 'os-release')
+    writeFileSync(osRelease, 'ID=almalinux\nVERSION_ID="9.4"\n')
+    copyFileSync(tarball, join(stubs, 'download'))
+    writeFileSync(join(stubs, 'curl.cut-stream'), '')
+    const p = plan()
+    const pinned: Plan = {...p, htcondor: {...p.htcondor, tarballs: p.htcondor.tarballs.map((t) => ({...t, sha256: digest}))}}
+    const result = runBash(await backend(benignAp, {}, 'cut', pinned), [], env({HPC_ANNEX_OS_RELEASE: osRelease}), work)
+    expect(result.stderr).toBe('')
+    expect(result.status).toBe(0)
+    expect(calls('curl')).toHaveLength(2)
+    expect(calls('curl')[1]).toEqual(expect.arrayContaining(['--retry', '3', '-o']))
+    expect(result.stdout).toContain('unpacking HTCondor')
+    const cache = join(home, '.hpc-annex', 'cache')
+    expect(readdirSync(cache).sort()).toEqual([digest, `${digest}.release`])
+    expect(existsSync(join(cache, `${digest}.release`, 'sbin', 'condor_master'))).toBe(true)
   })
 
   it('names the OS when the machine file has no build for it', async () => {

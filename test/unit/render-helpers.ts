@@ -24,7 +24,7 @@ function script(path: string, body: string): void {
  * Stand-ins for the login node's batch tools, on PATH in a temp dir. Each
  * records its arguments (one per line, then a blank line) in <stubs>/<tool>.calls.
  * Behaviour is steered by files: squeue.out / condor_q.out (printed), sbatch.fail,
- * download (what curl "downloads").
+ * download (what curl "downloads"), curl.cut-stream.
  */
 export function makeStubs(): string {
   const dir = tempDir('stubs')
@@ -36,7 +36,15 @@ export function makeStubs(): string {
   script(join(dir, 'condor_submit'), `${record('condor_submit')}\necho 'Submitting job(s).'\necho '1 job(s) submitted to cluster 77.'`)
   script(
     join(dir, 'curl'),
-    `${record('curl')}\nout=''\nwhile [ $# -gt 0 ]; do if [ "$1" = -o ]; then out=$2; shift; fi; shift; done\ncp '${dir}/download' "$out"`,
+    // Into -o FILE, or to stdout; curl.cut-stream cuts a download to stdout short, as a dropped connection would.
+    [
+      record('curl'),
+      `out=''`,
+      `while [ $# -gt 0 ]; do if [ "$1" = -o ]; then out=$2; shift; fi; shift; done`,
+      `if [ -n "$out" ]; then cp '${dir}/download' "$out"; exit; fi`,
+      `if [ -f '${dir}/curl.cut-stream' ]; then head -c 100 '${dir}/download'; exit 56; fi`,
+      `cat '${dir}/download'`,
+    ].join('\n'),
   )
   // srun: drop its options, run the command once per task (-n N) with a distinct node name.
   script(
