@@ -52,8 +52,9 @@ export function makeStubs(): string {
     `${record('srun')}\nn=1\nwhile [ $# -gt 0 ]; do case $1 in -n) n=$2; shift 2;; -*) shift;; *) break;; esac; done\nfor i in $(seq 1 "$n"); do SLURMD_NODENAME=node$i "$@" & done\nwait`,
   )
   script(join(dir, 'scontrol'), `${record('scontrol')}\nprintf 'node1\\nnode2\\n'`)
-  // ssh: the last argument is the remote command; run it as a login shell would.
-  script(join(dir, 'ssh'), `${record('ssh')}\nfor last; do :; done\nbash -c "$last"`)
+  // ssh: the last argument is the remote command; run it as a login shell would. Like ssh -n, it
+  // never reads the caller's stdin (the launcher's loop reads its node list from there).
+  script(join(dir, 'ssh'), `${record('ssh')}\nfor last; do :; done\nbash -c "$last" </dev/null`)
   return dir
 }
 
