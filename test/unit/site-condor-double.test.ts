@@ -148,9 +148,11 @@ describe('the condor_master test double', () => {
     expect(none.errText).toMatch(/no collector: set FAKE_CONDOR_STATE or write its directory to ~\/\.hpc-annex-test-collector/)
     writeFileSync(join(home, '.hpc-annex-test-collector'), `${fake.dir}\n`)
     const master = startDouble(config, local, env)
-    await until('the ad file', () => existsSync(adFile()))
     expect(await master.done).toBe(0)
     expect(master.errText).toMatch(/STARTD_NOCLAIM_SHUTDOWN/)
+    // Its ad lived for a second only (no claim); the log says where it went, and it went again on leaving.
+    expect(readFileSync(join(local, 'log', 'MasterLog'), 'utf8')).toContain(`advertised pilot.node7 of annex "demo" (2 CPUs, 3000 MB) to ${join(fake.dir, 'ads.d')}\n`)
+    expect(existsSync(adFile())).toBe(false)
   })
 })
 
