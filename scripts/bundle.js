@@ -3,6 +3,8 @@
 // verb's start. Bundled, each is one read and one compile.
 //   src/oclif.cjs        -> dist/oclif.cjs        oclif's ~70 CommonJS files and ~50 of its dependencies'
 //   src/vendor/execa.ts  -> dist/vendor/execa.js  execa (ES module) and its ~15 dependencies
+//   src/vendor/zod.ts    -> dist/vendor/zod.js    zod (the machine files' schema)
+//   src/vendor/toml.ts   -> dist/vendor/toml.js   @iarna/toml (the machine files' parser)
 import {build} from 'esbuild'
 import {rm} from 'node:fs/promises'
 import {dirname, join} from 'node:path'
@@ -22,16 +24,19 @@ await build({
   external: ['typescript', 'ts-node'],
 })
 
-await build({
-  ...common,
-  entryPoints: [join(root, 'src', 'vendor', 'execa.ts')],
-  // Over tsc's output of the same module; its .d.ts stays for the types.
-  outfile: join(root, 'dist', 'vendor', 'execa.js'),
-  allowOverwrite: true,
-  format: 'esm',
-  // execa's CommonJS dependencies (cross-spawn) require Node's built-ins.
-  banner: {js: "import {createRequire as bundleRequire} from 'node:module'; const require = bundleRequire(import.meta.url);"},
-})
-// tsc's source map describes the file this one replaced.
-await rm(join(root, 'dist', 'vendor', 'execa.js.map'), {force: true})
-console.log('dist/oclif.cjs, dist/vendor/execa.js: bundled')
+// Over tsc's output of the same modules; their .d.ts stay for the types.
+const vendored = ['execa', 'zod', 'toml']
+for (const name of vendored) {
+  await build({
+    ...common,
+    entryPoints: [join(root, 'src', 'vendor', `${name}.ts`)],
+    outfile: join(root, 'dist', 'vendor', `${name}.js`),
+    allowOverwrite: true,
+    format: 'esm',
+    // CommonJS dependencies (execa's cross-spawn, the TOML parser) require Node's built-ins.
+    banner: {js: "import {createRequire as bundleRequire} from 'node:module'; const require = bundleRequire(import.meta.url);"},
+  })
+  // tsc's source map describes the file this one replaced.
+  await rm(join(root, 'dist', 'vendor', `${name}.js.map`), {force: true})
+}
+console.log(`dist/oclif.cjs, ${vendored.map((name) => `dist/vendor/${name}.js`).join(', ')}: bundled`)

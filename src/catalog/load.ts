@@ -2,7 +2,7 @@ import {existsSync, readdirSync, readFileSync} from 'node:fs'
 import {homedir} from 'node:os'
 import {basename, join} from 'node:path'
 
-import TOML from '@iarna/toml'
+import TOML from '../vendor/toml.js'
 
 import {projectPath} from '../paths.js'
 import {lineOf, keyLines} from './locate.js'

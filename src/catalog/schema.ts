@@ -1,4 +1,4 @@
-import {z} from 'zod'
+import {z} from '../vendor/zod.js'
 
 /**
  * The schema of a machine file (backends/<key>.toml). Strict: an unknown key
