@@ -249,12 +249,6 @@ async function resolveWithParser(target: LoginTarget, env: NodeJS.ProcessEnv, de
   }
 }
 
-/**
- * Applies the user's OpenSSH configuration to a target, as `ssh` would:
- * with `ssh -G` when an OpenSSH client is installed (every feature of the
- * config file, Match and Include included), otherwise with the ssh-config
- * parser (Host blocks). Flags in the target win over the file.
- */
 /** A target as one comparable string. */
 function targetKey(target: LoginTarget): string {
   return JSON.stringify(Object.entries(target).filter(([, value]) => value !== undefined).sort(([a], [b]) => a.localeCompare(b)))
@@ -274,6 +268,12 @@ export function resolveEarly(target: LoginTarget, options: ResolveOptions = {}):
   early = {key: targetKey(target), options, resolving}
 }
 
+/**
+ * Applies the user's OpenSSH configuration to a target, as `ssh` would:
+ * with `ssh -G` when an OpenSSH client is installed (every feature of the
+ * config file, Match and Include included), otherwise with the ssh-config
+ * parser (Host blocks). Flags in the target win over the file.
+ */
 export async function resolveTarget(target: LoginTarget, options: ResolveOptions = {}): Promise<ResolvedTarget> {
   if (early !== undefined && early.key === targetKey(target) && early.options.ssh === options.ssh && early.options.env === options.env) {
     const {resolving} = early
