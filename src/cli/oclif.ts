@@ -15,4 +15,15 @@ import type * as FlagsModule from '@oclif/core/flags'
  */
 const oclif: {Args: typeof ArgsModule; Command: typeof CommandModule.Command; Flags: typeof FlagsModule} = createRequire(import.meta.url)('../oclif.cjs')
 
-export const {Args, Command, Flags} = oclif
+export const {Command, Flags} = oclif
+
+/**
+ * oclif's Args, except that an argument left off is never taken from piped
+ * stdin: oclif would otherwise read stdin for it (waiting 10 ms), so that
+ * `hpc-annex status` run by a script or a job would show an annex named after
+ * whatever its stdin held.
+ */
+export const Args: typeof ArgsModule = {
+  ...oclif.Args,
+  string: ((options?: object) => oclif.Args.string({...options, ignoreStdin: true} as never)) as typeof ArgsModule.string,
+}

@@ -9,9 +9,10 @@ import {beforeAll, describe, expect, it} from 'vitest'
 const bin = join(import.meta.dirname, '..', '..', 'bin', 'run.js')
 let tripwire: string
 
-function cli(args: string[], env: NodeJS.ProcessEnv = {}) {
+function cli(args: string[], env: NodeJS.ProcessEnv = {}, input?: string) {
   const result = spawnSync(process.execPath, [bin, ...args], {
     encoding: 'utf8',
+    input,
     env: {...process.env, PATH: `${tripwire}:${process.env.PATH}`, HPC_ANNEX_MACHINES: '', ...env},
   })
   return {status: result.status, stdout: result.stdout, stderr: result.stderr}
@@ -102,6 +103,13 @@ describe('hpc-annex systems', () => {
     const json = JSON.parse(cli(['systems', 'expanse', '--json']).stdout)
     expect(json[0].queues.find((q: {name: string}) => q.name === 'gpu')).toMatchObject({gpuCountPer: 'job', gpusPerNode: 4, maxNodes: 4})
     expect(cli(['systems', 'nowhere']).status).toBe(1)
+  })
+
+  it('never takes a left-off argument from piped stdin', () => {
+    const {status, stdout} = cli(['systems'], {}, 'nowhere\n')
+    expect(status).toBe(0)
+    expect(stdout).toContain('Anvil')
+    expect(stdout).toContain('Spark')
   })
 })
 
