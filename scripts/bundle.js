@@ -11,7 +11,7 @@ import {dirname, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
-const common = {bundle: true, platform: 'node', target: 'node20', logLevel: 'warning', sourcemap: false}
+const common = {bundle: true, platform: 'node', target: 'node20', logLevel: 'warning', sourcemap: false, minifyWhitespace: true, minifySyntax: true}
 
 await build({
   ...common,
