@@ -1,4 +1,4 @@
-import {mkdirSync, mkdtempSync, readFileSync, writeFileSync} from 'node:fs'
+import {mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
@@ -81,6 +81,36 @@ describe('parseMachineFile', () => {
     expect(parseMachineFile('/x/My Site.toml', site).problems[0]!.message).toMatch(/file name/)
   })
 })
+
+describe('the built-in machine files as the build parsed them', () => {
+  // npm test builds first; dist's loader finds the record the build wrote.
+  const built = join(import.meta.dirname, '..', '..', 'dist', 'catalog', 'load.js')
+
+  it('hold every built-in file, each exactly as parsing its text gives it', async () => {
+    const {BUILT_MACHINES} = (await import(built)) as typeof import('../../src/catalog/load.js')
+    const records = JSON.parse(readFileSync(BUILT_MACHINES, 'utf8')) as {text: string; machine: object}[]
+    const files = readdirSync(projectPath('backends')).filter((entry) => entry.endsWith('.toml'))
+    expect(records.map((r) => r.text).sort()).toEqual(files.map((f) => readFileSync(join(projectPath('backends'), f), 'utf8')).sort())
+    for (const {text, machine} of records) {
+      const {key: _key, source: _source, ...fresh} = parseMachineFile('x.toml', text).machine!
+      expect(machine).toStrictEqual(fresh)
+    }
+  })
+
+  it('are used only for the same text, and named by the file that holds it', async () => {
+    const dist = (await import(built)) as typeof import('../../src/catalog/load.js')
+    const same = dist.parseMachineFile('/etc/hpc-annex/machines/mine.toml', anvil)
+    expect(same.machine).toMatchObject({key: 'mine', source: '/etc/hpc-annex/machines/mine.toml', name: 'Anvil'})
+    const edited = dist.parseMachineFile('/x/anvil.toml', anvil.replace('name = "Anvil"', 'name = "Anvil West"'))
+    expect(edited.machine?.name).toBe('Anvil West')
+    const broken = dist.parseMachineFile('/x/anvil.toml', `bogus_key = 1\n${anvil}`)
+    expect(broken.problems.map((p) => p.key)).toEqual(['bogus_key'])
+    // Each caller gets its own copy.
+    same.machine!.queues = {}
+    expect(dist.parseMachineFile('/x/anvil.toml', anvil).machine!.queues).not.toEqual({})
+  })
+})
+
 
 describe('loadCatalog', () => {
   it('adds a system from an extra directory, and a bad file does not stop the others', () => {
