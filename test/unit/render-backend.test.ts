@@ -358,6 +358,20 @@ describe('the HTCondor-batch back-end (PATh Facility)', {timeout: 60_000}, () =>
     expect(ran).toContain(`CONDOR_CONFIG=${sandbox}/condor_config\n`)
     expect(readFileSync(join(sandbox, 'condor_config'), 'utf8')).toContain('NUM_CPUS = 4\nMEMORY = 8192\n')
   })
+
+  it('never sends a damaged cached tarball to the pool: it is dropped and the staged one taken', async () => {
+    const plan = planFor({target: 'cpu@path-facility', cpus: '4', memMb: '8192'})
+    const ap = {...benignAp, stagedTarballSha256: digest}
+    const inputs = {token: Buffer.from('t'), password: Buffer.from('p'), condorTarball: {path: tarball, sha256: digest}}
+    expect(runBash(join(await unpack(renderFiles(plan, ap), inputs, 'first'), 'backend.sh'), [], env(), work).status).toBe(0)
+    const cached = join(home, '.hpc-annex', 'cache', digest)
+    writeFileSync(cached, 'damaged')
+    const again = runBash(join(await unpack(renderFiles(plan, ap), inputs, 'second'), 'backend.sh'), [], env(), work)
+    expect(again.status).toBe(0)
+    expect(again.stdout).toContain(`Dropping a damaged cached object (${digest}).`)
+    expect(sha256(join(controlLines(again.stdout).PILOT_DIR!, 'condor.tar.gz'))).toBe(digest)
+    expect(sha256(cached)).toBe(digest)
+  })
 })
 
 describe('the SSH fan-out launcher', {timeout: 60_000}, () => {
