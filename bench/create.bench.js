@@ -81,10 +81,8 @@ function siteUp(work, log) {
   run1('bash', [join(SITE_TOOLS, 'install.sh')], {stdio: ['ignore', 'pipe', 'pipe']})
   log('bringing the site up (test/site/up.sh) and the shaped link (bench/net.sh up)')
   run1('bash', [join(SITE_TOOLS, 'up.sh')], {stdio: ['ignore', 'pipe', 'pipe']})
-  const users = join(SITE_DIR, 'users')
-  mkdirSync(users, {recursive: true})
-  const me = join(users, String(process.pid))
-  writeFileSync(me, 'bench/create.bench.js\n')
+  const users = join(SITE_TOOLS, 'users.sh')
+  run1('bash', [users, 'add', String(process.pid), 'bench/create.bench.js'], {stdio: ['ignore', 'pipe', 'pipe']})
   run1('bash', [NET, 'up'], {stdio: ['ignore', 'pipe', 'pipe']})
   const info = siteInfo()
   // The workstation namespace reaches the site's 127.0.0.1 through the veth.
@@ -99,7 +97,7 @@ function siteUp(work, log) {
     sshConfig,
     release: () => {
       spawnSync('bash', [NET, 'down'], {stdio: 'ignore'})
-      rmSync(me, {force: true})
+      spawnSync('bash', [users, 'remove', String(process.pid)], {stdio: 'ignore'})
     },
   }
 }

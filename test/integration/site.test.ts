@@ -161,7 +161,7 @@ describeOnSite('the loopback site', () => {
 
   // Restarts the site: not while another test run on this machine uses it.
   it('up.sh stops the daemons of a crashed run (pid files lost) and starts afresh', async ({skip}) => {
-    if (otherSiteRuns(s).length > 0) skip('another test run uses the site')
+    if (otherSiteRuns().length > 0) skip('another test run uses the site')
     const before = daemonPids()
     for (const f of [...s.sshdLogs.map(log => log.replace(/\.log$/, '.pid')), join(s.dir, 'mode')]) rmSync(f, {force: true})
     rmSync(join(s.dir, 'slurm', 'run'), {recursive: true, force: true})

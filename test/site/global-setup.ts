@@ -7,15 +7,16 @@
  * as if the site could not be made (a quick run without it).
  *
  * Several runs may share the one site of a machine: each registers its pid in
- * $SITE_DIR/users/, and the last one to finish takes the site down.
+ * $SITE_DIR/users/ (test/site/users.sh), and the last one to finish takes
+ * the site down.
  */
 import {spawnSync} from 'node:child_process'
-import {closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {closeSync, existsSync, openSync, readFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {dirname, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import type {TestProject} from 'vitest/node'
-import {SITE_DIR} from './site-info.js'
+import {SITE_DIR, siteUsers} from './site-info.js'
 
 const HERE = dirname(fileURLToPath(import.meta.url))
 
@@ -53,23 +54,6 @@ function runScript(script: string, args: string[] = []): void {
   }
 }
 
-const usersDir = join(SITE_DIR, 'users')
-
-function otherLiveUsers(): number[] {
-  if (!existsSync(usersDir)) return []
-  return readdirSync(usersDir)
-    .map(Number)
-    .filter(pid => Number.isInteger(pid) && pid !== process.pid)
-    .filter(pid => {
-      try {
-        process.kill(pid, 0)
-        return true
-      } catch {
-        return false
-      }
-    })
-}
-
 export default function setup(project: TestProject): (() => void) | undefined {
   const reason = siteUnavailableReason()
   if (reason !== undefined) {
@@ -82,16 +66,15 @@ export default function setup(project: TestProject): (() => void) | undefined {
   }
   const t0 = Date.now()
   runScript('up.sh')
-  mkdirSync(usersDir, {recursive: true})
-  writeFileSync(join(usersDir, String(process.pid)), '')
+  siteUsers('add', String(process.pid), 'vitest')
   console.log(`[site] up in ${Date.now() - t0} ms (${SITE_DIR})`)
   project.provide('SITE_AVAILABLE', true)
   project.provide('SITE_UNAVAILABLE_REASON', '')
   project.provide('SITE_RUN_PID', process.pid)
   return () => {
-    rmSync(join(usersDir, String(process.pid)), {force: true})
+    siteUsers('remove', String(process.pid))
     if (process.env.SITE_KEEP === '1') return
-    const others = otherLiveUsers()
+    const others = siteUsers('live')
     if (others.length > 0) {
       console.log(`[site] left up for other test runs (pids ${others.join(', ')})`)
       return

@@ -1,9 +1,9 @@
 import {createHmac} from 'node:crypto'
-import {chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync} from 'node:fs'
+import {chmodSync, chownSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync} from 'node:fs'
 import {dirname, join} from 'node:path'
 import {execFileSync, spawn} from 'node:child_process'
 import {describe, inject} from 'vitest'
-import {readSiteInfo, SITE_DIR, type SiteInfo} from './site-info.js'
+import {readSiteInfo, SITE_DIR, siteUsers, type SiteInfo} from './site-info.js'
 
 export {SITE_DIR, type SiteInfo}
 
@@ -234,14 +234,12 @@ export function shareCollectorWithSite(fakeStateDir: string, info: SiteInfo = si
  * Other test runs on this machine using the site now (their pids): a test that
  * restarts or reshapes the site should skip itself while there are any.
  */
-export function otherSiteRuns(info: SiteInfo = site()): number[] {
+export function otherSiteRuns(): number[] {
   let mine = -1
   try {
     mine = inject('SITE_RUN_PID')
   } catch {
     // not in the integration project
   }
-  const dir = join(info.dir, 'users')
-  if (!existsSync(dir)) return []
-  return readdirSync(dir).map(Number).filter(pid => Number.isInteger(pid) && pid !== mine && pid !== process.pid && existsSync(`/proc/${pid}`))
+  return siteUsers('live').filter(pid => pid !== mine && pid !== process.pid)
 }

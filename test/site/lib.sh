@@ -65,12 +65,28 @@ site_lock() {
     fi
 }
 
-# site_live_users: pids of test runs using the site ($SITE_DIR/users/<pid>,
-# registered by test/site/global-setup.ts) that are still running.
+# site_proc_start PID: when the process PID started (field 22 of
+# /proc/PID/stat), which tells it from a later process given the same pid;
+# fails once it has ended (a zombie included).
+site_proc_start() {
+    local stat fields
+    { stat=$(< "/proc/$1/stat"); } 2>/dev/null || return 1
+    # Fields 3.. follow the command name, which is in parentheses and may hold spaces.
+    read -r -a fields <<< "${stat##*) }"
+    [ "${fields[0]}" != Z ] || return 1
+    echo "${fields[19]}"
+}
+
+# site_live_users: pids of the runs using the site that are still running:
+# each registered as $SITE_DIR/users/<pid>, holding its start time
+# (test/site/users.sh add).
 site_live_users() {
-    local f
+    local f pid start
     for f in "$SITE_DIR"/users/*; do
-        [ -e "$f" ] && [ -d "/proc/${f##*/}" ] && echo "${f##*/}"
+        pid=${f##*/}
+        [[ $pid =~ ^[0-9]+$ ]] || continue
+        start=$(site_proc_start "$pid") || continue
+        [ "$(head -n 1 -- "$f" 2>/dev/null)" = "$start" ] && echo "$pid"
     done
     return 0
 }

@@ -1,5 +1,7 @@
+import {spawnSync} from 'node:child_process'
 import {readFileSync} from 'node:fs'
-import {join} from 'node:path'
+import {dirname, join} from 'node:path'
+import {fileURLToPath} from 'node:url'
 
 /**
  * What `test/site/up.sh` writes to `$SITE_DIR/site.json` (default
@@ -54,4 +56,15 @@ export const SITE_DIR = process.env.SITE_DIR ?? '/tmp/hpc-annex-site'
 
 export function readSiteInfo(dir = SITE_DIR): SiteInfo {
   return JSON.parse(readFileSync(join(dir, 'site.json'), 'utf8')) as SiteInfo
+}
+
+/**
+ * test/site/users.sh: registers (add PID LABEL) and unregisters (remove PID)
+ * a run using the site, or lists those still running (live).
+ */
+export function siteUsers(...args: string[]): number[] {
+  const script = join(dirname(fileURLToPath(import.meta.url)), 'users.sh')
+  const r = spawnSync('bash', [script, ...args], {encoding: 'utf8'})
+  if (r.status !== 0) throw new Error(`test/site/users.sh ${args.join(' ')} failed: ${r.stderr.trim()}`)
+  return r.stdout.split('\n').filter((line) => line !== '').map(Number)
 }
