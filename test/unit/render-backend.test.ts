@@ -1,8 +1,9 @@
-import {execFileSync, spawnSync} from 'node:child_process'
-import {copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync} from 'node:fs'
+import {execFileSync, spawn, spawnSync} from 'node:child_process'
+import {copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {buffer} from 'node:stream/consumers'
 import {pipeline} from 'node:stream/promises'
+import {setTimeout as sleep} from 'node:timers/promises'
 import {createWriteStream} from 'node:fs'
 
 import {afterEach, beforeEach, describe, expect, it} from 'vitest'
@@ -309,6 +310,37 @@ describe('the SLURM back-end', {timeout: 60_000}, () => {
     const cache = join(home, '.hpc-annex', 'cache')
     expect(readdirSync(cache).sort()).toEqual([digest, `${digest}.release`])
     expect(existsSync(join(cache, `${digest}.release`, 'sbin', 'condor_master'))).toBe(true)
+  })
+
+  it('leaves no temporary object in the cache when the connection drops during a download', async () => {
+    const osRelease = join(work, 'os-release')
+    writeFileSync(osRelease, 'ID=almalinux\nVERSION_ID="9.4"\n')
+    copyFileSync(tarball, join(stubs, 'download'))
+    writeFileSync(join(stubs, 'curl.hang'), '')
+    const p = plan()
+    const pinned: Plan = {...p, htcondor: {...p.htcondor, tarballs: p.htcondor.tarballs.map((t) => ({...t, sha256: digest}))}}
+    // As sshd does when the connection drops: SIGHUP to the session's process group.
+    const child = spawn('bash', [await backend(benignAp, {}, 'dropped', pinned)], {env: env({HPC_ANNEX_OS_RELEASE: osRelease}), cwd: work, detached: true, stdio: 'ignore'})
+    const ended = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
+    // Once curl runs, its temporary file and tree are made (a kill between making one and
+    // noting it would leave it to the day-old sweep).
+    while (calls('curl').length === 0) await sleep(20)
+    process.kill(-child.pid!, 'SIGHUP')
+    expect(await ended).toBe(129)
+    expect(readdirSync(join(home, '.hpc-annex', 'cache'))).toEqual([])
+    expect(pilotDirs()).toEqual([])
+  })
+
+  it('removes temporary objects a back-end killed outright left in the cache, once they are a day old', async () => {
+    const cache = join(home, '.hpc-annex', 'cache')
+    mkdirSync(join(cache, '.unpack.OLDOLDOL', 'tree'), {recursive: true})
+    for (const name of ['.partial.OLDOLDOL', '.download.OLDOLDOL', '.download.NEWNEWNE', 'notes.OLD']) writeFileSync(join(cache, name), 'x')
+    const twoDaysAgo = new Date(Date.now() - 2 * 86_400_000)
+    for (const name of ['.unpack.OLDOLDOL', '.partial.OLDOLDOL', '.download.OLDOLDOL', 'notes.OLD']) utimesSync(join(cache, name), twoDaysAgo, twoDaysAgo)
+    const result = runBash(await backend({...benignAp, stagedTarballSha256: digest}, {condorTarball: {path: tarball, sha256: digest}}), [], env(), work)
+    expect(result.status).toBe(0)
+    // A younger one may belong to a back-end running now; what is not a temporary object stays.
+    expect(readdirSync(cache).sort()).toEqual(['.download.NEWNEWNE', digest, `${digest}.release`, 'notes.OLD'].sort())
   })
 
   it('names the OS when the machine file has no build for it', async () => {

@@ -24,7 +24,7 @@ function script(path: string, body: string): void {
  * Stand-ins for the login node's batch tools, on PATH in a temp dir. Each
  * records its arguments (one per line, then a blank line) in <stubs>/<tool>.calls.
  * Behaviour is steered by files: squeue.out / condor_q.out (printed), sbatch.fail,
- * download (what curl "downloads"), curl.cut-stream.
+ * download (what curl "downloads"), curl.cut-stream, curl.hang.
  */
 export function makeStubs(): string {
   const dir = tempDir('stubs')
@@ -43,6 +43,8 @@ export function makeStubs(): string {
       `while [ $# -gt 0 ]; do if [ "$1" = -o ]; then out=$2; shift; fi; shift; done`,
       `if [ -n "$out" ]; then cp '${dir}/download' "$out"; exit; fi`,
       `if [ -f '${dir}/curl.cut-stream' ]; then head -c 100 '${dir}/download'; exit 56; fi`,
+      // curl.hang: a download to stdout that stalls after its first bytes, until a signal ends it.
+      `if [ -f '${dir}/curl.hang' ]; then head -c 100 '${dir}/download'; sleep 60; exit 28; fi`,
       `cat '${dir}/download'`,
     ].join('\n'),
   )
