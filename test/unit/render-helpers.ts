@@ -28,8 +28,9 @@ function script(path: string, body: string): void {
  */
 export function makeStubs(): string {
   const dir = tempDir('stubs')
-  // One write per call, so concurrent calls (fan-out) never interleave.
-  const record = (tool: string) => `record=$(printf '%s\\n' "$PWD" "$@"); printf '%s\\n\\n' "$record" >> '${dir}/${tool}.calls'`
+  // Under a lock: bash writes its printf's output line by line, so the records of concurrent
+  // calls (the fan-out's) would interleave.
+  const record = (tool: string) => `{ flock 9 && printf '%s\\n' "$PWD" "$@" '' >&9; } 9>> '${dir}/${tool}.calls'`
   script(join(dir, 'squeue'), `${record('squeue')}\n[ -f '${dir}/squeue.out' ] && cat '${dir}/squeue.out'\nexit 0`)
   script(join(dir, 'sbatch'), `${record('sbatch')}\n[ -f '${dir}/sbatch.fail' ] && { echo 'sbatch: error: invalid account' >&2; exit 1; }\necho '4242;cluster'`)
   script(join(dir, 'condor_q'), `${record('condor_q')}\n[ -f '${dir}/condor_q.out' ] && cat '${dir}/condor_q.out'\nexit 0`)
