@@ -175,6 +175,19 @@ describe('the SLURM back-end', {timeout: 60_000}, () => {
     return join(await unpack(renderFiles(p, ap), {...secrets, ...inputs}, name), 'backend.sh')
   }
 
+  /** The plan with every HTCondor tarball pinned to `sha`. */
+  function pinned(sha: string): Plan {
+    const p = plan()
+    return {...p, htcondor: {...p.htcondor, tarballs: p.htcondor.tarballs.map((t) => ({...t, sha256: sha}))}}
+  }
+
+  /** The environment of a login node whose os-release is `osRelease` and whose curl downloads the test tarball. */
+  function downloadingNode(osRelease: string): NodeJS.ProcessEnv {
+    writeFileSync(join(work, 'os-release'), osRelease)
+    copyFileSync(tarball, join(stubs, 'download'))
+    return env({HPC_ANNEX_OS_RELEASE: join(work, 'os-release')})
+  }
+
   it('does not submit again when the batch system already has this request\'s job', async () => {
     writeFileSync(join(stubs, 'squeue.out'), '999 /scratch/alice/pilot.Earlier1\n')
     const result = runBash(await backend(benignAp), [], env(), work)
@@ -245,35 +258,27 @@ describe('the SLURM back-end', {timeout: 60_000}, () => {
   })
 
   it('refuses to download a tarball whose sha256 the machine file does not pin, unless allowed', async () => {
-    const osRelease = join(work, 'os-release')
-    writeFileSync(osRelease, 'NAME="AlmaLinux"\nID="almalinux"\nID_LIKE="rhel centos fedora"\nVERSION_ID="9.4"\n')
-    copyFileSync(tarball, join(stubs, 'download'))
-    const refused = runBash(await backend(benignAp, {}, 'refused'), [], env({HPC_ANNEX_OS_RELEASE: osRelease}), work)
+    const node = downloadingNode('NAME="AlmaLinux"\nID="almalinux"\nID_LIKE="rhel centos fedora"\nVERSION_ID="9.4"\n')
+    const refused = runBash(await backend(benignAp, {}, 'refused'), [], node, work)
     expect(refused.status).toBe(BACKEND_EXIT.unpinned)
     expect(refused.stderr).toContain('pins no sha256')
     expect(calls('curl')).toEqual([])
 
     // Allowed: downloads the AlmaLinux 9 build once, then reuses the cache and the unpacked release.
-    const first = runBash(await backend({...benignAp, allowUnpinnedDownload: true}, {}, 'first'), [], env({HPC_ANNEX_OS_RELEASE: osRelease}), work)
+    const first = runBash(await backend({...benignAp, allowUnpinnedDownload: true}, {}, 'first'), [], node, work)
     expect(first.status).toBe(0)
     expect(calls('curl')).toHaveLength(1)
     expect(calls('curl')[0]!.at(-1)).toBe(plan().htcondor.tarballs.find((t) => t.os === 'AlmaLinux9')!.url)
     expect(first.stdout).toContain(`it has sha256 ${digest}`)
-    const second = runBash(await backend({...benignAp, allowUnpinnedDownload: true}, {}, 'second'), [], env({HPC_ANNEX_OS_RELEASE: osRelease}), work)
+    const second = runBash(await backend({...benignAp, allowUnpinnedDownload: true}, {}, 'second'), [], node, work)
     expect(second.status).toBe(0)
     expect(calls('curl')).toHaveLength(1)
     expect(second.stdout).toContain('using the unpacked HTCondor from the cache')
   })
 
   it('verifies a pinned sha256, downloads only on a miss, and refuses a download that does not match', async () => {
-    const osRelease = join(work, 'os-release')
-    writeFileSync(osRelease, 'ID=rocky\nID_LIKE="rhel centos fedora"\nVERSION_ID="8.10"\n')
-    copyFileSync(tarball, join(stubs, 'download'))
-    const pinned = (sha: string): Plan => {
-      const p = plan()
-      return {...p, htcondor: {...p.htcondor, tarballs: p.htcondor.tarballs.map((t) => ({...t, sha256: sha}))}}
-    }
-    const bad = runBash(await backend(benignAp, {}, 'bad', pinned('0'.repeat(64))), [], env({HPC_ANNEX_OS_RELEASE: osRelease}), work)
+    const node = downloadingNode('ID=rocky\nID_LIKE="rhel centos fedora"\nVERSION_ID="8.10"\n')
+    const bad = runBash(await backend(benignAp, {}, 'bad', pinned('0'.repeat(64))), [], node, work)
     expect(bad.status).toBe(BACKEND_EXIT.checksum)
     expect(calls('curl')[0]!.at(-1)).toContain('AlmaLinux8')
     expect(pilotDirs()).toEqual([])
@@ -282,26 +287,22 @@ describe('the SLURM back-end', {timeout: 60_000}, () => {
     const cache = join(home, '.hpc-annex', 'cache')
     expect(readdirSync(cache)).toEqual([])
 
-    const good = runBash(await backend(benignAp, {}, 'good', pinned(digest)), [], env({HPC_ANNEX_OS_RELEASE: osRelease}), work)
+    const good = runBash(await backend(benignAp, {}, 'good', pinned(digest)), [], node, work)
     expect(good.status).toBe(0)
     expect(calls('curl')).toHaveLength(2)
     // Unpacked as it downloaded (curl wrote to the pipe, not to a file).
     expect(calls('curl')[1]).not.toContain('-o')
     expect(good.stdout).toContain('using HTCondor as unpacked while it arrived')
     expect(readdirSync(cache).sort()).toEqual([digest, `${digest}.release`])
-    const again = runBash(await backend(benignAp, {}, 'again', pinned(digest)), [], env({HPC_ANNEX_OS_RELEASE: osRelease}), work)
+    const again = runBash(await backend(benignAp, {}, 'again', pinned(digest)), [], node, work)
     expect(again.status).toBe(0)
     expect(calls('curl')).toHaveLength(2)
   })
 
   it('downloads again, with retries, into a file when the download unpacked on its way in is cut short', async () => {
-    const osRelease = join(work, 'os-release')
-    writeFileSync(osRelease, 'ID=almalinux\nVERSION_ID="9.4"\n')
-    copyFileSync(tarball, join(stubs, 'download'))
+    const node = downloadingNode('ID=almalinux\nVERSION_ID="9.4"\n')
     writeFileSync(join(stubs, 'curl.cut-stream'), '')
-    const p = plan()
-    const pinned: Plan = {...p, htcondor: {...p.htcondor, tarballs: p.htcondor.tarballs.map((t) => ({...t, sha256: digest}))}}
-    const result = runBash(await backend(benignAp, {}, 'cut', pinned), [], env({HPC_ANNEX_OS_RELEASE: osRelease}), work)
+    const result = runBash(await backend(benignAp, {}, 'cut', pinned(digest)), [], node, work)
     expect(result.stderr).toBe('')
     expect(result.status).toBe(0)
     expect(calls('curl')).toHaveLength(2)
@@ -313,14 +314,10 @@ describe('the SLURM back-end', {timeout: 60_000}, () => {
   })
 
   it('leaves no temporary object in the cache when the connection drops during a download', async () => {
-    const osRelease = join(work, 'os-release')
-    writeFileSync(osRelease, 'ID=almalinux\nVERSION_ID="9.4"\n')
-    copyFileSync(tarball, join(stubs, 'download'))
+    const node = downloadingNode('ID=almalinux\nVERSION_ID="9.4"\n')
     writeFileSync(join(stubs, 'curl.hang'), '')
-    const p = plan()
-    const pinned: Plan = {...p, htcondor: {...p.htcondor, tarballs: p.htcondor.tarballs.map((t) => ({...t, sha256: digest}))}}
     // As sshd does when the connection drops: SIGHUP to the session's process group.
-    const child = spawn('bash', [await backend(benignAp, {}, 'dropped', pinned)], {env: env({HPC_ANNEX_OS_RELEASE: osRelease}), cwd: work, detached: true, stdio: 'ignore'})
+    const child = spawn('bash', [await backend(benignAp, {}, 'dropped', pinned(digest))], {env: node, cwd: work, detached: true, stdio: 'ignore'})
     const ended = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
     // Once curl runs, its temporary file and tree are made (a kill between making one and
     // noting it would leave it to the day-old sweep).
