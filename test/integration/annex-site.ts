@@ -11,6 +11,8 @@ import {join} from 'node:path'
 import {createFakeCondor, type FakeCondor} from '../fixtures/fake-condor/index.mjs'
 import {runCommand, shareCollectorWithSite, site, type RunResult, type SiteInfo} from '../site/helpers.js'
 
+export {until} from '../site/helpers.js'
+
 export const ROOT = join(import.meta.dirname, '..', '..')
 
 export interface AnnexSite {
@@ -85,14 +87,4 @@ export interface Leftovers {
 export function added(before: Leftovers, after: Leftovers): Leftovers {
   const fresh = (b: string[], a: string[]) => a.filter((x) => !b.includes(x))
   return {staging: fresh(before.staging, after.staging), pilots: fresh(before.pilots, after.pilots), jobs: fresh(before.jobs, after.jobs)}
-}
-
-export async function until<T>(what: string, get: () => Promise<T | undefined> | T | undefined, ms = 60_000): Promise<T> {
-  const end = Date.now() + ms
-  for (;;) {
-    const value = await get()
-    if (value !== undefined && value !== false) return value
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 250))
-  }
 }
