@@ -47,10 +47,7 @@ export function annexSite(): AnnexSite {
     SSH_AUTH_SOCK: '',
   }
   delete env.SSH_AUTH_SOCK
-  const onSite = (command: string): RunResult => {
-    const r = spawnSync('ssh', ['-F', s.sshConfig, 'hpc', command], {encoding: 'utf8'})
-    return {code: r.status, stdout: r.stdout, stderr: r.stderr}
-  }
+  const {onSite, leftovers, cancelAnnexJobs} = siteSide(s)
   return {
     s,
     fake,
@@ -59,21 +56,32 @@ export function annexSite(): AnnexSite {
     start: (args, extra = {}) => spawn(process.execPath, [join(ROOT, 'bin', 'run.js'), ...args], {env: {...env, ...extra}, stdio: ['pipe', 'pipe', 'pipe']}),
     cli: (args, extra = {}) => runCommand(process.execPath, [join(ROOT, 'bin', 'run.js'), ...args], {...env, ...extra}),
     onSite,
-    leftovers() {
-      const list = (cmd: string) => onSite(cmd).stdout.split('\n').filter((l) => l.trim() !== '')
-      return {
-        staging: list('ls -A ~/.hpc-annex/tmp 2>/dev/null'),
-        pilots: list(`ls -A ${s.scratch} 2>/dev/null`),
-        jobs: list('squeue --noheader --user="$(id -un)" --format=%j'),
-      }
-    },
+    leftovers,
     close() {
       unshare()
-      // hpc-annex batch jobs only (named hpc-annex.<annex>.<request>), not other tests' jobs.
-      onSite(`squeue --noheader --user="$(id -un)" --format='%i %j' | awk '$2 ~ /^hpc-annex\\./ {print $1}' | xargs -r scancel`)
+      cancelAnnexJobs()
       fake.cleanup()
       rmSync(home, {recursive: true, force: true})
     },
+  }
+}
+
+/** The site as the test (not the tool) sees it: commands as hpcuser over the test's own ssh, and what a create may leave. */
+export function siteSide(s: SiteInfo) {
+  const onSite = (command: string): RunResult => {
+    const r = spawnSync('ssh', ['-F', s.sshConfig, 'hpc', command], {encoding: 'utf8'})
+    return {code: r.status, stdout: r.stdout, stderr: r.stderr}
+  }
+  const list = (cmd: string) => onSite(cmd).stdout.split('\n').filter((l) => l.trim() !== '')
+  return {
+    onSite,
+    leftovers: (): Leftovers => ({
+      staging: list('ls -A ~/.hpc-annex/tmp 2>/dev/null'),
+      pilots: list(`ls -A ${s.scratch} 2>/dev/null`),
+      jobs: list('squeue --noheader --user="$(id -un)" --format=%j'),
+    }),
+    /** hpc-annex batch jobs only (named hpc-annex.<annex>.<request>), not other tests' jobs. */
+    cancelAnnexJobs: () => onSite(`squeue --noheader --user="$(id -un)" --format='%i %j' | awk '$2 ~ /^hpc-annex\\./ {print $1}' | xargs -r scancel`),
   }
 }
 

@@ -16,6 +16,7 @@ import {tmpdir} from 'node:os'
 import {dirname, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import type {TestProject} from 'vitest/node'
+import {htcondorTarball, startAccessPoint, stopAccessPoint, unpackRelease, type AccessPoint} from './htcondor.js'
 import {SITE_DIR, siteUsers} from './site-info.js'
 
 const HERE = dirname(fileURLToPath(import.meta.url))
@@ -54,7 +55,31 @@ function runScript(script: string, args: string[] = []): void {
   }
 }
 
-export default function setup(project: TestProject): (() => void) | undefined {
+/**
+ * The real-HTCondor tier: the release HPC_ANNEX_TEST_HTCONDOR names, unpacked
+ * once, and an Access Point (a personal pool with `use feature:HPC_ANNEX`)
+ * run from it for this run. Without the variable the tier is skipped with a
+ * plain warning; under CI=true that fails the run.
+ */
+async function startRealTier(project: TestProject): Promise<AccessPoint | undefined> {
+  const found = htcondorTarball()
+  if ('reason' in found) {
+    if (process.env.CI === 'true') throw new Error(`the real-HTCondor integration tests must run under CI, but ${found.reason}`)
+    console.warn(`\n[htcondor] WARNING: the real-HTCondor tests did NOT run: ${found.reason}.\n`)
+    project.provide('HTCONDOR_AP', '')
+    project.provide('HTCONDOR_UNAVAILABLE_REASON', found.reason)
+    return undefined
+  }
+  const t0 = Date.now()
+  const release = await unpackRelease(found.tarball)
+  const ap = await startAccessPoint({release})
+  console.log(`[htcondor] HTCondor ${release.version} (${found.tarball}): Access Point up in ${Date.now() - t0} ms (${ap.dir}, port ${ap.port})`)
+  project.provide('HTCONDOR_AP', JSON.stringify(ap))
+  project.provide('HTCONDOR_UNAVAILABLE_REASON', '')
+  return ap
+}
+
+export default async function setup(project: TestProject): Promise<(() => Promise<void>) | undefined> {
   const reason = siteUnavailableReason()
   if (reason !== undefined) {
     if (process.env.CI === 'true') throw new Error(`integration tests need the loopback site, but ${reason}`)
@@ -62,6 +87,8 @@ export default function setup(project: TestProject): (() => void) | undefined {
     project.provide('SITE_AVAILABLE', false)
     project.provide('SITE_UNAVAILABLE_REASON', reason)
     project.provide('SITE_RUN_PID', process.pid)
+    project.provide('HTCONDOR_AP', '')
+    project.provide('HTCONDOR_UNAVAILABLE_REASON', reason)
     return undefined
   }
   const t0 = Date.now()
@@ -71,7 +98,15 @@ export default function setup(project: TestProject): (() => void) | undefined {
   project.provide('SITE_AVAILABLE', true)
   project.provide('SITE_UNAVAILABLE_REASON', '')
   project.provide('SITE_RUN_PID', process.pid)
-  return () => {
+  let ap: AccessPoint | undefined
+  try {
+    ap = await startRealTier(project)
+  } catch (error) {
+    siteUsers('remove', String(process.pid))
+    throw error
+  }
+  return async () => {
+    if (ap) await stopAccessPoint(ap)
     siteUsers('remove', String(process.pid))
     if (process.env.SITE_KEEP === '1') return
     const others = siteUsers('live')

@@ -3,9 +3,11 @@ import {chmodSync, chownSync, existsSync, mkdirSync, readFileSync, rmSync, statS
 import {dirname, join} from 'node:path'
 import {execFileSync, spawn} from 'node:child_process'
 import {describe, inject} from 'vitest'
+import type {AccessPoint} from './htcondor.js'
 import {readSiteInfo, SITE_DIR, siteUsers, type SiteInfo} from './site-info.js'
 
 export {SITE_DIR, type SiteInfo}
+export {processGone, until} from './poll.js'
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -15,6 +17,10 @@ declare module 'vitest' {
     SITE_UNAVAILABLE_REASON: string
     /** pid of the vitest process that brought the site up (registered in $SITE_DIR/users/) */
     SITE_RUN_PID: number
+    /** the real-HTCondor Access Point of this run (JSON of AccessPoint), '' when the tier does not run */
+    HTCONDOR_AP: string
+    /** why the real-HTCondor tier does not run */
+    HTCONDOR_UNAVAILABLE_REASON: string
   }
 }
 
@@ -33,6 +39,24 @@ export function siteAvailable(): boolean {
  */
 export function describeOnSite(name: string, fn: () => void): void {
   describe.skipIf(!siteAvailable())(name, fn)
+}
+
+/** This run's real-HTCondor Access Point (test/site/htcondor.ts), when the real tier runs. */
+export function realAccessPoint(): AccessPoint | undefined {
+  try {
+    const json = inject('HTCONDOR_AP')
+    return json ? (JSON.parse(json) as AccessPoint) : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * `describe` when the site is up and real HTCondor runs (HPC_ANNEX_TEST_HTCONDOR);
+ * skipped otherwise, with the global setup's warning saying why and how to run it.
+ */
+export function describeOnRealHTCondor(name: string, fn: () => void): void {
+  describe.skipIf(!siteAvailable() || realAccessPoint() === undefined)(`${name} (real HTCondor)`, fn)
 }
 
 /** The running site's description ($SITE_DIR/site.json, written by up.sh). */
@@ -184,10 +208,17 @@ export interface RunResult {
   stderr: string
 }
 
+/** Who a program runs as, and where (a test Access Point's user, say). */
+export interface RunAs {
+  uid?: number
+  gid?: number
+  cwd?: string
+}
+
 /** Runs a program to its end, collecting its output; `input`, if given, is its stdin (else stdin is closed). */
-export function runCommand(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env, input?: string): Promise<RunResult> {
+export function runCommand(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env, input?: string, as: RunAs = {}): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, {env, stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe']})
+    const child = spawn(cmd, args, {env, ...as, stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe']})
     let stdout = ''
     let stderr = ''
     child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()))
@@ -244,23 +275,3 @@ export function otherSiteRuns(): number[] {
   return siteUsers('live').filter(pid => pid !== mine && pid !== process.pid)
 }
 
-/** Polls `get` every 250 ms until it returns a value other than undefined or false; fails after `ms`. */
-export async function until<T>(what: string, get: () => Promise<T | undefined> | T | undefined, ms = 60_000): Promise<T> {
-  const end = Date.now() + ms
-  for (;;) {
-    const value = await get()
-    if (value !== undefined && value !== false) return value
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 250))
-  }
-}
-
-/** A process that has ended: no longer in /proc, or a zombie its parent has not reaped yet. */
-export function processGone(pid: number | string): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z')
-  } catch {
-    return true
-  }
-}
