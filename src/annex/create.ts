@@ -1,4 +1,5 @@
 import {rm, stat} from 'node:fs/promises'
+import {basename} from 'node:path'
 import {Transform, type Readable} from 'node:stream'
 import {StringDecoder} from 'node:string_decoder'
 
@@ -71,6 +72,8 @@ export interface CreateResult {
   bytesSent: number
   /** Commands run on the login node after the login (a create needs one). */
   remoteCommands: number
+  /** What the back-end warned about (e.g. an annex collector the login node cannot reach); the request went ahead. */
+  warnings: string[]
   /** --bundle: the file written. */
   bundleFile?: string
 }
@@ -103,6 +106,7 @@ interface Work {
   control: Partial<Record<ControlAttribute, string>>
   bytesSent: number
   remoteCommands: number
+  warnings: string[]
   removeToken?: () => void
 }
 
@@ -129,7 +133,7 @@ export async function createAnnex(request: CreateRequest): Promise<CreateResult>
   // condor_config_val first: while it runs, the SSH code loads.
   const configuring = readAnnexConfig(plan.system.key)
   configuring.catch(() => undefined)
-  const work: Work = {sifs: [], images: [], cached: new Map(), control: {}, bytesSent: 0, remoteCommands: 0}
+  const work: Work = {sifs: [], images: [], cached: new Map(), control: {}, bytesSent: 0, remoteCommands: 0, warnings: []}
   if (request.bundleFile === undefined) {
     work.transport = request.transport()
     // The machine file's login target, unless the configuration overrides it.
@@ -362,6 +366,7 @@ function result(request: CreateRequest, work: Work, extra: Partial<CreateResult>
     images: work.images.map((i) => ({name: i.name, sha256: i.sha256, bytes: i.bytes, sent: !work.cached.has(i.sha256)})),
     bytesSent: work.bytesSent,
     remoteCommands: work.remoteCommands,
+    warnings: work.warnings,
     ...extra,
   }
 }
@@ -442,7 +447,7 @@ function apContext(request: CreateRequest, work: Work): ApContext {
     collector: work.collector!,
     scheddName: work.scheddName!,
     images: work.images.map((i) => ({name: i.name, sha256: i.sha256})),
-    ...(work.tarball ? {stagedTarballSha256: work.tarball.sha256} : {}),
+    ...(work.tarball ? {stagedTarballSha256: work.tarball.sha256, stagedTarballName: basename(work.tarball.path)} : {}),
     ...(request.allowUnpinnedDownload ? {allowUnpinnedDownload: true} : {}),
   }
 }
@@ -534,6 +539,7 @@ async function stageAndSubmit(request: CreateRequest, work: Work, cleanup: Clean
         const object = parseCachedObject(event.value)
         if (object) offered.set(...object)
       } else if (event.kind === 'control' && event.attribute === 'CACHE_END') cacheAnswered()
+      else if (event.kind === 'control' && event.attribute === 'WARNING') work.warnings.push(event.value)
       else if (event.kind === 'control' && ['PID', 'PILOT_DIR', 'JOB_ID'].includes(event.attribute)) {
         const attribute = event.attribute as ControlAttribute
         work.control[attribute] = event.value

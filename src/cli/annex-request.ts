@@ -1,5 +1,6 @@
 import {open} from 'node:fs/promises'
 import {userInfo} from 'node:os'
+import {basename} from 'node:path'
 
 import type {CreateResult, CreateVerb} from '../annex/create.js'
 import {describePlan, loadCatalog, validateRequest, type Plan} from '../catalog/index.js'
@@ -92,7 +93,7 @@ export async function runRequest(
     if (flags.emit !== undefined) {
       const {dryRunContext, emitFiles, renderFiles} = await import('../staging/index.js')
       const context = dryRunContext(plan, {
-        ...(tarball ? {stagedTarballSha256: await tarball.sha256} : {}),
+        ...(tarball ? {stagedTarballSha256: await tarball.sha256, stagedTarballName: basename(tarball.path)} : {}),
         ...(flags['allow-unpinned-download'] ? {allowUnpinnedDownload: true} : {}),
       })
       const written = await emitFiles(flags.emit, renderFiles(plan, context, {setup: true}))
@@ -143,6 +144,7 @@ export function describeResult(result: CreateResult): string {
     const images = result.images.length === 0 ? '' : ` ${plural(result.images.length, 'container image')} staged (${result.images.length - sent} from the login node's cache).`
     lines.push(`${result.verb === 'add' ? 'Added to' : 'Created'} annex '${result.annexName}': requested ${what} as batch job ${result.batchJobId} on ${result.loginHost}.${images}`)
     lines.push('It may take a while for the batch system to start the job; the annex lives for its lifetime from then.')
+    for (const warning of result.warnings) lines.push(`warning: ${warning}`)
   }
   lines.push(`Follow it with: hpc-annex status ${result.annexName}`)
   return lines.join('\n')

@@ -15,6 +15,8 @@ export interface ApContext {
   scheddName: string
   /** sha256 (hex) of a tarball the front-end stages in the bundle (--condor-tarball); used whatever the login node's OS. */
   stagedTarballSha256?: string
+  /** That tarball's file name on the Access Point, for the back-end's progress lines. */
+  stagedTarballName?: string
   /**
    * Lets the back-end download a tarball whose sha256 the machine file does
    * not pin, trusting HTTPS on first use and recording the digest it got.
@@ -90,7 +92,7 @@ interface TarballView {
 /** The object every template renders against: the Plan, the AP's values, and what follows from them. */
 export interface RenderView {
   plan: Plan
-  ap: ApContext & {stagedTarballSha256: string; allowUnpinnedDownload: boolean; images: {name: string; sha256: string}[]}
+  ap: ApContext & {stagedTarballSha256: string; stagedTarballName: string; allowUnpinnedDownload: boolean; images: {name: string; sha256: string}[]}
   exit: typeof BACKEND_EXIT
   cleanupTime: number
   jobName: string
@@ -132,7 +134,7 @@ export function renderView(plan: Plan, ap: ApContext): RenderView {
   const memMb = plan.memMb ?? (htcondorBatch ? 2048 : undefined)
   return {
     plan,
-    ap: {...ap, stagedTarballSha256: ap.stagedTarballSha256 ?? '', allowUnpinnedDownload: ap.allowUnpinnedDownload ?? false, images: ap.images ?? []},
+    ap: {...ap, stagedTarballSha256: ap.stagedTarballSha256 ?? '', stagedTarballName: ap.stagedTarballName ?? '', allowUnpinnedDownload: ap.allowUnpinnedDownload ?? false, images: ap.images ?? []},
     exit: BACKEND_EXIT,
     cleanupTime: CLEANUP_TIME,
     jobName: batchJobName(plan.annexName, ap.requestId),
