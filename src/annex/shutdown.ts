@@ -1,5 +1,5 @@
 import {checkAnnexName} from '../catalog/request.js'
-import {adString, annexCollector, annexOff, queryCollector, readAnnexConfig, removeJobs, requireAnnexEnabled, tokenDomain, withToken} from '../condor/index.js'
+import {adString, annexCollector, annexOff, queryCollector, readAnnexConfig, removeJobs, requireAnnexEnabled, tokenDomain, withToken, type Ad} from '../condor/index.js'
 import {oneLine, systemError} from '../errors.js'
 import {batchJobName} from '../render/context.js'
 import {classadString, shellQuote} from '../render/quote.js'
@@ -46,6 +46,34 @@ export interface ShutdownOptions {
   pool?: string
   /** Also log in and cancel the batch jobs of requests that have not joined. */
   cancelPending?: LoginOptions & {sshConfigFile?: string}
+  /** Seconds to wait for the master ads of pilots whose slots have joined (default MASTER_AD_WAIT). */
+  masterWait?: number
+}
+
+/**
+ * A pilot's startd advertises within a second of starting, its master some
+ * seconds later: a shutdown right after the pilots joined would find no master
+ * to tell, and leave them running. Wait this long for them.
+ */
+export const MASTER_AD_WAIT = 30
+
+/** The annex's master ads, once every machine whose slot has joined has its master there too (or `wait` seconds passed). */
+async function annexMasters(annexName: string, collector: string, wait: number): Promise<Ad[]> {
+  const constraint = `AnnexName =?= ${classadString(annexName)}`
+  const attributes = ['Name', 'Machine', 'AnnexName', 'hpc_annex_request_id']
+  const pilot = (ad: Ad) => `${adString(ad, 'hpc_annex_request_id') ?? ''} ${adString(ad, 'Machine') ?? ''}`
+  const deadline = Date.now() + wait * 1000
+  for (;;) {
+    const [masters, slots] = await Promise.all([
+      queryCollector({pool: collector, kind: 'master', constraint, attributes}),
+      queryCollector({pool: collector, kind: 'slot', constraint, attributes}),
+    ])
+    const mine = masters.filter((ad) => adString(ad, 'AnnexName') === annexName)
+    const told = new Set(mine.map(pilot))
+    const waiting = slots.filter((ad) => adString(ad, 'AnnexName') === annexName && !told.has(pilot(ad)))
+    if (waiting.length === 0 || Date.now() >= deadline) return mine
+    await new Promise((resolve) => setTimeout(resolve, 1000))
+  }
 }
 
 /**
@@ -64,13 +92,7 @@ export async function shutdownAnnex(options: ShutdownOptions): Promise<ShutdownR
     lifetime: config.tokenLifetime, directory: config.tokenDirectory, timeout: config.timeouts.tokenFetch,
   }
   const off = await withToken(token, async () => {
-    const masters = await queryCollector({
-      pool: collector,
-      kind: 'master',
-      constraint: `AnnexName =?= ${classadString(annexName)}`,
-      attributes: ['Name', 'AnnexName', 'MyAddress', 'hpc_annex_request_id'],
-    })
-    const mine = masters.filter((ad) => adString(ad, 'AnnexName') === annexName)
+    const mine = await annexMasters(annexName, collector, options.masterWait ?? MASTER_AD_WAIT)
     const joined = new Set(mine.map((ad) => adString(ad, 'hpc_annex_request_id')).filter((id) => id !== undefined))
     if (mine.length === 0) return {found: 0, told: [], joined}
     const told = await annexOff({annexName, pool: collector, passwordFile: config.passwordFile})

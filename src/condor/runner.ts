@@ -1,6 +1,6 @@
 import {execa} from '../vendor/execa.js'
 
-import {oneLine, systemError} from '../errors.js'
+import {oneLine, systemError, type AnnexError} from '../errors.js'
 
 /** The HTCondor tools hpc-annex runs on the Access Point. */
 export type CondorTool =
@@ -72,9 +72,12 @@ export async function runTool(tool: CondorTool, args: string[], options: RunOpti
     const signal = result.signal ? ` (killed by ${result.signal})` : ''
     throw systemError(`${tool} could not be run${signal}: ${oneLine(result.message ?? 'no reason given')}`)
   }
-  if (exitCode !== 0 && !(options.okExitCodes ?? []).includes(exitCode)) {
-    const detail = stderrSummary(stderr)
-    throw systemError(`${tool} failed (exit status ${exitCode})${detail ? `: ${detail}` : '.'}`)
-  }
+  if (exitCode !== 0 && !(options.okExitCodes ?? []).includes(exitCode)) throw toolFailure(tool, {stdout, stderr, exitCode})
   return {stdout, stderr, exitCode}
+}
+
+/** The error of a tool that exited with a failure status: its status and the end of its stderr. */
+export function toolFailure(tool: CondorTool, result: RunResult): AnnexError {
+  const detail = stderrSummary(result.stderr)
+  return systemError(`${tool} failed (exit status ${result.exitCode})${detail ? `: ${detail}` : '.'}`)
 }

@@ -16,7 +16,7 @@ import {tmpdir} from 'node:os'
 import {dirname, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import type {TestProject} from 'vitest/node'
-import {htcondorTarball, startAccessPoint, stopAccessPoint, unpackRelease, type AccessPoint} from './htcondor.js'
+import {AP_USER, ensureApUser, htcondorTarball, startAccessPoint, stopAccessPoint, unpackRelease, type AccessPoint} from './htcondor.js'
 import {SITE_DIR, siteUsers} from './site-info.js'
 
 const HERE = dirname(fileURLToPath(import.meta.url))
@@ -71,6 +71,12 @@ async function startRealTier(project: TestProject): Promise<AccessPoint | undefi
     return undefined
   }
   const t0 = Date.now()
+  // hpc-annex runs as the Access Point's unprivileged user: it must be able to read this checkout.
+  const {uid, gid} = ensureApUser()
+  const cli = join(HERE, '..', '..', 'bin', 'run.js')
+  if (spawnSync('test', ['-r', cli], {uid, gid}).status !== 0) {
+    throw new Error(`the real-HTCondor tests run hpc-annex as the user ${AP_USER}, who cannot read ${cli}: put the checkout where other users can read it`)
+  }
   const release = await unpackRelease(found.tarball)
   const ap = await startAccessPoint({release})
   console.log(`[htcondor] HTCondor ${release.version} (${found.tarball}): Access Point up in ${Date.now() - t0} ms (${ap.dir}, port ${ap.port})`)

@@ -1,12 +1,14 @@
 #!/bin/bash
 # Installs, from Debian's packages, what the integration tests' loopback site
-# needs (sshd, SLURM + munge, the TOTP PAM module, oathtool, shellcheck).
+# needs (sshd, SLURM + munge, the TOTP PAM module, oathtool, shellcheck), and
+# the libraries the real HTCondor release of the tests runs with (its README).
 # Does nothing when all are present. Starts no service: openssh-server's and
 # munge's post-install scripts are kept from starting the machine's own daemons.
 set -euo pipefail
 
 PACKAGES=(openssh-server openssh-client slurm-wlm munge libpam-google-authenticator
-          oathtool shellcheck iproute2 iptables)
+          oathtool shellcheck iproute2 iptables
+          libstdc++6 libgcc-s1 libc6 libssl3 libsqlite3-0 libpcre2-8-0 libuuid1 libgomp1 libcurl4)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -4,6 +4,7 @@ import {join} from 'node:path'
 import {afterEach, beforeEach, describe, expect, it} from 'vitest'
 
 import {formatShutdown, shutdownAnnex} from '../../src/annex/shutdown.js'
+import {annexOff} from '../../src/condor/off.js'
 import {submitToAnnex} from '../../src/annex/submit.js'
 import {createFakeCondor, type FakeCondor} from '../fixtures/fake-condor/index.mjs'
 import {runCli} from './helpers/cli.js'
@@ -46,6 +47,34 @@ describe('shutdown', () => {
     expect(result).toEqual({annexName: 'gamma', found: 0, told: []})
     expect(formatShutdown(result)).toBe("No resources found in annex 'gamma'.")
     expect(fake.calls().filter((c) => c.tool === 'condor_off')).toEqual([])
+  })
+
+  it("waits for the master ad of a pilot whose slot has joined (a master advertises seconds after its startd)", async () => {
+    const ids = {AnnexName: 'delta', Machine: 'node7', hpc_annex_request_id: 'ap#9.0#1'}
+    fake.advertise({MyType: 'Machine', Name: 'slot1@pilot.node7', PartitionableSlot: true, TotalSlotCpus: 2, ...ids})
+    const late = setTimeout(() => fake.advertise({MyType: 'DaemonMaster', Name: 'pilot.node7', ...ids}), 1500)
+    try {
+      const result = await shutdownAnnex({name: 'delta'})
+      expect(result).toEqual({annexName: 'delta', found: 1, told: ['pilot.node7']})
+    } finally {
+      clearTimeout(late)
+    }
+  })
+
+  it('waits no longer than it is told to for a master that never advertises', async () => {
+    fake.advertise({MyType: 'Machine', Name: 'slot1@pilot.node8', AnnexName: 'epsilon', Machine: 'node8'})
+    const t0 = Date.now()
+    const result = await shutdownAnnex({name: 'epsilon', masterWait: 1})
+    expect(result).toEqual({annexName: 'epsilon', found: 0, told: []})
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(1000)
+    expect(fake.calls().filter((c) => c.tool === 'condor_off')).toEqual([])
+  })
+
+  it('a condor_off that finds the masters gone (they left since the query) told nobody; it is no failure', async () => {
+    const told = await annexOff({annexName: 'gamma', pool: POOL, passwordFile: fake.state().config.ANNEX_PASSWORD_FILE!})
+    expect(told).toEqual([])
+    const off = fake.calls().find((c) => c.tool === 'condor_off')!
+    expect(off.argv).toEqual(['-fast', '-annex-name', 'gamma', '-pool', POOL])
   })
 
   it('a failing condor_off is a system error with its stderr', async () => {
