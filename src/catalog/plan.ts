@@ -97,8 +97,10 @@ export interface Plan {
   htcondor: {version: string; tarballs: PlanTarball[]}
   /** Machine-specific HTCondor configuration appended to the pilot's (trusted: from the machine file). */
   configFragment: string
-  /** Machine-specific bash run by the back-end before the batch job is written (trusted: from the machine file). */
+  /** Machine-specific bash the back-end runs first, before the scratch expression is evaluated (trusted: from the machine file). */
   shellFragment: string
+  /** Machine-specific bash the back-end runs in the filled pilot directory, PILOT_DIR set (trusted: from the machine file). */
+  pilotDirFragment: string
   /** What will travel to the login node. */
   staging: string[]
 }

@@ -85,12 +85,22 @@ export const machineSchema = z
     memory_chunk_mb: positive.default(2048),
     fan_out: z.enum(['srun', 'ssh']).default('srun'),
     config_fragment: z.string().default(''),
+    /** Bash the back-end runs first, in its own shell (so what it sets holds for `scratch`), before the pilot directory exists. */
     shell_fragment: z.string().default(''),
+    /** Bash the back-end runs once the pilot directory is filled, with $PILOT_DIR set. */
+    pilot_dir_fragment: z.string().default(''),
     htcondor,
     queues: z.record(name, queue).refine((queues) => Object.keys(queues).length > 0, 'at least one queue is needed'),
   })
   .strict()
   .superRefine((machine, ctx) => {
+    if (/\bPILOT_DIR\b/.test(machine.shell_fragment)) {
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        path: ['shell_fragment'],
+        message: 'runs before the pilot directory exists; move what uses $PILOT_DIR to pilot_dir_fragment',
+      })
+    }
     if (!(machine.default_queue in machine.queues)) {
       ctx.addIssue({code: z.ZodIssueCode.custom, path: ['default_queue'], message: `names no queue of this file (queues: ${Object.keys(machine.queues).join(', ')})`})
     }

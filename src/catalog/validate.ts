@@ -228,6 +228,7 @@ export function validateRequest(catalog: Catalog, input: RequestInput, options: 
     htcondor: tarballs(machine),
     configFragment: machine.config_fragment,
     shellFragment: machine.shell_fragment,
+    pilotDirFragment: machine.pilot_dir_fragment,
     staging,
   }
   const optional: Partial<Plan> = {

@@ -1,4 +1,5 @@
 import type {Plan, PlanTarball} from '../catalog/plan.js'
+import {collectorEndpoint, endpointText} from '../condor/address.js'
 import {classadString} from './quote.js'
 
 /**
@@ -112,6 +113,8 @@ export interface RenderView {
   queueFlag: string | false
   queueName: string
   sshFanOut: boolean
+  /** Where the back-end checks, from the login node, that the annex collector answers; false when the address cannot be read. */
+  collectorCheck: {host: string; port: number; text: string} | false
   /** condor_q constraint finding this request's pilot job (HTCondor-batch systems). */
   requestConstraint: string
   pilotImage: string
@@ -132,6 +135,7 @@ export function renderView(plan: Plan, ap: ApContext): RenderView {
   // HTCondor-batch pools get a request size even when one was left out.
   const cpus = plan.cpus ?? (htcondorBatch ? 1 : undefined)
   const memMb = plan.memMb ?? (htcondorBatch ? 2048 : undefined)
+  const collector = collectorEndpoint(ap.collector)
   return {
     plan,
     ap: {...ap, stagedTarballSha256: ap.stagedTarballSha256 ?? '', stagedTarballName: ap.stagedTarballName ?? '', allowUnpinnedDownload: ap.allowUnpinnedDownload ?? false, images: ap.images ?? []},
@@ -150,6 +154,7 @@ export function renderView(plan: Plan, ap: ApContext): RenderView {
     queueFlag: plan.queueArgument[0] ?? false,
     queueName: plan.queueArgument[1] ?? plan.queue.name,
     sshFanOut: plan.fanOut === 'ssh',
+    collectorCheck: collector ? {...collector, text: endpointText(collector)} : false,
     requestConstraint: `hpc_annex_request_id == ${classadString(ap.requestId)}`,
     pilotImage: PATH_PILOT_IMAGE,
   }

@@ -77,6 +77,15 @@ describe('parseMachineFile', () => {
     expect(problem.line).toBe(text.split('\n').indexOf('when_gpu_type = "v100-64"') + 1)
   })
 
+  it('refuses a shell_fragment that needs the pilot directory: it runs before there is one', () => {
+    const text = `${site.replace('[htcondor]', "shell_fragment = 'touch \"$PILOT_DIR/x\"'\n\n[htcondor]")}`
+    const [problem] = parseMachineFile('/x/mini.toml', text).problems
+    expect(problem).toMatchObject({key: 'shell_fragment', line: text.split('\n').findIndex((l) => l.startsWith('shell_fragment')) + 1})
+    expect(problem!.message).toMatch(/pilot_dir_fragment/)
+    const moved = parseMachineFile('/x/mini.toml', text.replace('shell_fragment', 'pilot_dir_fragment'))
+    expect(moved.problems).toEqual([])
+  })
+
   it('refuses a file name that is not a system key', () => {
     expect(parseMachineFile('/x/My Site.toml', site).problems[0]!.message).toMatch(/file name/)
   })

@@ -48,6 +48,7 @@ function plan(overrides: Partial<Plan> = {}): Plan {
     htcondor: {version: '25.0.0', tarballs: []},
     configFragment: '',
     shellFragment: '',
+    pilotDirFragment: '',
     staging: [],
     ...overrides,
   }

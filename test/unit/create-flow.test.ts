@@ -1,10 +1,12 @@
-import {existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync} from 'node:fs'
+import {createServer, type AddressInfo} from 'node:net'
 import {userInfo} from 'node:os'
 import {join} from 'node:path'
 
 import {afterEach, beforeEach, describe, expect, it} from 'vitest'
 
 import {createAnnex, type CreateRequest} from '../../src/annex/create.js'
+import {describeResult} from '../../src/cli/annex-request.js'
 import {AnnexError} from '../../src/errors.js'
 import {sha256File} from '../../src/staging/index.js'
 import {createFakeCondor, type FakeCondor} from '../fixtures/fake-condor/index.mjs'
@@ -97,6 +99,29 @@ describe('create, end to end against a local "login node"', () => {
     expect(transport.closes).toBe(1)
   })
 
+  it('warns, and goes on, when the login node cannot resolve the annex collector; a collector it reaches gets no warning', async () => {
+    fake.update((state) => { state.config.HPC_ANNEX_REQUIRE_JOB = 'false' })
+    const server = createServer()
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    try {
+      const reachable = `127.0.0.1:${(server.address() as AddressInfo).port}?sock=ap_collector`
+      fake.advertise({MyType: 'Scheduler', Name: 'ap.example.org', MyAddress: '<127.0.0.1:9618>'}, reachable)
+      const quiet = await createAnnex(request({plan: planFor({target: 'wholenode@anvil', name: 'demo', pool: reachable})}))
+      expect(quiet.warnings).toEqual([])
+      expect(describeResult(quiet)).not.toMatch(/warning/i)
+    } finally {
+      server.close()
+    }
+
+    const unresolvable = 'no-such-host.invalid:9618?sock=ap_collector'
+    fake.advertise({MyType: 'Scheduler', Name: 'ap.example.org', MyAddress: '<127.0.0.1:9618>'}, unresolvable)
+    const result = await createAnnex(request({verb: 'add', plan: planFor({target: 'wholenode@anvil', name: 'demo', pool: unresolvable})}))
+    expect(result.batchJobId).toBe('4242')
+    const warning = 'the annex collector no-such-host.invalid:9618 does not resolve on the login node; pilots may not be able to join (see hpc-annex admin check)'
+    expect(result.warnings).toEqual([warning])
+    expect(describeResult(result).split('\n')).toContain(`warning: ${warning}`)
+  })
+
   it('a second request with the same image and tarball sends neither', async () => {
     const sif = image('big.sif', 4 * 1024 * 1024)
     fake.addJob({TargetAnnexName: 'demo', TransferContainer: true, ContainerImage: sif})
@@ -118,12 +143,33 @@ describe('create, end to end against a local "login node"', () => {
     expect((error as AnnexError).exitCode).toBe(2)
     const text = (error as AnnexError).message
     expect(text).toMatch(/^Staging and submitting the SLURM job on .* failed: the batch system refused the job: sbatch: error: invalid account \(undone: [^)]*\)$/)
-    for (const undone of ['cancelled the batch job', 'removed the state job', 'deleted the local token', 'closed the connection']) expect(text).toContain(undone)
+    for (const undone of ['removed the state job', 'deleted the local token', 'closed the connection']) expect(text).toContain(undone)
+    // No batch job was made, so none is said to be cancelled.
+    expect(text).not.toContain('batch job')
     expect(stateJob()).toBeUndefined()
     expect(fake.state().history.find((j) => j.hpc_annex_name === 'demo')?.RemoveReason).toMatch(/hpc-annex create failed at: Staging/)
     expect(fake.tokenFiles()).toEqual([])
     expect(readdirSync(join(home, '.hpc-annex', 'tmp'))).toEqual([])
     expect(readdirSync(join(work, 'scratch'))).toEqual([])
+  })
+
+  it('points the jobs at their staged images before the batch job is submitted, and puts them back when the request fails', async () => {
+    const sif = image('analysis.sif', 1024)
+    const job = fake.addJob({TargetAnnexName: 'demo', TransferContainer: true, ContainerImage: sif, Iwd: join(work, 'jobs'), TransferInput: `${sif},data.txt`})
+    // What the queue held when sbatch ran: a pilot may match a job as soon as it starts.
+    renameSync(join(stubs, 'sbatch'), join(stubs, 'sbatch.real'))
+    const seen = join(stubs, 'queue-at-sbatch.json')
+    writeFileSync(join(stubs, 'sbatch'), `#!/bin/bash\ncp '${join(fake.dir, 'state.json')}' '${seen}'\nexec '${join(stubs, 'sbatch.real')}' "$@"\n`, {mode: 0o755})
+    writeFileSync(join(stubs, 'sbatch.fail'), '')
+
+    const error = await createAnnex(request()).catch((e: unknown) => e)
+    expect((error as AnnexError).message).toMatch(/^Staging and submitting .* failed: .*\(undone: .*restored the jobs' container images/)
+    const atSbatch = (JSON.parse(readFileSync(seen, 'utf8')) as {jobs: Record<string, unknown>[]}).jobs.find((j) => j.ClusterId === job.ClusterId)!
+    expect(atSbatch).toMatchObject({ContainerImage: 'analysis.sif', TransferInput: 'data.txt', hpc_annex_image_source: sif})
+    const after = fake.state().jobs.find((j) => j.ClusterId === job.ClusterId)!
+    expect(after.ContainerImage).toBe(sif)
+    expect(after.TransferInput).toBe(`${sif},data.txt`)
+    expect(after.hpc_annex_image_source ?? null).toBeNull()
   })
 
   it('Ctrl-C while the back-end runs: the remote side stops, the state job goes, exit 130', async () => {

@@ -5,10 +5,13 @@ import {buffer} from 'node:stream/consumers'
 import {pipeline} from 'node:stream/promises'
 import {setTimeout as sleep} from 'node:timers/promises'
 import {createWriteStream} from 'node:fs'
+import {createServer, type AddressInfo} from 'node:net'
 
 import {afterEach, beforeEach, describe, expect, it} from 'vitest'
 
+import {loadCatalog} from '../../src/catalog/index.js'
 import type {Plan} from '../../src/catalog/plan.js'
+import {projectPath} from '../../src/paths.js'
 import {BACKEND_EXIT, batchJobName, renderView, type ApContext} from '../../src/render/context.js'
 import {render} from '../../src/render/index.js'
 import {bootstrapCommand, bundleStream, renderFiles, type BundleInputs, type RenderedFile} from '../../src/staging/index.js'
@@ -108,7 +111,7 @@ describe('the SLURM back-end, executed with hostile values', {timeout: 60_000}, 
     expect(control.JOB_ID).toBe('4242')
     const pilotDir = control.PILOT_DIR!
     expect(pilotDir.startsWith(`${scratch}/pilot.`)).toBe(true)
-    expect(result.stdout).toContain('\rStep 8 of 8: submitting the batch job\n')
+    expect(result.stdout).toContain('\rStep 10 of 10: submitting the batch job\n')
 
     // Looked for an earlier submission under the job's name, then submitted once, from the pilot directory.
     expect(calls('squeue')).toHaveLength(1)
@@ -340,6 +343,19 @@ describe('the SLURM back-end', {timeout: 60_000}, () => {
     expect(readdirSync(cache).sort()).toEqual(['.download.NEWNEWNE', digest, `${digest}.release`, 'notes.OLD'].sort())
   })
 
+  it('names the HTCondor it uses: the staged tarball by file name and sha256, the machine file\'s version only when it downloads', async () => {
+    const staged = runBash(await backend({...benignAp, stagedTarballSha256: digest, stagedTarballName: 'condor-mine.tar.gz'}, {condorTarball: {path: tarball, sha256: digest}}, 'staged'), [], env(), work)
+    expect(staged.status).toBe(0)
+    const htcondorStep = (stdout: string) => /\rStep 4 of 10: ([^\n]*)\n/.exec(stdout)?.[1]
+    expect(htcondorStep(staged.stdout)).toBe(`using the staged HTCondor tarball condor-mine.tar.gz (sha256 ${digest.slice(0, 12)})`)
+    expect(staged.stdout).not.toContain(plan().htcondor.version)
+
+    const node = downloadingNode('ID=almalinux\nVERSION_ID="9.4"\n')
+    const downloaded = runBash(await backend(benignAp, {}, 'downloaded', pinned(digest)), [], node, work)
+    expect(downloaded.status).toBe(0)
+    expect(htcondorStep(downloaded.stdout)).toBe(`finding HTCondor ${plan().htcondor.version}`)
+  })
+
   it('names the OS when the machine file has no build for it', async () => {
     const osRelease = join(work, 'os-release')
     writeFileSync(osRelease, 'ID=debian\nVERSION_ID="12"\n')
@@ -367,6 +383,7 @@ describe('the HTCondor-batch back-end (PATh Facility)', {timeout: 60_000}, () =>
     expect(result.status).toBe(0)
     const control = controlLines(result.stdout)
     expect(control.JOB_ID).toBe('77')
+    expect(result.stdout).toContain(`\rStep 4 of 8: using the staged HTCondor tarball (sha256 ${digest.slice(0, 12)})\n`)
     const pilotDir = control.PILOT_DIR!
     expect(pilotDir.startsWith(join(home, '.hpc-annex', 'scratch', 'pilot.'))).toBe(true)
     expect(calls('condor_q')[0]).toEqual([expect.any(String), '-constraint', `hpc_annex_request_id == "${benignAp.requestId}"`, '-af', 'ClusterId', 'Iwd'])
@@ -400,6 +417,124 @@ describe('the HTCondor-batch back-end (PATh Facility)', {timeout: 60_000}, () =>
     expect(again.stdout).toContain(`Dropping a damaged cached object (${digest}).`)
     expect(sha256(join(controlLines(again.stdout).PILOT_DIR!, 'condor.tar.gz'))).toBe(digest)
     expect(sha256(cached)).toBe(digest)
+  })
+})
+
+describe('the machine file\'s fragments', {timeout: 60_000}, () => {
+  const inputs = () => ({token: Buffer.from('t'), password: Buffer.from('p'), condorTarball: {path: tarball, sha256: digest}})
+  const withoutScratch = (extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv => {
+    const {SCRATCH: _unset, ...rest} = env(extra)
+    return rest
+  }
+
+  it('Delta: `module reset` runs before the pilot directory is made, so the pilot, the release and the images go to the $SCRATCH it defines', async () => {
+    const plan = planFor({target: 'cpu@delta', project: 'bbka-delta-cpu', cpus: '4'})
+    const sif = join(work, 'image.sif')
+    writeFileSync(sif, 'image')
+    const ap = {...benignAp, stagedTarballSha256: digest, images: [{name: 'image.sif', sha256: sha256(sif)}]}
+    const bundle = await unpack(renderFiles(plan, ap), {...inputs(), sifs: [{sha256: sha256(sif), path: sif}]})
+    // Lmod's `module` is a bash function exported in the environment; on Delta, `module reset`
+    // with SLURM_JOB_ACCOUNT set is what defines $SCRATCH.
+    const projects = join(work, 'work-hdd')
+    const module = `() { if [ "$1" = reset ] && [ -n "$SLURM_JOB_ACCOUNT" ]; then export SCRATCH=${projects}/$SLURM_JOB_ACCOUNT; fi; }`
+    const result = runBash(join(bundle, 'backend.sh'), [], withoutScratch({'BASH_FUNC_module%%': module}), work)
+    expect(result.stderr).toBe('')
+    expect(result.status).toBe(0)
+    const pilotDir = controlLines(result.stdout).PILOT_DIR!
+    expect(pilotDir.startsWith(`${projects}/bbka-delta-cpu/pilot.`)).toBe(true)
+    expect(existsSync(join(pilotDir, 'condor', 'sbin', 'condor_master'))).toBe(true)
+    expect(readFileSync(join(pilotDir, 'sif', 'image.sif'), 'utf8')).toBe('image')
+    expect(existsSync(join(home, 'hpc-annex'))).toBe(false)
+    // And the pilots wait longer for file-transfer plugins, which start slowly there.
+    expect(readFileSync(join(pilotDir, 'pilot.conf'), 'utf8')).toMatch(/^FILETRANSFER_PLUGIN_CLASSAD_TIMEOUT = 60$/m)
+  })
+
+  it.each([['wholenode@anvil', '10'], ['cpu@path-facility', '8']])('%s: the shell fragment runs first, in the back-end\'s shell; the pilot-directory fragment once the directory is filled', async (target, steps) => {
+    const base = planFor({target, ...(target.startsWith('cpu@') ? {cpus: '1'} : {})})
+    const place = join(work, 'from-fragment')
+    const plan: Plan = {
+      ...base,
+      scratch: '${FRAGMENT_SCRATCH:?the shell fragment has not run}/scratch',
+      shellFragment: `echo "shell fragment: PILOT_DIR=[$PILOT_DIR]"\nFRAGMENT_SCRATCH=${place}\n`,
+      pilotDirFragment: 'echo "pilot-directory fragment: $(ls "$PILOT_DIR" | tr "\\n" " ")"\n',
+    }
+    const bundle = await unpack(renderFiles(plan, {...benignAp, stagedTarballSha256: digest}), inputs())
+    const result = runBash(join(bundle, 'backend.sh'), [], withoutScratch(), work)
+    expect(result.stderr).toBe('')
+    expect(result.status).toBe(0)
+    expect(controlLines(result.stdout).PILOT_DIR!.startsWith(`${place}/scratch/pilot.`)).toBe(true)
+    const lines = result.stdout.split(/[\r\n]/).filter((l) => l !== '')
+    expect(lines.slice(1, 3)).toEqual([`Step 1 of ${steps}: running the machine-specific shell set-up`, 'shell fragment: PILOT_DIR=[]'])
+    const setUp = lines.find((l) => l.startsWith('pilot-directory fragment: '))!
+    expect(setUp).toContain(target.startsWith('cpu@') ? 'condor.tar.gz' : 'condor ')
+    expect(setUp).toContain('pilot.conf')
+  })
+
+  it('every built-in system: the back-end evaluates the scratch expression after the shell fragment, and no shell fragment needs the pilot directory', () => {
+    const catalog = loadCatalog([projectPath('backends')])
+    for (const [key, machine] of catalog.systems) {
+      const queue = machine.queues[machine.default_queue]!
+      const plan = planFor({target: `${machine.default_queue}@${key}`, project: 'abc123', ...(queue.allocation === 'node' ? {} : {cpus: String(queue.cpus_multiple_of ?? 1)})})
+      const backend = renderFiles(plan, benignAp).find((f) => f.path === 'backend.sh')!.content
+      const fragmentRuns = backend.indexOf('\nmachine_shell || fail')
+      const scratch = backend.indexOf(`"${plan.scratch}"`)
+      expect(fragmentRuns, key).toBeGreaterThan(0)
+      expect(scratch, key).toBeGreaterThan(fragmentRuns)
+      expect(backend.indexOf('\nmachine_setup || fail'), key).toBeGreaterThan(backend.indexOf('\nmake_pilot_dir '))
+      expect(plan.shellFragment, key).not.toContain('PILOT_DIR')
+    }
+  })
+})
+
+describe('the back-end\'s check of the annex collector from the login node', {timeout: 60_000}, () => {
+  const warnings = (stdout: string) => stdout.split(/[\r\n]/).filter((l) => l.startsWith('=-.-= WARNING ')).map((l) => l.slice('=-.-= WARNING '.length))
+
+  async function run(collector: string, target = 'wholenode@anvil', name = 'bundle') {
+    const plan = planFor({target, cpus: target.startsWith('cpu@') ? '1' : undefined})
+    const ap = {...benignAp, collector, stagedTarballSha256: digest}
+    const bundle = await unpack(renderFiles(plan, ap), {token: Buffer.from('t'), password: Buffer.from('p'), condorTarball: {path: tarball, sha256: digest}}, name)
+    return runBash(join(bundle, 'backend.sh'), [], env(), work)
+  }
+
+  it('says nothing of a collector that resolves and accepts a connection; warns, and submits all the same, when it does not', async () => {
+    const server = createServer()
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    const {port} = server.address() as AddressInfo
+    const gone = createServer()
+    await new Promise<void>((resolve) => gone.listen(0, '127.0.0.1', resolve))
+    const {port: closed} = gone.address() as AddressInfo
+    await new Promise((resolve) => gone.close(resolve))
+    try {
+      for (const [i, collector] of [`127.0.0.1:${port}?sock=ap_collector`, `<127.0.0.1:${port}?addrs=127.0.0.1-${port}&alias=ap.example.org&sock=ap_collector>`, `localhost:${port}`].entries()) {
+        const ok = await run(collector, 'wholenode@anvil', `ok${i}`)
+        expect(ok.status, ok.stderr).toBe(0)
+        expect(warnings(ok.stdout), collector).toEqual([])
+      }
+
+      const unresolvable = await run('no-such-host.invalid:9618?sock=ap_collector', 'wholenode@anvil', 'unresolvable')
+      expect(unresolvable.status).toBe(0)
+      expect(controlLines(unresolvable.stdout).JOB_ID).toBe('4242')
+      expect(warnings(unresolvable.stdout)).toEqual([
+        'the annex collector no-such-host.invalid:9618 does not resolve on the login node; pilots may not be able to join (see hpc-annex admin check)',
+      ])
+
+      const refused = await run(`<127.0.0.1:${closed}?sock=ap_collector>`, 'cpu@path-facility', 'refused')
+      expect(refused.status).toBe(0)
+      expect(controlLines(refused.stdout).JOB_ID).toBe('77')
+      expect(warnings(refused.stdout)).toEqual([
+        `the annex collector 127.0.0.1:${closed} does not accept connections from the login node; pilots may not be able to join (see hpc-annex admin check)`,
+      ])
+    } finally {
+      server.close()
+    }
+  })
+
+  it('quotes the collector\'s host as data', async () => {
+    const mark = join(work, 'INJECTED')
+    const result = await run(`$(touch ${mark}):9618`, 'wholenode@anvil', 'hostile')
+    expect(result.status).toBe(0)
+    expect(existsSync(mark)).toBe(false)
+    expect(warnings(result.stdout)[0]).toMatch(/^cannot tell the annex collector's host and port from /)
   })
 })
 
