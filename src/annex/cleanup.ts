@@ -1,8 +1,11 @@
 import {oneLine} from '../errors.js'
 
+/** An undo; it returns false when there was nothing to undo, and is then left out of the report. */
+type UndoRun = () => Promise<void | boolean>
+
 interface Undo {
   what: string
-  run: () => Promise<void>
+  run: UndoRun
 }
 
 /** What a clean-up did: each registered undo, in the order it ran, and whether it worked. */
@@ -21,7 +24,7 @@ export class CleanupStack {
   private undos: Undo[] = []
   private running: Promise<CleanupReport> | undefined
 
-  register(what: string, run: () => Promise<void>): () => void {
+  register(what: string, run: UndoRun): () => void {
     const undo = {what, run}
     this.undos.push(undo)
     return () => {
@@ -46,8 +49,7 @@ export class CleanupStack {
       this.undos = []
       for (const undo of undos) {
         try {
-          await undo.run()
-          report.undone.push(undo.what)
+          if ((await undo.run()) !== false) report.undone.push(undo.what)
         } catch (error) {
           report.failed.push({what: undo.what, error: oneLine(error instanceof Error ? error.message : String(error))})
         }

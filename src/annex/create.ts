@@ -24,7 +24,7 @@ import type {Interaction, LoginTarget, Transport} from '../ssh/transport.js'
 import type {BundleInputs, RenderedFile} from '../staging/index.js'
 import {describeCleanup, CleanupStack} from './cleanup.js'
 import {BackendOutputParser, CoalescingWriter} from './control.js'
-import {annexQueue, checkRequireJob, editJobsForStagedImages, ensurePasswordFile, findScheddName, findSifImages, nameRule, type SifImage} from './preflight.js'
+import {annexQueue, checkRequireJob, editJobsForStagedImages, ensurePasswordFile, findScheddName, findSifImages, nameRule, revertImageEdits, type SifImage} from './preflight.js'
 import {StallWatchdog} from './stall.js'
 import type {ControlAttribute, RequestJob} from './state-job.js'
 import {currentUser} from './user.js'
@@ -87,6 +87,9 @@ function later(work: Work) {
   return work.later
 }
 
+/** Runs one titled step of the task list. */
+type RunStep = (title: string, body: (task: ListrTaskWrapper<unknown, never, never>) => Promise<void>) => Promise<void>
+
 /** What the steps share as they go. */
 interface Work {
   later?: Promise<{staging: typeof import('../staging/index.js'); stateJob: typeof import('./state-job.js')}>
@@ -146,7 +149,7 @@ export async function createAnnex(request: CreateRequest): Promise<CreateResult>
   // remaining checks; its questions (2FA, an unknown host key) wait for
   // them, so a request the checks refuse asks nothing and is logged out.
   let login: {connecting: Promise<void>; held: HeldInteraction} | undefined
-  const run = async (title: string, body: (task: ListrTaskWrapper<unknown, never, never>) => Promise<void>) => {
+  const run: RunStep = async (title, body) => {
     step = title
     request.signal.throwIfAborted()
     await new Listr([{title, task: async (_ctx, task) => body(task as never)}], {
@@ -220,16 +223,12 @@ export async function createAnnex(request: CreateRequest): Promise<CreateResult>
     await settle(tokenStep, minting)
     await settle(stateStep, submitting)
 
+    await pointJobsAtImages(work, cleanup, run)
+
     await run(`Staging and submitting the ${plan.system.batch === 'slurm' ? 'SLURM' : 'HTCondor'} job on ${work.target!.host}`, async (task) => {
       await stageAndSubmit(request, work, cleanup, await preparing, (text) => (task.output = text))
       task.title = `Submitted batch job ${work.control.JOB_ID} on ${work.target!.host}`
     })
-
-    if (work.sifs.length > 0) {
-      await run(`Pointing ${work.sifs.length} job(s) at their staged images`, async () => {
-        await editJobsForStagedImages(work.sifs)
-      })
-    }
   } catch (error) {
     login?.held.refuse(error)
     await background
@@ -503,7 +502,7 @@ async function stageAndSubmit(request: CreateRequest, work: Work, cleanup: Clean
   // Registered before the back-end can submit anything.
   cleanup.register('cancelled the batch job', async () => {
     const jobId = work.control.JOB_ID
-    if (jobId === undefined) return
+    if (jobId === undefined) return false
     const result = await work.transport!.exec(cancelCommand(plan, jobId))
     if (result.code !== 0) throw new Error(`${cancelCommand(plan, jobId)} exited with status ${result.code}: ${lastLine(result.stderr)}`)
   })
@@ -583,12 +582,26 @@ async function stageAndSubmit(request: CreateRequest, work: Work, cleanup: Clean
   if (work.control.JOB_ID === undefined) throw systemError('the back-end finished but reported no batch job id')
 }
 
+/**
+ * Points the annex's jobs at their staged images before any pilot can start
+ * (a pilot may match a job at once), with an undo that puts back what it changed.
+ */
+async function pointJobsAtImages(work: Work, cleanup: CleanupStack, run: RunStep): Promise<void> {
+  if (work.sifs.length === 0) return
+  const applied: SifImage[] = []
+  cleanup.register("restored the jobs' container images", async () => {
+    if (applied.length === 0) return false
+    await revertImageEdits(applied)
+  })
+  await run(`Pointing ${work.sifs.length} job(s) at their staged images`, () => editJobsForStagedImages(work.sifs, applied))
+}
+
 /** --bundle: everything a create sends, written to a file the user carries to the login node. */
 async function selfService(
   request: CreateRequest,
   work: Work,
   cleanup: CleanupStack,
-  run: (title: string, body: (task: ListrTaskWrapper<unknown, never, never>) => Promise<void>) => Promise<void>,
+  run: RunStep,
 ): Promise<CreateResult> {
   const {plan} = request
   const file = request.bundleFile!
@@ -603,7 +616,7 @@ async function selfService(
       ...(work.tarball ? {condorTarball: {path: work.tarball.path, sha256: work.tarball.sha256}} : {}),
     }, {prefix: `hpc-annex-${plan.annexName}`})
   })
-  if (work.sifs.length > 0) await run(`Pointing ${work.sifs.length} job(s) at their staged images`, () => editJobsForStagedImages(work.sifs))
+  await pointJobsAtImages(work, cleanup, run)
   // The bundle is the result; the local token copy goes.
   cleanup.dismiss()
   work.removeToken?.()

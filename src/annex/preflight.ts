@@ -95,6 +95,8 @@ export interface SifImage {
   transferInput?: string
   /** The job's Iwd, against which relative TransferInput entries are read. */
   iwd?: string
+  /** The job's own values of the attributes the edits change (null: undefined), to put back when the request fails. */
+  before: Record<string, AdValue>
 }
 
 function truthy(value: unknown): boolean {
@@ -123,7 +125,8 @@ export function findSifImages(jobs: Ad[]): SifImage[] {
       throw userError(`Job ${id} specified container image '${path}', which doesn't exist.`, `fix or remove job ${id} (condor_rm ${id}), then try again`)
     }
     const transferInput = adString(job, 'TransferInput')
-    images.push({jobId: id, containerImage: image, path, basename: basename(path), ...(transferInput === undefined ? {} : {transferInput}), ...(iwd === undefined ? {} : {iwd})})
+    const before = Object.fromEntries(['ContainerImage', IMAGE_SOURCE_ATTRIBUTE, 'TransferInput'].map((name) => [name, adString(job, name) ?? null]))
+    images.push({jobId: id, containerImage: image, path, basename: basename(path), before, ...(transferInput === undefined ? {} : {transferInput}), ...(iwd === undefined ? {} : {iwd})})
   }
   return images
 }
@@ -163,8 +166,12 @@ export function stagedImageEdits(image: SifImage): Record<string, AdValue> {
   return edits
 }
 
-/** Applies stagedImageEdits to every job (after the request job is submitted). */
-export async function editJobsForStagedImages(images: SifImage[]): Promise<void> {
+/**
+ * Applies stagedImageEdits to every job, before the back-end runs: a pilot
+ * may match a job as soon as it starts, and must find it pointing at the
+ * staged copy. Each job edited is added to `applied`, for revertImageEdits.
+ */
+export async function editJobsForStagedImages(images: SifImage[], applied: SifImage[] = []): Promise<void> {
   for (const image of images) {
     let edits: Record<string, AdValue>
     try {
@@ -174,5 +181,14 @@ export async function editJobsForStagedImages(images: SifImage[]): Promise<void>
       if (error instanceof AnnexError) throw error
       throw userError(`Job ${image.jobId}'s container image '${JSON.stringify(image.path).slice(1, -1)}' cannot be written into its job ad: ${(error as Error).message}`)
     }
+    applied.push(image)
+  }
+}
+
+/** Puts back, in each job, what editJobsForStagedImages changed (when the request fails). */
+export async function revertImageEdits(images: SifImage[]): Promise<void> {
+  for (const image of images) {
+    const changed = Object.keys(stagedImageEdits(image))
+    await editJobs(image.jobId, Object.fromEntries(changed.map((name) => [name, image.before[name] ?? null])))
   }
 }

@@ -9,6 +9,7 @@ import {
   checkAnnexNameRule,
   checkRequireJob,
   editJobsForStagedImages,
+  revertImageEdits,
   ensurePasswordFile,
   findScheddName,
   findSifImages,
@@ -166,7 +167,8 @@ describe('checks before any login', () => {
     fake.addJob({TargetAnnexName: 'demo', Iwd: iwd, TransferContainer: false, ContainerImage: 'img/a.sif'})
     fake.addJob({TargetAnnexName: 'demo', Iwd: iwd, TransferContainer: true, ContainerImage: 'docker://alpine'})
     const images = findSifImages(await annexJobs('demo'))
-    expect(images).toEqual([{jobId: `${a.ClusterId}.0`, containerImage: 'img/a.sif', path: join(iwd, 'img', 'a.sif'), basename: 'a.sif', transferInput: 'in.txt,img/a.sif', iwd}])
+    const before = {ContainerImage: 'img/a.sif', TransferInput: 'in.txt,img/a.sif', hpc_annex_image_source: null}
+    expect(images).toEqual([{jobId: `${a.ClusterId}.0`, containerImage: 'img/a.sif', path: join(iwd, 'img', 'a.sif'), basename: 'a.sif', transferInput: 'in.txt,img/a.sif', iwd, before}])
     const missing = fake.addJob({TargetAnnexName: 'demo', Iwd: iwd, TransferContainer: true, ContainerImage: 'gone.sif'})
     expect(() => findSifImages(fake.state().jobs)).toThrow(`Job ${missing.ClusterId}.0 specified container image '${join(iwd, 'gone.sif')}', which doesn't exist.`)
   })
@@ -181,9 +183,39 @@ describe('checks before any login', () => {
     const jobs = fake.state().jobs
     expect(jobs.find((j) => j.ClusterId === one.ClusterId)).toMatchObject({ContainerImage: 'b.sif', TransferInput: null})
     expect(jobs.find((j) => j.ClusterId === two.ClusterId)).toMatchObject({ContainerImage: 'b.sif', TransferInput: 'x.dat,y.dat'})
-    expect(stagedImageEdits({jobId: '1.0', containerImage: 'c.sif', path: '/c.sif', basename: 'c.sif'})).toEqual({ContainerImage: 'c.sif', hpc_annex_image_source: '/c.sif'})
+    expect(stagedImageEdits({jobId: '1.0', containerImage: 'c.sif', path: '/c.sif', basename: 'c.sif', before: {}})).toEqual({ContainerImage: 'c.sif', hpc_annex_image_source: '/c.sif'})
     // A later add finds the images again, by the source recorded on the jobs.
     expect(findSifImages(await annexJobs('demo')).map((i) => i.path)).toEqual([join(iwd, 'b.sif'), join(iwd, 'b.sif')])
+  })
+
+  it('a failed request puts back what the image edits changed, and only on the jobs already edited', async () => {
+    const iwd = join(fake.dir, 'r')
+    mkdirSync(iwd)
+    writeFileSync(join(iwd, 'c.sif'), 'sif')
+    const one = fake.addJob({TargetAnnexName: 'demo', Iwd: iwd, TransferContainer: true, ContainerImage: 'c.sif', TransferInput: 'c.sif,in.dat'})
+    const two = fake.addJob({TargetAnnexName: 'demo', Iwd: iwd, TransferContainer: true, ContainerImage: join(iwd, 'c.sif')})
+    const original = structuredClone(fake.state().jobs)
+    const images = findSifImages(await annexJobs('demo'))
+    const applied: typeof images = []
+    await editJobsForStagedImages(images, applied)
+    expect(applied).toEqual(images)
+    expect(fake.state().jobs.find((j) => j.ClusterId === one.ClusterId)).toMatchObject({ContainerImage: 'c.sif', TransferInput: 'in.dat', hpc_annex_image_source: join(iwd, 'c.sif')})
+    await revertImageEdits(applied)
+    for (const job of [one, two]) {
+      const now = fake.state().jobs.find((j) => j.ClusterId === job.ClusterId)!
+      const then = original.find((j) => j.ClusterId === job.ClusterId)!
+      for (const name of ['ContainerImage', 'TransferInput']) expect(now[name] ?? null, name).toEqual(then[name] ?? null)
+      expect(now.hpc_annex_image_source ?? null).toBeNull()
+    }
+    // A job whose edit failed is not in applied, and is not touched by the revert.
+    const partial: typeof images = []
+    process.env.FAKE_CONDOR_FAULT = 'condor_qedit:fail'
+    try {
+      await expect(editJobsForStagedImages(images, partial)).rejects.toThrow(/condor_qedit failed/)
+    } finally {
+      delete process.env.FAKE_CONDOR_FAULT
+    }
+    expect(partial).toEqual([])
   })
 
   it('a hostile .sif path never breaks the edit: it lands as one string on that job only', async () => {
