@@ -60,6 +60,20 @@ export interface PlanTarball {
   sha256?: string
 }
 
+export interface PlanPilotJob {
+  /** ClassAd expression: where the pool may run the pilots. */
+  requirements?: string
+  /** The container the pool runs each pilot in. */
+  containerImage?: string
+  /** The htcondor.os label of the build the pilots run (the container's OS). */
+  containerOs?: string
+  /** MB of disk per CPU. */
+  diskPerCpuMb?: number
+  /** Per pilot, when the request gives no --cpus / --mem_mb. */
+  defaultCpus: number
+  defaultMemMb: number
+}
+
 export interface Plan {
   annexName: string
   system: PlanSystem
@@ -101,6 +115,8 @@ export interface Plan {
   shellFragment: string
   /** Machine-specific bash the back-end runs in the filled pilot directory, PILOT_DIR set (trusted: from the machine file). */
   pilotDirFragment: string
+  /** HTCondor-batch systems: the pilot job's site policy, from the machine file's [pilot_job]. */
+  pilotJob?: PlanPilotJob
   /** What will travel to the login node. */
   staging: string[]
 }

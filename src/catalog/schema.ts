@@ -67,6 +67,26 @@ const htcondor = z
   })
   .strict()
 
+/**
+ * HTCondor-batch systems: the pilot job's site policy (where the pool may run
+ * it, in which container, with how much disk), as HTCondor's own tool submits it.
+ */
+const pilotJob = z
+  .object({
+    /** A ClassAd expression: the submit description's `requirements`. */
+    requirements: z.string().min(1).regex(/^[^\r\n]*$/, 'one line').optional(),
+    /** The container the pool runs each pilot in (+SingularityImage). */
+    container_image: z.string().min(1).regex(/^[^\r\n]*$/, 'one line').optional(),
+    /** Of htcondor.os, the build the pilots run: the container's OS (default: the first). */
+    container_os: name.optional(),
+    /** MB of disk asked for per CPU. */
+    disk_per_cpu_mb: positive.optional(),
+    /** CPUs and MB of memory per pilot when the request gives none. */
+    default_cpus: positive.default(1),
+    default_mem_mb: positive.default(2048),
+  })
+  .strict()
+
 export const machineSchema = z
   .object({
     name: z.string().min(1),
@@ -90,6 +110,7 @@ export const machineSchema = z
     /** Bash the back-end runs once the pilot directory is filled, with $PILOT_DIR set. */
     pilot_dir_fragment: z.string().default(''),
     htcondor,
+    pilot_job: pilotJob.optional(),
     queues: z.record(name, queue).refine((queues) => Object.keys(queues).length > 0, 'at least one queue is needed'),
   })
   .strict()
@@ -100,6 +121,13 @@ export const machineSchema = z
         path: ['shell_fragment'],
         message: 'runs before the pilot directory exists; move what uses $PILOT_DIR to pilot_dir_fragment',
       })
+    }
+    if (machine.pilot_job !== undefined && machine.batch !== 'htcondor') {
+      ctx.addIssue({code: z.ZodIssueCode.custom, path: ['pilot_job'], message: 'is for systems whose batch system is HTCondor (batch = "htcondor")'})
+    }
+    const os = machine.pilot_job?.container_os
+    if (os !== undefined && !machine.htcondor.os.some((label) => label.toLowerCase() === os.toLowerCase())) {
+      ctx.addIssue({code: z.ZodIssueCode.custom, path: ['pilot_job', 'container_os'], message: `is not one of htcondor.os (${machine.htcondor.os.join(', ')})`})
     }
     if (!(machine.default_queue in machine.queues)) {
       ctx.addIssue({code: z.ZodIssueCode.custom, path: ['default_queue'], message: `names no queue of this file (queues: ${Object.keys(machine.queues).join(', ')})`})

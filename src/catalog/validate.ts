@@ -185,6 +185,17 @@ function tarballs(machine: Machine): Plan['htcondor'] {
   }
 }
 
+function pilotJob(machine: Machine): Plan['pilotJob'] {
+  if (machine.batch !== 'htcondor') return undefined
+  const policy = machine.pilot_job
+  const job: NonNullable<Plan['pilotJob']> = {defaultCpus: policy?.default_cpus ?? 1, defaultMemMb: policy?.default_mem_mb ?? 2048}
+  if (policy?.requirements !== undefined) job.requirements = policy.requirements
+  if (policy?.container_image !== undefined) job.containerImage = policy.container_image
+  if (policy?.container_os !== undefined) job.containerOs = policy.container_os
+  if (policy?.disk_per_cpu_mb !== undefined) job.diskPerCpuMb = policy.disk_per_cpu_mb
+  return job
+}
+
 export interface ValidateOptions {
   /** Owners when --owners is not given: the user running the tool. */
   defaultOwner: string
@@ -241,6 +252,7 @@ export function validateRequest(catalog: Catalog, input: RequestInput, options: 
     tokenFile: request.tokenFile,
     passwordFile: request.passwordFile,
     tmpDir: request.tmpDir,
+    pilotJob: pilotJob(machine),
   }
   for (const [key, value] of Object.entries(optional)) {
     if (value !== undefined) (plan as unknown as Record<string, unknown>)[key] = value

@@ -80,10 +80,6 @@ export function batchJobName(annexName: string, requestId: string): string {
   return `hpc-annex.${plain(annexName)}.${plain(requestId)}`
 }
 
-/** The container the PATh Facility runs pilots in; its release must match. */
-export const PATH_PILOT_IMAGE = 'docker://hub.opensciencegrid.org/htcondor/hpc-annex-pilot:el8'
-const PATH_PILOT_OS = 'almalinux8'
-
 interface TarballView {
   os: string
   url: string
@@ -117,7 +113,8 @@ export interface RenderView {
   collectorCheck: {host: string; port: number; text: string} | false
   /** condor_q constraint finding this request's pilot job (HTCondor-batch systems). */
   requestConstraint: string
-  pilotImage: string
+  /** HTCondor-batch systems: the machine file's policy for the pilot job (false: not given). */
+  pilotJob: {requirements: string | false; containerImage: string | false; diskPerCpuMb: number | false}
 }
 
 function tarballView(t: PlanTarball): TarballView {
@@ -127,14 +124,17 @@ function tarballView(t: PlanTarball): TarballView {
 /** Builds the render view. Pure. */
 export function renderView(plan: Plan, ap: ApContext): RenderView {
   const htcondorBatch = plan.system.batch === 'htcondor'
+  const policy = plan.pilotJob
   let tarballs = plan.htcondor.tarballs.map(tarballView)
   if (htcondorBatch) {
-    const fixed = tarballs.find((t) => t.os.toLowerCase() === PATH_PILOT_OS) ?? tarballs[0]
+    // One build, whatever the login node runs: the one for the pilots' container.
+    const os = policy?.containerOs?.toLowerCase()
+    const fixed = tarballs.find((t) => t.os.toLowerCase() === os) ?? tarballs[0]
     tarballs = fixed ? [fixed] : []
   }
   // HTCondor-batch pools get a request size even when one was left out.
-  const cpus = plan.cpus ?? (htcondorBatch ? 1 : undefined)
-  const memMb = plan.memMb ?? (htcondorBatch ? 2048 : undefined)
+  const cpus = plan.cpus ?? policy?.defaultCpus
+  const memMb = plan.memMb ?? policy?.defaultMemMb
   const collector = collectorEndpoint(ap.collector)
   return {
     plan,
@@ -156,6 +156,6 @@ export function renderView(plan: Plan, ap: ApContext): RenderView {
     sshFanOut: plan.fanOut === 'ssh',
     collectorCheck: collector ? {...collector, text: endpointText(collector)} : false,
     requestConstraint: `hpc_annex_request_id == ${classadString(ap.requestId)}`,
-    pilotImage: PATH_PILOT_IMAGE,
+    pilotJob: {requirements: policy?.requirements ?? false, containerImage: policy?.containerImage ?? false, diskPerCpuMb: policy?.diskPerCpuMb ?? false},
   }
 }

@@ -86,6 +86,17 @@ describe('parseMachineFile', () => {
     expect(moved.problems).toEqual([])
   })
 
+  it('takes a pilot job policy only for an HTCondor-batch system, and a container OS only among its builds', () => {
+    const slurm = parseMachineFile('/x/mini.toml', `${site}\n[pilot_job]\nrequirements = 'true'\n`).problems
+    expect(slurm[0]).toMatchObject({key: 'pilot_job'})
+    expect(slurm[0]!.message).toMatch(/batch = "htcondor"/)
+    const pool = site.replace('batch = "slurm"', 'batch = "htcondor"')
+    expect(parseMachineFile('/x/mini.toml', `${pool}\n[pilot_job]\ncontainer_os = "debian12"\nrequirements = 'GLIDEIN_Site =!= "X"'\n`).problems).toEqual([])
+    const wrongOs = parseMachineFile('/x/mini.toml', `${pool}\n[pilot_job]\ncontainer_os = "AlmaLinux8"\n`).problems
+    expect(wrongOs[0]).toMatchObject({key: 'pilot_job.container_os'})
+    expect(wrongOs[0]!.message).toMatch(/Debian12/)
+  })
+
   it('refuses a file name that is not a system key', () => {
     expect(parseMachineFile('/x/My Site.toml', site).problems[0]!.message).toMatch(/file name/)
   })

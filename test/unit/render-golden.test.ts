@@ -53,8 +53,34 @@ describe('golden files', () => {
     expect(read('bridges2-gpu-v100-32-16.slurm')).toContain('#SBATCH -J hpc-annex.demo.ap.example.org_123.0_1700000000\n')
     expect(read('path-facility-cpu.sub')).toContain('+hpc_annex_request_id = "ap.example.org#123.0#1700000000"\n')
     expect(read('path-facility-cpu.sub')).toMatch(/request_cpus = 4\nrequest_memory = 8192\n/)
+    expect(read('path-facility-cpu.sub')).toContain('requirements = GLIDEIN_Site =!= "FIU-PATH"\n')
     expect(read('expanse-gpu.pilot.conf')).toContain('START = $(START) && stringListMember(TARGET.Owner, "alice,bob")\n')
     expect(read('expanse-gpu.pilot.conf')).toContain('use feature:gpus\n')
     expect(read('expanse-gpu.pilot.conf')).toContain('SINGULARITY = $(PILOT_DIR)/singularity.sh\n')
+  })
+})
+
+describe('the pilot job on an HTCondor-batch system', () => {
+  const pilotSub = (plan: ReturnType<typeof planFor>) => renderFiles(plan, ap).find((f) => f.path === 'pilot.sub')!.content
+
+  it('takes its site policy from the machine file: requirements, container, disk per CPU, default size', () => {
+    const plan = planFor({target: 'cpu@path-facility', memMb: '1024'})
+    const policy = {requirements: 'GLIDEIN_Site =!= "X" && TARGET.HasSingularity', containerImage: 'docker://example.org/pilot:el9', containerOs: 'AlmaLinux9', diskPerCpuMb: 2000, defaultCpus: 2, defaultMemMb: 4096}
+    const sub = pilotSub({...plan, pilotJob: policy})
+    expect(sub).toContain('requirements = GLIDEIN_Site =!= "X" && TARGET.HasSingularity\n')
+    expect(sub).toContain('+SingularityImage = "docker://example.org/pilot:el9"\n')
+    expect(sub).toMatch(/request_cpus = 2\nrequest_memory = 1024\n.*\nrequest_disk = \$\(request_cpus\) \* 2000 \* 1024\n/)
+    expect(pilotSub({...planFor({target: 'cpu@path-facility', cpus: '3'}), pilotJob: policy})).toContain('request_cpus = 3\nrequest_memory = 4096\n')
+    // The release the pilots run is the build for the container's OS, whatever the login node runs.
+    const backend = renderFiles({...plan, pilotJob: policy}, ap).find((f) => f.path === 'backend.sh')!.content
+    expect(backend).toMatch(/^TARBALL_OS=\( 'AlmaLinux9' \)$/m)
+    expect(renderFiles(plan, ap).find((f) => f.path === 'backend.sh')!.content).toMatch(/^TARBALL_OS=\( 'AlmaLinux8' \)$/m)
+
+    // Without a policy: no requirements, no container, no disk request.
+    const bare = pilotSub({...plan, pilotJob: {defaultCpus: 1, defaultMemMb: 2048}})
+    expect(bare).not.toMatch(/^(requirements|\+SingularityImage|request_disk) /m)
+    // A value that would end the submit line or expand a macro cannot.
+    expect(() => pilotSub({...plan, pilotJob: {...policy, requirements: 'true\nexecutable = /bin/evil'}})).toThrow(/control character/)
+    expect(pilotSub({...plan, pilotJob: {...policy, requirements: 'Memory > $(request_memory)'}})).toContain('requirements = Memory > $(DOLLAR)(request_memory)\n')
   })
 })
