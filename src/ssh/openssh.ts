@@ -29,9 +29,10 @@ export interface OpenSshOptions {
   serverAliveInterval?: number
 }
 
-// A Unix socket path holds at most 107 bytes; <dir>/master-<40 hex> must fit.
+// A Unix socket path holds at most 107 bytes. ssh first binds <dir>/master-<40 hex>
+// with a '.' and 16 random characters added, then renames it: that must fit.
 const SOCKET_PATH_MAX = 107
-const SOCKET_NAME_LENGTH = 'master-'.length + 40
+const SOCKET_NAME_LENGTH = 'master-'.length + 40 + '.'.length + 16
 
 /**
  * Where master sockets live: ~/.hpc-annex/ssh, or, when a long HOME would
