@@ -79,12 +79,14 @@ export async function submitStateJob(plan: Plan, context: StateJobContext): Prom
 /** The back-end's control lines: `=-.-= PID 123` sets hpc_annex_PID = "123". */
 export type ControlAttribute = 'PID' | 'PILOT_DIR' | 'JOB_ID' | 'REMOTE_SCRIPT_DIR'
 
-/** Sets the state job's attributes for these control values, in one condor_qedit. */
+/** Sets the state job's attributes for these control values (and, with JOB_ID, hpc_annex_JOB_ID_time), in one condor_qedit. */
 export async function recordControlValues(request: Pick<RequestJob, 'jobId'>, values: Partial<Record<ControlAttribute, string>>): Promise<void> {
-  const edits: Record<string, string> = {}
+  const edits: Record<string, string | number> = {}
   for (const [attribute, value] of Object.entries(values)) {
     edits[attribute === 'REMOTE_SCRIPT_DIR' ? 'hpc_annex_remote_script_dir' : `hpc_annex_${attribute}`] = value
   }
+  // When the batch job's id came: `status` tells a batch job whose pilots are long in coming.
+  if (values.JOB_ID !== undefined) edits.hpc_annex_JOB_ID_time = Math.floor(Date.now() / 1000)
   await editJobs(request.jobId, edits)
 }
 

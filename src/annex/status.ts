@@ -35,6 +35,13 @@ export interface RequestStatus {
   /** Earliest / latest DaemonStartTime of its pilots. */
   firstStart?: number
   lastStart?: number
+  /** When the batch job was submitted (seconds since the epoch): when its id was recorded, else the state job's QDate. */
+  submittedAt?: number
+  /**
+   * Set when the batch job was submitted NO_PILOT_HINT_AFTER seconds ago or
+   * more and none of its pilots has reported: what to look at, and why.
+   */
+  hint?: string
 }
 
 export interface Established {
@@ -67,9 +74,12 @@ export interface StatusReport {
 }
 
 export const REQUEST_JOB_ATTRIBUTES = [
-  'ClusterId', 'ProcId', 'JobStatus', 'GlobalJobID', 'hpc_annex_name', 'hpc_annex_nodes', 'hpc_annex_lifetime',
-  'hpc_annex_PID', 'hpc_annex_PILOT_DIR', 'hpc_annex_JOB_ID', 'hpc_annex_start_time',
+  'ClusterId', 'ProcId', 'JobStatus', 'GlobalJobID', 'QDate', 'hpc_annex_name', 'hpc_annex_nodes', 'hpc_annex_lifetime',
+  'hpc_annex_PID', 'hpc_annex_PILOT_DIR', 'hpc_annex_JOB_ID', 'hpc_annex_JOB_ID_time', 'hpc_annex_start_time',
 ]
+
+/** Seconds after its submission a batch job with no pilot in the annex collector earns a hint. */
+export const NO_PILOT_HINT_AFTER = 300
 export const SLOT_ATTRIBUTES = [
   'Name', 'AnnexName', 'hpc_annex_request_id', 'PartitionableSlot', 'TotalSlotCpus', 'ChildCpus', 'DaemonStartTime', 'Cpus', 'State', 'Activity',
 ]
@@ -107,6 +117,8 @@ function busyCpus(value: unknown): number {
 interface Building {
   name: string
   requests: Map<string, RequestStatus>
+  /** Requests whose pilots joined once (hpc_annex_start_time is set). */
+  joinedOnce: Set<string>
   jobs: {total: number; running: number}
 }
 
@@ -123,7 +135,7 @@ export function aggregateStatus(input: {requestJobs: Ad[]; slots: Ad[]; targetJo
   const annex = (name: string): Building => {
     let found = annexes.get(name)
     if (found === undefined) {
-      found = {name, requests: new Map(), jobs: {total: 0, running: 0}}
+      found = {name, requests: new Map(), joinedOnce: new Set(), jobs: {total: 0, running: 0}}
       annexes.set(name, found)
     }
     return found
@@ -140,8 +152,13 @@ export function aggregateStatus(input: {requestJobs: Ad[]; slots: Ad[]; targetJo
     const lifetime = wholeNumber(adValue(job, 'hpc_annex_lifetime'))
     if (lifetime !== undefined) request.lifetime = lifetime
     const batchJobId = adString(job, 'hpc_annex_JOB_ID')
-    if (batchJobId !== undefined) request.batchJobId = batchJobId
+    if (batchJobId !== undefined) {
+      request.batchJobId = batchJobId
+      const submittedAt = wholeNumber(adValue(job, 'hpc_annex_JOB_ID_time')) ?? wholeNumber(adValue(job, 'QDate'))
+      if (submittedAt !== undefined) request.submittedAt = submittedAt
+    }
     annex(name).requests.set(requestId, request)
+    if (defined(job, 'hpc_annex_start_time')) annex(name).joinedOnce.add(requestId)
   }
 
   for (const slot of input.slots) {
@@ -196,6 +213,13 @@ function summarize(building: Building, now: number): AnnexStatus {
   let oldest: RequestStatus | undefined
   let youngest: RequestStatus | undefined
   for (const request of requestList) {
+    const waited = request.submittedAt === undefined ? 0 : now - request.submittedAt
+    const noPilot = request.nodesJoined === 0 && request.firstStart === undefined && !building.joinedOnce.has(request.requestId)
+    if (request.batchJobId !== undefined && noPilot && waited >= NO_PILOT_HINT_AFTER) {
+      request.hint =
+        `batch job ${request.batchJobId} was submitted ${Math.floor(waited / 60)} minutes ago and none of its pilots has joined: ` +
+        `the job may still be queued, or its pilots cannot reach the annex collector. Look at: hpc-annex logs ${building.name}`
+    }
     status.nodes.requested += request.nodesRequested
     status.nodes.joined += request.nodesJoined
     status.cpus.total += request.cpus
@@ -271,7 +295,8 @@ export function formatStatusTable(report: StatusReport): string {
       a.oldest?.retiresInSeconds === undefined ? undefined : hours(a.oldest.retiresInSeconds),
     ]),
   )
-  return `${table}\n\nFor more about one annex: hpc-annex status NAME`
+  const hints = report.annexes.flatMap((a) => a.requestList.filter((r) => r.hint !== undefined).map((r) => `Annex '${a.name}', request ${r.requestId}: ${r.hint}`))
+  return `${table}\n${hints.length > 0 ? `\n${hints.join('\n')}\n` : ''}\nFor more about one annex: hpc-annex status NAME`
 }
 
 function ageSentence(which: string, e: Established): string {
@@ -298,5 +323,6 @@ export function formatStatusParagraph(report: StatusReport): string {
     `You requested resources for this annex ${annex.requests.total} times; ${annex.requests.pending} are pending, ` +
       `${annex.requests.active} comprise the established annex, and ${annex.requests.retired} have retired.`,
   )
+  for (const request of annex.requestList) if (request.hint !== undefined) lines.push(`Request ${request.requestId}: ${request.hint}`)
   return lines.join('\n')
 }

@@ -3,6 +3,7 @@ import {join} from 'node:path'
 
 import {afterEach, beforeEach, describe, expect, it} from 'vitest'
 
+import {recordControlValues} from '../../src/annex/state-job.js'
 import {aggregateStatus, collectStatus, formatStatusParagraph, formatStatusTable, requestState} from '../../src/annex/status.js'
 import {AnnexError} from '../../src/errors.js'
 import {createFakeCondor, type Ad, type FakeCondor} from '../fixtures/fake-condor/index.mjs'
@@ -23,7 +24,7 @@ let restore: () => void
 function seedPool(f: FakeCondor) {
   const me = `${f.user}@vm`
   const r1 = f.addJob({hpc_annex_name: 'alpha', hpc_annex_request_id: {$expr: 'GlobalJobID'}, hpc_annex_nodes: '2', hpc_annex_lifetime: '7200', hpc_annex_PID: '11', hpc_annex_PILOT_DIR: '/p', hpc_annex_JOB_ID: '101', hpc_annex_start_time: NOW - 3500, JobStatus: 1})
-  f.addJob({hpc_annex_name: 'alpha', hpc_annex_nodes: '1', hpc_annex_lifetime: '3600', hpc_annex_PID: '12', hpc_annex_JOB_ID: '102', JobStatus: 2})
+  f.addJob({hpc_annex_name: 'alpha', hpc_annex_nodes: '1', hpc_annex_lifetime: '3600', hpc_annex_PID: '12', hpc_annex_JOB_ID: '102', JobStatus: 2, QDate: NOW - 60})
   f.addJob({hpc_annex_name: 'alpha', hpc_annex_nodes: '1', hpc_annex_lifetime: '3600', hpc_annex_JOB_ID: '103', hpc_annex_start_time: NOW - 90000, JobStatus: 1})
   f.addJob({hpc_annex_name: 'beta', hpc_annex_nodes: '1', hpc_annex_lifetime: '3600', JobStatus: 2})
   f.addJob({hpc_annex_name: 'beta', hpc_annex_nodes: '3', hpc_annex_lifetime: '3600', hpc_annex_PID: '77', JobStatus: 2})
@@ -152,6 +153,65 @@ describe('aggregateStatus', () => {
     }, 100)
     expect(annex!.requests).toEqual({total: 2, pending: 1, active: 1, retired: 0})
     expect(annex!.requestList.find((r) => r.requestId === 'ap@vm#2.0#5')).toMatchObject({nodesJoined: 0, state: 'submitted', batchJobId: '9'})
+  })
+})
+
+describe('a batch job whose pilots have not joined', () => {
+  const HINT = /^batch job 4242 was submitted (\d+) minutes ago and none of its pilots has joined: the job may still be queued, or its pilots cannot reach the annex collector\. Look at: hpc-annex logs delta$/
+
+  /** delta: one request per case, submitted `age` seconds before NOW (by QDate, or by when its JOB_ID was recorded). */
+  function seedDelta(f: FakeCondor) {
+    const request = (extra: Ad) => f.addJob({hpc_annex_name: 'delta', hpc_annex_nodes: '1', hpc_annex_lifetime: '3600', hpc_annex_PID: '1', JobStatus: 1, ...extra})
+    return {
+      stuck: request({hpc_annex_JOB_ID: '4242', QDate: NOW - 7200, hpc_annex_JOB_ID_time: NOW - 720}),
+      byQDate: request({hpc_annex_JOB_ID: '4243', QDate: NOW - 400}),
+      recent: request({hpc_annex_JOB_ID: '4244', QDate: NOW - 7200, hpc_annex_JOB_ID_time: NOW - 120}),
+      joined: request({hpc_annex_JOB_ID: '4245', QDate: NOW - 7200}),
+      retired: request({hpc_annex_JOB_ID: '4246', QDate: NOW - 7200, hpc_annex_start_time: NOW - 5000}),
+      notSubmitted: request({QDate: NOW - 7200}),
+    }
+  }
+
+  it('after 5 minutes with no pilot ads, says to look at its logs, and why; in --json, per request', async () => {
+    const jobs = seedDelta(fake)
+    fake.advertise({MyType: 'Machine', IsAnnex: true, AuthenticatedIdentity: `${fake.user}@vm`, Name: 'slot1@d1', AnnexName: 'delta', hpc_annex_request_id: jobs.joined.GlobalJobID, PartitionableSlot: true, TotalSlotCpus: 4, ChildCpus: [], DaemonStartTime: NOW - 30})
+    const report = await collectStatus({name: 'delta', now: () => NOW})
+    const requests = new Map(report.annexes[0]!.requestList.map((r) => [r.batchJobId, r]))
+    expect(requests.get('4242')).toMatchObject({submittedAt: NOW - 720, hint: expect.stringMatching(HINT)})
+    expect(HINT.exec(requests.get('4242')!.hint!)![1]).toBe('12')
+    expect(requests.get('4243')).toMatchObject({submittedAt: NOW - 400, hint: expect.stringContaining('batch job 4243 was submitted 6 minutes ago')})
+    for (const quiet of ['4244', '4245', '4246', undefined]) expect(requests.get(quiet)?.hint, String(quiet)).toBeUndefined()
+
+    const paragraph = formatStatusParagraph(report)
+    expect(paragraph).toContain('\nRequest ')
+    const advice = paragraph.split('\n').filter((l) => l.endsWith('Look at: hpc-annex logs delta'))
+    expect(advice).toHaveLength(2)
+    expect(advice[0]).toBe(`Request ${jobs.stuck.GlobalJobID}: ${requests.get('4242')!.hint!}`)
+    const table = formatStatusTable(await collectStatus({now: () => NOW}))
+    expect(table).toContain(`\nAnnex 'delta', request ${jobs.stuck.GlobalJobID}: ${requests.get('4242')!.hint!}\n`)
+  })
+
+  it('the state job records when the batch job id came, for this', async () => {
+    const job = fake.addJob({hpc_annex_name: 'delta'})
+    const before = Math.floor(Date.now() / 1000)
+    await recordControlValues({jobId: `${job.ClusterId}.0`}, {PID: '1'})
+    expect(fake.state().jobs[0]!.hpc_annex_JOB_ID_time).toBeUndefined()
+    await recordControlValues({jobId: `${job.ClusterId}.0`}, {JOB_ID: '4242'})
+    const recorded = fake.state().jobs.find((j) => j.ClusterId === job.ClusterId)!
+    expect(recorded.hpc_annex_JOB_ID).toBe('4242')
+    expect(recorded.hpc_annex_JOB_ID_time).toBeGreaterThanOrEqual(before)
+    expect(recorded.hpc_annex_JOB_ID_time).toBeLessThanOrEqual(Math.floor(Date.now() / 1000))
+  })
+
+  it('hpc-annex status prints the advice; --json carries it on the request', {timeout: 60_000}, () => {
+    const now = Math.floor(Date.now() / 1000)
+    fake.addJob({hpc_annex_name: 'delta', hpc_annex_nodes: '1', hpc_annex_lifetime: '3600', hpc_annex_JOB_ID: '4242', QDate: now - 900})
+    const env = {...fake.env, HOME: fake.dir}
+    const one = runCli(['status', 'delta'], env)
+    expect(one.status).toBe(0)
+    expect(one.stdout).toMatch(/^Request \S+: batch job 4242 was submitted 15 minutes ago and none of its pilots has joined: .* Look at: hpc-annex logs delta$/m)
+    const json = JSON.parse(runCli(['status', 'delta', '--json'], env).stdout) as {annexes: {requestList: {batchJobId?: string; hint?: string; submittedAt?: number}[]}[]}
+    expect(json.annexes[0]!.requestList[0]).toMatchObject({batchJobId: '4242', submittedAt: now - 900, hint: expect.stringMatching(/^batch job 4242 was submitted 15 minutes ago/)})
   })
 })
 
