@@ -7,7 +7,7 @@ import {AnnexError, systemError, userError} from '../errors.js'
 import {classadString} from '../render/quote.js'
 
 /** Queued jobs of an annex: the attributes the checks and the .sif staging read. */
-export const ANNEX_JOB_ATTRIBUTES = ['ClusterId', 'ProcId', 'JobStatus', 'TargetAnnexName', 'ContainerImage', 'TransferContainer', 'TransferInput', 'Iwd', 'hpc_annex_image_source']
+export const ANNEX_JOB_ATTRIBUTES = ['ClusterId', 'ProcId', 'JobStatus', 'TargetAnnexName', 'ContainerImage', 'TransferContainer', 'WantContainer', 'ContainerImageFullPath', 'TransferInput', 'Iwd', 'hpc_annex_image_source']
 
 /** Where a job's image came from, recorded when its ContainerImage is pointed at the staged copy, so a later add stages it again. */
 export const IMAGE_SOURCE_ATTRIBUTE = 'hpc_annex_image_source'
@@ -104,15 +104,19 @@ function truthy(value: unknown): boolean {
 }
 
 /**
- * The .sif images of the annex's jobs (TransferContainer true, ContainerImage
- * ending in .sif). A missing file is an error naming the job.
+ * The .sif images of the annex's jobs (jobs that transfer their container,
+ * whose image ends in .sif). A missing file is an error naming the job.
  */
 export function findSifImages(jobs: Ad[]): SifImage[] {
   const images: SifImage[] = []
   for (const job of jobs) {
-    if (!truthy(adValue(job, 'TransferContainer'))) continue
+    // HTCondor before 24 says TransferContainer; condor_submit of 24 and later leaves it
+    // undefined, says WantContainer, keeps the image's path in ContainerImageFullPath and
+    // ContainerImage only its name, and lists the path in TransferInput.
+    const transfer = adValue(job, 'TransferContainer')
+    if (!truthy(transfer === undefined ? adValue(job, 'WantContainer') : transfer)) continue
     const source = adString(job, IMAGE_SOURCE_ATTRIBUTE)
-    const image = source ?? adString(job, 'ContainerImage')
+    const image = source ?? adString(job, 'ContainerImageFullPath') ?? adString(job, 'ContainerImage')
     if (image === undefined || !basename(image).endsWith('.sif')) continue
     const id = jobId(job)
     let path = image

@@ -173,6 +173,20 @@ describe('checks before any login', () => {
     expect(() => findSifImages(fake.state().jobs)).toThrow(`Job ${missing.ClusterId}.0 specified container image '${join(iwd, 'gone.sif')}', which doesn't exist.`)
   })
 
+  it('finds the image of a job as condor_submit 24 and later writes it (WantContainer, ContainerImageFullPath, the path in TransferInput)', async () => {
+    const iwd = join(fake.dir, 'new')
+    mkdirSync(iwd)
+    const full = join(iwd, 'a.sif')
+    writeFileSync(full, 'sif')
+    // As HTCondor 25.13's condor_submit leaves a `universe = container` job with `container_image = <full>`:
+    const job = fake.addJob({TargetAnnexName: 'demo', Iwd: iwd, WantContainer: true, WantSIF: true, ContainerImage: 'a.sif', ContainerImageFullPath: full, TransferInput: `input.dat,${full}`})
+    fake.addJob({TargetAnnexName: 'demo', Iwd: iwd, WantContainer: true, TransferContainer: false, ContainerImage: 'a.sif', ContainerImageFullPath: full})
+    const images = findSifImages(await annexJobs('demo'))
+    expect(images.map((i) => [i.jobId, i.path])).toEqual([[`${job.ClusterId}.0`, full]])
+    await editJobsForStagedImages(images)
+    expect(fake.state().jobs.find((j) => j.ClusterId === job.ClusterId)).toMatchObject({ContainerImage: 'a.sif', TransferInput: 'input.dat', hpc_annex_image_source: full})
+  })
+
   it('after submit, jobs use the staged image: ContainerImage basename, the image out of TransferInput (undefined if empty)', async () => {
     const iwd = join(fake.dir, 'w')
     mkdirSync(iwd)
