@@ -97,6 +97,9 @@ describeOnRealHTCondor('annexes and requests on the loopback site', () => {
     await a.submitJob('held')
     const held = await create('create', 'held')
     expect(a.onSite(`squeue --noheader -j ${held.batchJobId} -o %T`).stdout.trim()).toBe('PENDING')
+    const logs = await a.cli(['logs', 'held'])
+    expect(logs.code, logs.stderr).toBe(0)
+    expect(logs.stdout).toContain(`no logs yet in ${held.pilotDir} (the batch job has not started)`)
 
     const off = await a.cli(['shutdown', 'held', '--cancel-pending', '--json'])
     expect(off.code, off.stderr).toBe(0)
