@@ -190,6 +190,14 @@ class StdinFeed {
   }
 }
 
+/**
+ * For the master and every client: no agent forwarding (`-a`), no X11 (`-x`),
+ * no port forwarding or tunnel (ClearAllForwardings), though the user's
+ * ssh_config asks for them (ForwardAgent yes, ForwardX11 yes, LocalForward, ...).
+ * Command-line options win over the configuration files.
+ */
+export const NO_FORWARDING = ['-a', '-x', '-o', 'ForwardAgent=no', '-o', 'ForwardX11=no', '-o', 'ClearAllForwardings=yes']
+
 const REFUSED = /session request failed|Session open refused|open failed/i
 const SSH_NOISE = /^(?:(?:mux_client_\S*|kex_exchange_identification|Connection closed by UNKNOWN|Control ?socket|ControlSocket)[^\n]*(?:\n|$))+$/
 
@@ -270,7 +278,8 @@ export class OpenSshTransport implements Transport {
           '-o', `ServerAliveInterval=${this.#options.serverAliveInterval ?? 15}`,
           '-o', 'ServerAliveCountMax=3',
           '-o', 'BatchMode=no',
-          '-o', 'ClearAllForwardings=yes',
+          // Whatever the user's ssh_config says: the login node gets no agent, no X11 and no ports.
+          ...NO_FORWARDING,
           '-o', `StrictHostKeyChecking=${interactive ? 'ask' : 'yes'}`,
           ...targetArgs(target),
           '--',
@@ -325,9 +334,9 @@ export class OpenSshTransport implements Transport {
         // Without the master, fail instead of connecting on our own.
         '-o', 'ProxyCommand=false',
         '-o', 'LogLevel=ERROR',
-        '-o', 'ClearAllForwardings=yes',
+        // The master forwards an agent to a session only when the client asks: never ask.
+        ...NO_FORWARDING,
         '-T',
-        '-x',
         ...targetArgs(target),
         '--',
         target.host,
