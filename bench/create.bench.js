@@ -216,7 +216,7 @@ async function annexCreate(ctx, {transport = 'ssh2', image, watch = false} = {})
 /** The same files hpc-annex's bundle carries, in a directory, for baseline.sh. */
 async function baselineDir(ctx, annex, image) {
   const {loadCatalog, validateRequest} = await import('../dist/catalog/index.js')
-  const {renderFiles} = await import('../dist/staging/index.js')
+  const {renderFiles} = await import('../dist/backend/index.js')
   const saved = process.env.HPC_ANNEX_MACHINES
   process.env.HPC_ANNEX_MACHINES = MACHINES
   let plan

@@ -45,3 +45,9 @@ export function interruptedError(message: string): AnnexError {
 export function oneLine(text: string): string {
   return text.replace(/\s*\n\s*/g, ' ').trim()
 }
+
+/** The last non-empty line of a command's output (its stderr, say), for a one-line report. */
+export function lastLine(text: string): string {
+  const lines = text.split('\n').map((line) => line.trim()).filter((line) => line !== '')
+  return oneLine(lines.at(-1) ?? '')
+}

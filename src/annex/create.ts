@@ -1,7 +1,5 @@
 import {rm, stat} from 'node:fs/promises'
 import {basename} from 'node:path'
-import {Transform, type Readable} from 'node:stream'
-import {StringDecoder} from 'node:string_decoder'
 
 import {Listr, type ListrTaskWrapper} from 'listr2'
 
@@ -17,16 +15,16 @@ import {
   type AnnexConfig,
   type LoginOverrides,
 } from '../condor/index.js'
-import {AnnexError, oneLine, systemError, userError} from '../errors.js'
-import {BACKEND_FAILURES, type ApContext} from '../render/context.js'
-import {classadString, shellQuote} from '../render/quote.js'
+import type {BackendInputs, BackendResult, BundleInputs} from '../backend/index.js'
+import {CoalescingWriter, type RecordedControl} from '../backend/protocol.js'
+import {batchSystem} from '../batch/index.js'
+import {AnnexError, lastLine, oneLine, userError} from '../errors.js'
+import type {ApContext} from '../render/context.js'
+import {classadString} from '../render/quote.js'
 import type {Interaction, LoginTarget, Transport} from '../ssh/transport.js'
-import type {BundleInputs, RenderedFile} from '../staging/index.js'
 import {describeCleanup, CleanupStack} from './cleanup.js'
-import {BackendOutputParser, CoalescingWriter} from './control.js'
 import {annexQueue, checkRequireJob, editJobsForStagedImages, ensurePasswordFile, findScheddName, findSifImages, nameRule, revertImageEdits, type SifImage} from './preflight.js'
-import {StallWatchdog} from './stall.js'
-import type {ControlAttribute, RequestJob} from './state-job.js'
+import type {RequestJob} from './state-job.js'
 import {currentUser} from './user.js'
 
 export type CreateVerb = 'create' | 'add'
@@ -78,45 +76,39 @@ export interface CreateResult {
   bundleFile?: string
 }
 
+
 /**
- * Templates (Handlebars), tar and the state job's code, needed only after the
- * checks: they load once the login has started, while the Access Point answers.
+ * Templates (Handlebars), tar, the back-end's protocol and the state job's
+ * code, needed only after the checks: they load once the login has started,
+ * while the Access Point answers.
  */
-function later(work: Work) {
-  work.later ??= Promise.all([import('../staging/index.js'), import('./state-job.js')]).then(([staging, stateJob]) => ({staging, stateJob}))
-  return work.later
+type Later = {backend: typeof import('../backend/index.js'); stateJob: typeof import('./state-job.js')}
+let loading: Promise<Later> | undefined
+function later(): Promise<Later> {
+  loading ??= Promise.all([import('../backend/index.js'), import('./state-job.js')]).then(([backend, stateJob]) => ({backend, stateJob}))
+  return loading
 }
 
-/** Runs one titled step of the task list. */
-type RunStep = (title: string, body: (task: ListrTaskWrapper<unknown, never, never>) => Promise<void>) => Promise<void>
+/** Runs one titled step of the task list and returns what its body returns. */
+type RunStep = <T>(title: string, body: (task: ListrTaskWrapper<unknown, never, never>) => Promise<T>) => Promise<T>
 
-/** What the steps share as they go. */
-interface Work {
-  later?: Promise<{staging: typeof import('../staging/index.js'); stateJob: typeof import('./state-job.js')}>
-  config?: AnnexConfig
-  collector?: string
-  scheddName?: string
+/** What the Access Point's checks found. */
+interface Checked {
+  config: AnnexConfig
+  collector: string
+  scheddName: string
+  target: LoginTarget
   sifs: SifImage[]
-  images: {name: string; sha256: string; path: string; bytes: number}[]
-  /** The --condor-tarball, checksummed. */
-  tarball?: {path: string; sha256: string; bytes: number}
-  token?: BundleInputs['token']
-  password?: BundleInputs['password']
-  target?: LoginTarget
-  transport?: Transport
-  cached: Map<string, number>
-  request?: RequestJob
-  control: Partial<Record<ControlAttribute, string>>
-  bytesSent: number
-  remoteCommands: number
-  warnings: string[]
-  removeToken?: () => void
+  password: {path: string}
 }
 
-const MiB = 1024 * 1024
+type Image = {name: string; sha256: string; path: string; bytes: number}
+type Tarball = {path: string; sha256: string; bytes: number}
 
-function mib(bytes: number): string {
-  return `${(bytes / MiB).toFixed(bytes < 10 * MiB ? 1 : 0)} MiB`
+/** The secrets the pilots get, and the local token's removal (none for --token_file). */
+interface Secrets {
+  token: BundleInputs['token']
+  removeLocalToken?: () => void
 }
 
 function message(error: unknown): string {
@@ -125,10 +117,10 @@ function message(error: unknown): string {
 
 /**
  * create and add: the checks on the Access Point (the one login starts
- * beside them), the token, the state job, the one channel that answers the
- * cache question, stages and submits, and the job edits. Every step
- * registers its undo before it makes anything; a failure or Ctrl-C unwinds
- * them and the error says which step failed and what was undone.
+ * beside them), the token, the state job, the job edits, and the one channel
+ * that answers the cache question, stages and submits. Every step registers
+ * its undo before it makes anything; a failure or Ctrl-C unwinds them and the
+ * error says which step failed and what was undone.
  */
 export async function createAnnex(request: CreateRequest): Promise<CreateResult> {
   const {plan} = request
@@ -136,12 +128,9 @@ export async function createAnnex(request: CreateRequest): Promise<CreateResult>
   // condor_config_val first: while it runs, the SSH code loads.
   const configuring = readAnnexConfig(plan.system.key)
   configuring.catch(() => undefined)
-  const work: Work = {sifs: [], images: [], cached: new Map(), control: {}, bytesSent: 0, remoteCommands: 0, warnings: []}
-  if (request.bundleFile === undefined) {
-    work.transport = request.transport()
-    // The machine file's login target, unless the configuration overrides it.
-    work.transport.expect?.(loginTarget(request))
-  }
+  const transport = request.bundleFile === undefined ? request.transport() : undefined
+  // The machine file's login target, unless the configuration overrides it.
+  transport?.expect?.(loginTarget(request))
   let step = 'Checking the Access Point'
   // What runs beside the login; it must be finished before its undos run.
   let background: Promise<unknown> = Promise.resolve()
@@ -152,7 +141,8 @@ export async function createAnnex(request: CreateRequest): Promise<CreateResult>
   const run: RunStep = async (title, body) => {
     step = title
     request.signal.throwIfAborted()
-    await new Listr([{title, task: async (_ctx, task) => body(task as never)}], {
+    let value!: Awaited<ReturnType<typeof body>>
+    await new Listr([{title, task: async (_ctx, task) => void (value = await body(task as never))}], {
       renderer: request.output === 'tty' ? 'default' : request.output === 'plain' ? 'simple' : 'silent',
       fallbackRenderer: 'simple',
       registerSignalListeners: false,
@@ -160,75 +150,75 @@ export async function createAnnex(request: CreateRequest): Promise<CreateResult>
       rendererOptions: {collapseErrors: true},
     }).run()
     request.signal.throwIfAborted()
+    return value
   }
 
+  let secrets: Secrets | undefined
   try {
-    await run('Checking the Access Point', async (task) => {
-      const config = await configuring
-      requireAnnexEnabled(config)
-      work.config = config
-      work.collector = annexCollector(config, plan.pool)
-      work.target = loginTarget(request, config.loginOverrides)
-      if (work.transport) login = startLogin(request, work, cleanup)
-      later(work).catch(() => undefined)
-      // Independent questions, asked at once.
-      const [queue, scheddName] = await Promise.all([annexQueue(plan.annexName), findScheddName(work.collector)])
-      nameRule(request.verb, plan.annexName, queue.nameTaken)
-      checkRequireJob(config.requireJob, plan.annexName, queue.jobs)
-      work.scheddName = scheddName
-      work.sifs = findSifImages(queue.jobs)
-      const passwordFile = plan.passwordFile ?? config.passwordFile
-      ensurePasswordFile(passwordFile)
-      work.password = {path: passwordFile}
-      task.title = `Checked the Access Point: annex collector ${work.collector}, schedd ${work.scheddName}`
+    const checked = await run('Checking the Access Point', async (task) => {
+      const found = await checkAccessPoint(request, configuring, (target) => {
+        if (transport) login = startLogin(request, transport, target, cleanup)
+        later().catch(() => undefined)
+      })
+      task.title = `Checked the Access Point: annex collector ${found.collector}, schedd ${found.scheddName}`
+      return found
     })
 
     // The token and the state job are made while the login (and its 2FA) happens.
     const tokenStep = 'Minting the annex token'
     const stateStep = `Submitting the state job for ${plan.annexName}`
     const digests = [
-      ...(work.sifs.length > 0 ? [`${work.sifs.length} container image(s)`] : []),
+      ...(checked.sifs.length > 0 ? [`${checked.sifs.length} container image(s)`] : []),
       ...(request.condorTarball ? ['the HTCondor tarball'] : []),
     ]
     const digestStep = `Checksumming ${digests.join(' and ')}`
-    const digesting = Promise.all([digestImages(work), checksummedTarball(request)]).then(([images, tarball]) => {
-      work.images = images
-      if (tarball) work.tarball = tarball
-    })
-    const minting = mintToken(request, work, cleanup)
-    const submitting = submitRequestJob(request, work, cleanup, () => step)
+    const digesting = Promise.all([digestImages(checked.sifs), checksummedTarball(request)])
+    const minting = mintToken(request, checked.config, cleanup).then((minted) => (secrets = minted))
+    const submitting = submitRequestJob(request, checked, cleanup, () => step)
     background = Promise.allSettled([digesting, minting, submitting])
-    const settle = async (title: string, promise: Promise<void>) => {
-      await run(title, async (task) => {
-        await promise
-        if (title === stateStep) task.title = `Submitted the state job ${work.request!.jobId} (request ${work.request!.requestId})`
+    const settle = async () => {
+      const [images, tarball] = digests.length > 0 ? await run(digestStep, () => digesting) : await digesting
+      const token = await run(tokenStep, () => minting)
+      const stateJob = await run(stateStep, async (task) => {
+        const job = await submitting
+        task.title = `Submitted the state job ${job.jobId} (request ${job.requestId})`
+        return job
       })
+      return {images, tarball, token, stateJob}
     }
 
     if (request.bundleFile !== undefined) {
-      if (digests.length > 0) await settle(digestStep, digesting)
-      await settle(tokenStep, minting)
-      await settle(stateStep, submitting)
-      return await selfService(request, work, cleanup, run)
+      const made = await settle()
+      const file = await selfService(request, {...made, checked}, cleanup, run)
+      // The bundle is the result; the local token copy goes.
+      cleanup.dismiss()
+      secrets?.removeLocalToken?.()
+      return result(request, {...made, checked}, {bundleFile: file})
     }
 
     // The bundle is rendered while the login is still under way; failures above are reported by their own steps.
-    const preparing = Promise.all([digesting, minting, submitting]).then(() => prepareStaging(request, work))
+    const preparing = Promise.all([digesting, minting, submitting]).then(([[images, tarball], token, stateJob]) => prepareStaging(request, {checked, images, tarball, token, stateJob}))
     preparing.catch(() => undefined)
 
-    step = `Logging in to ${work.target!.host}`
+    step = `Logging in to ${checked.target.host}`
     login!.held.open()
     await abortable(login!.connecting, request.signal)
-    if (digests.length > 0) await settle(digestStep, digesting)
-    await settle(tokenStep, minting)
-    await settle(stateStep, submitting)
+    const made = await settle()
 
-    await pointJobsAtImages(work, cleanup, run)
+    await pointJobsAtImages(checked.sifs, cleanup, run)
 
-    await run(`Staging and submitting the ${plan.system.batch === 'slurm' ? 'SLURM' : 'HTCondor'} job on ${work.target!.host}`, async (task) => {
-      await stageAndSubmit(request, work, cleanup, await preparing, (text) => (task.output = text))
-      task.title = `Submitted batch job ${work.control.JOB_ID} on ${work.target!.host}`
+    const batch = batchSystem(plan.system.batch)
+    const backend = await run(`Staging and submitting the ${batch.label} job on ${checked.target.host}`, async (task) => {
+      const submitted = await submitBatchJob(request, transport!, checked.target.host, made.stateJob, await preparing, cleanup, (text) => (task.output = text))
+      task.title = `Submitted batch job ${submitted.jobId} on ${checked.target.host}`
+      return submitted
     })
+
+    // Success: nothing to undo; the connection closes and the local token goes.
+    cleanup.dismiss()
+    await transport!.close()
+    secrets?.removeLocalToken?.()
+    return result(request, {...made, checked}, {backend})
   } catch (error) {
     login?.held.refuse(error)
     await background
@@ -240,12 +230,28 @@ export async function createAnnex(request: CreateRequest): Promise<CreateResult>
     if (interrupted) throw new AnnexError(text, {exit: 130, cause: error})
     throw new AnnexError(text, {exit: error instanceof AnnexError ? error.exitCode : 2, cause: error, ...(error instanceof AnnexError && error.hint ? {hint: error.hint} : {})})
   }
+}
 
-  // Success: nothing to undo; the connection closes and the local token goes.
-  cleanup.dismiss()
-  await work.transport?.close()
-  work.removeToken?.()
-  return result(request, work)
+/** The checks on the Access Point; `onTarget` is told the login target as soon as it is known. */
+async function checkAccessPoint(
+  request: CreateRequest,
+  configuring: Promise<AnnexConfig & {loginOverrides: LoginOverrides}>,
+  onTarget: (target: LoginTarget) => void,
+): Promise<Checked> {
+  const {plan} = request
+  const config = await configuring
+  requireAnnexEnabled(config)
+  const collector = annexCollector(config, plan.pool)
+  const target = loginTarget(request, config.loginOverrides)
+  onTarget(target)
+  // Independent questions, asked at once.
+  const [queue, scheddName] = await Promise.all([annexQueue(plan.annexName), findScheddName(collector)])
+  nameRule(request.verb, plan.annexName, queue.nameTaken)
+  checkRequireJob(config.requireJob, plan.annexName, queue.jobs)
+  const sifs = findSifImages(queue.jobs)
+  const passwordFile = plan.passwordFile ?? config.passwordFile
+  ensurePasswordFile(passwordFile)
+  return {config, collector, scheddName, target, sifs, password: {path: passwordFile}}
 }
 
 /** Where to log in: the flags, else the configuration's overrides, else the machine file. */
@@ -295,10 +301,8 @@ function holdInteraction(inner: Interaction): HeldInteraction {
 }
 
 /** Opens the one connection, its undo registered first; the login's questions are held until the checks pass. */
-function startLogin(request: CreateRequest, work: Work, cleanup: CleanupStack): {connecting: Promise<void>; held: HeldInteraction} {
-  const target = work.target!
+function startLogin(request: CreateRequest, transport: Transport, target: LoginTarget, cleanup: CleanupStack): {connecting: Promise<void>; held: HeldInteraction} {
   const held = holdInteraction(request.interaction)
-  const transport = work.transport!
   cleanup.register(`closed the connection to ${target.host}`, () => transport.close())
   held.interaction.progress?.(`Logging in to ${target.user ? `${target.user}@` : ''}${target.host} ...`)
   const connecting = transport.connect(target, held.interaction)
@@ -308,14 +312,12 @@ function startLogin(request: CreateRequest, work: Work, cleanup: CleanupStack): 
 }
 
 /** The annex token: --token_file, or a fresh one whose local copy is deleted when the command ends. */
-async function mintToken(request: CreateRequest, work: Work, cleanup: CleanupStack): Promise<void> {
+async function mintToken(request: CreateRequest, config: AnnexConfig, cleanup: CleanupStack): Promise<Secrets> {
   const {plan} = request
   if (plan.tokenFile !== undefined) {
     await readablePrivateFile(plan.tokenFile)
-    work.token = {path: plan.tokenFile}
-    return
+    return {token: {path: plan.tokenFile}}
   }
-  const config = work.config!
   const token = await fetchToken({
     type: plan.annexName,
     user: currentUser(),
@@ -326,30 +328,41 @@ async function mintToken(request: CreateRequest, work: Work, cleanup: CleanupSta
     timeout: config.timeouts.tokenFetch,
   })
   // The pilots get their copy through the bundle; the local file never outlives this command.
-  work.removeToken = () => token.remove()
   cleanup.register('deleted the local token', async () => token.remove())
-  work.token = {path: token.path}
+  return {token: {path: token.path}, removeLocalToken: () => token.remove()}
 }
 
 /** The state job, with its undo registered first (it finds the job even if condor_submit was cut short). */
-async function submitRequestJob(request: CreateRequest, work: Work, cleanup: CleanupStack, failedStep: () => string): Promise<void> {
+async function submitRequestJob(request: CreateRequest, checked: Checked, cleanup: CleanupStack, failedStep: () => string): Promise<RequestJob> {
   const {plan} = request
   const since = Math.floor(Date.now() / 1000) - 1
+  const submitted: {job?: RequestJob} = {}
   cleanup.register('removed the state job', async () => {
     const reason = `hpc-annex ${request.verb} failed at: ${failedStep()}`
-    if (work.request) return removeJobs(work.request.jobId, reason)
+    if (submitted.job) return removeJobs(submitted.job.jobId, reason)
     const strays = await queryJobs({
       constraint: `hpc_annex_name == ${classadString(plan.annexName)} && QDate >= ${since} && hpc_annex_JOB_ID =?= undefined`,
       attributes: ['ClusterId', 'ProcId'],
     })
     for (const job of strays) await removeJobs(`${String(job.ClusterId)}.${String(job.ProcId)}`, reason)
   })
-  const {stateJob} = await later(work)
-  work.request = await stateJob.submitStateJob(plan, {collector: work.collector!, login: work.target!})
+  const {stateJob} = await later()
+  submitted.job = await stateJob.submitStateJob(plan, {collector: checked.collector, login: checked.target})
+  return submitted.job
 }
 
-function result(request: CreateRequest, work: Work, extra: Partial<CreateResult> = {}): CreateResult {
+/** What the steps made, on the Access Point. */
+interface Made {
+  checked: Checked
+  images: Image[]
+  tarball: Tarball | undefined
+  token: Secrets
+  stateJob: RequestJob
+}
+
+function result(request: CreateRequest, made: Made, extra: {backend?: BackendResult; bundleFile?: string}): CreateResult {
   const {plan} = request
+  const {backend} = extra
   return {
     verb: request.verb,
     annexName: plan.annexName,
@@ -357,21 +370,21 @@ function result(request: CreateRequest, work: Work, extra: Partial<CreateResult>
     queue: plan.queue.name,
     nodes: plan.nodes,
     lifetime: plan.lifetime,
-    requestId: work.request!.requestId,
-    stateJobId: work.request!.jobId,
-    ...(work.control.JOB_ID === undefined ? {} : {batchJobId: work.control.JOB_ID}),
-    ...(work.control.PILOT_DIR === undefined ? {} : {pilotDir: work.control.PILOT_DIR}),
-    ...(work.target === undefined || request.bundleFile !== undefined ? {} : {loginHost: work.target.host}),
-    images: work.images.map((i) => ({name: i.name, sha256: i.sha256, bytes: i.bytes, sent: !work.cached.has(i.sha256)})),
-    bytesSent: work.bytesSent,
-    remoteCommands: work.remoteCommands,
-    warnings: work.warnings,
-    ...extra,
+    requestId: made.stateJob.requestId,
+    stateJobId: made.stateJob.jobId,
+    ...(backend === undefined ? {} : {batchJobId: backend.jobId}),
+    ...(backend?.pilotDir === undefined ? {} : {pilotDir: backend.pilotDir}),
+    ...(extra.bundleFile === undefined ? {loginHost: made.checked.target.host} : {}),
+    images: made.images.map((i) => ({name: i.name, sha256: i.sha256, bytes: i.bytes, sent: !backend?.cached.has(i.sha256)})),
+    bytesSent: backend?.bytesSent ?? 0,
+    remoteCommands: backend === undefined ? 0 : 1,
+    warnings: backend?.warnings ?? [],
+    ...(extra.bundleFile === undefined ? {} : {bundleFile: extra.bundleFile}),
   }
 }
 
 /** The --condor-tarball with its sha256 (computing since the command started) and size. */
-async function checksummedTarball(request: CreateRequest): Promise<Work['tarball']> {
+async function checksummedTarball(request: CreateRequest): Promise<Tarball | undefined> {
   if (!request.condorTarball) return undefined
   const {path} = request.condorTarball
   const [sha256, info] = await Promise.all([request.condorTarball.sha256, stat(path)])
@@ -379,11 +392,10 @@ async function checksummedTarball(request: CreateRequest): Promise<Work['tarball
 }
 
 /** The sha256 of each distinct image file (jobs often share one), named as the jobs will see it. */
-async function digestImages(work: Work): Promise<Work['images']> {
-  const {sifs} = work
+async function digestImages(sifs: SifImage[]): Promise<Image[]> {
   if (sifs.length === 0) return []
-  const {sha256File, sifEntryName} = (await later(work)).staging
-  const byPath = new Map<string, Work['images'][number]>()
+  const {sha256File, sifEntryName} = (await later()).backend
+  const byPath = new Map<string, Image>()
   const names = new Map<string, string>()
   for (const sif of sifs) {
     const name = sifEntryName(sif.basename)
@@ -411,11 +423,6 @@ async function readablePrivateFile(path: string): Promise<void> {
   if ((mode & 0o077) !== 0) throw userError(`The token file '${path}' is readable by others; run chmod 600 on it.`)
 }
 
-function lastLine(text: string): string {
-  const lines = text.split('\n').map((l) => l.trim()).filter((l) => l !== '')
-  return lines.at(-1) ?? ''
-}
-
 function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
   if (signal.aborted) return Promise.reject(signal.reason)
   return new Promise<T>((resolve, reject) => {
@@ -434,191 +441,107 @@ function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
   })
 }
 
-async function remote(work: Work, command: string, signal: AbortSignal, options: Parameters<Transport['exec']>[1] = {}) {
-  work.remoteCommands += 1
-  return work.transport!.exec(command, {signal, ...options})
-}
-
 /** What the Access Point adds to the Plan for rendering, once the state job exists. */
-function apContext(request: CreateRequest, work: Work): ApContext {
+function apContext(request: CreateRequest, made: Made): ApContext {
   return {
-    requestId: work.request!.requestId,
-    collector: work.collector!,
-    scheddName: work.scheddName!,
-    images: work.images.map((i) => ({name: i.name, sha256: i.sha256})),
-    ...(work.tarball ? {stagedTarballSha256: work.tarball.sha256, stagedTarballName: basename(work.tarball.path)} : {}),
+    requestId: made.stateJob.requestId,
+    collector: made.checked.collector,
+    scheddName: made.checked.scheddName,
+    images: made.images.map((i) => ({name: i.name, sha256: i.sha256})),
+    ...(made.tarball ? {stagedTarballSha256: made.tarball.sha256, stagedTarballName: basename(made.tarball.path)} : {}),
     ...(request.allowUnpinnedDownload ? {allowUnpinnedDownload: true} : {}),
   }
 }
 
-/** The command that cancels this request's batch job on the login node. */
-function cancelCommand(plan: Plan, jobId: string): string {
-  return plan.system.batch === 'slurm' ? `scancel -- ${shellQuote(jobId)}` : `condor_rm ${shellQuote(jobId)}`
-}
-
-/** What the one channel sends: the rendered files, the secrets, and the objects the login node may have cached. */
-interface Staging {
-  files: RenderedFile[]
-  inputs: BundleInputs
-  /** sha256 → size here, of each image and tarball; the back-end says which it has, first, on the same channel. */
-  objects: Map<string, number>
+/** The secrets and large objects the bundle carries. */
+function bundleInputs(made: Made): BundleInputs {
+  return {
+    token: made.token.token,
+    password: made.checked.password,
+    sifs: made.images.map((i) => ({sha256: i.sha256, path: i.path})),
+    ...(made.tarball ? {condorTarball: {path: made.tarball.path, sha256: made.tarball.sha256}} : {}),
+  }
 }
 
 /** Renders the bundle once the state job exists (its id is in the files); needs no connection. */
-async function prepareStaging(request: CreateRequest, work: Work): Promise<Staging> {
-  const {renderFiles} = (await later(work)).staging
-  const inputs: BundleInputs = {
-    token: work.token!,
-    password: work.password!,
-    sifs: work.images.map((i) => ({sha256: i.sha256, path: i.path})),
-    ...(work.tarball ? {condorTarball: {path: work.tarball.path, sha256: work.tarball.sha256}} : {}),
-  }
-  const objects = new Map(work.images.map((i) => [i.sha256, i.bytes] as const))
-  if (work.tarball) objects.set(work.tarball.sha256, work.tarball.bytes)
-  return {files: renderFiles(request.plan, apContext(request, work)), inputs, objects}
+async function prepareStaging(request: CreateRequest, made: Made): Promise<BackendInputs> {
+  const {renderFiles} = (await later()).backend
+  const objects = new Map(made.images.map((i) => [i.sha256, i.bytes] as const))
+  if (made.tarball) objects.set(made.tarball.sha256, made.tarball.bytes)
+  return {files: renderFiles(request.plan, apContext(request, made)), inputs: bundleInputs(made), objects}
 }
 
 /**
- * The one channel that matters: the bundle (only what the login node lacks)
- * streams in as the back-end's stdin; its control lines go to the state job
- * as they arrive, its progress lines to the task list.
+ * Runs the back-end over the one channel, its undo (cancelling the batch job
+ * it reports) registered first; the control values go to the state job as
+ * they arrive, its progress to the task list.
  */
-async function stageAndSubmit(request: CreateRequest, work: Work, cleanup: CleanupStack, staging: Staging, progress: (text: string) => void): Promise<void> {
+async function submitBatchJob(
+  request: CreateRequest,
+  transport: Transport,
+  host: string,
+  stateJob: RequestJob,
+  staging: BackendInputs,
+  cleanup: CleanupStack,
+  progress: (text: string) => void,
+): Promise<BackendResult> {
   const {plan} = request
-  const {files, inputs, objects} = staging
-  const {staging: {bootstrapCommand, bundleStream, parseCachedObject}, stateJob: {recordControlValues}} = await later(work)
-  const offered = new Map<string, number>()
-  let answer!: (cached: Map<string, number>) => void
-  const cached = new Promise<Map<string, number>>((resolve) => (answer = resolve))
-  let bulk = 0
-  const cacheAnswered = () => {
-    for (const [digest, size] of offered) if (objects.get(digest) === size) work.cached.set(digest, size)
-    bulk = [...objects].reduce((sum, [digest, size]) => sum + (work.cached.has(digest) ? 0 : size), 0)
-    if (objects.size > 0) progress(`The login node has ${work.cached.size} of ${objects.size} objects cached`)
-    answer(work.cached)
-  }
-  if (objects.size === 0) cacheAnswered()
-
+  const batch = batchSystem(plan.system.batch)
+  const {backend: {runBackend}, stateJob: {recordControlValues}} = await later()
+  const control: Partial<Record<RecordedControl, string>> = {}
   // Registered before the back-end can submit anything.
   cleanup.register('cancelled the batch job', async () => {
-    const jobId = work.control.JOB_ID
+    const jobId = control.JOB_ID
     if (jobId === undefined) return false
-    const result = await work.transport!.exec(cancelCommand(plan, jobId))
-    if (result.code !== 0) throw new Error(`${cancelCommand(plan, jobId)} exited with status ${result.code}: ${lastLine(result.stderr)}`)
+    const result = await transport.exec(batch.cancelJob(jobId))
+    if (result.code !== 0) throw new Error(`${batch.cancelJob(jobId)} exited with status ${result.code}: ${lastLine(result.stderr)}`)
   })
-
-  const watchdog = new StallWatchdog(`Staging on ${work.target!.host}`, request.stallTimeout * 1000)
-  const local = new AbortController()
-  const signal = AbortSignal.any([request.signal, watchdog.signal, local.signal])
-  let lastShown = 0
-  const counter = new Transform({
-    transform(chunk: Buffer, _encoding, callback) {
-      work.bytesSent += chunk.length
-      watchdog.progress()
-      const now = Date.now()
-      if (bulk > MiB && now - lastShown > (request.output === 'tty' ? 200 : 10_000)) {
-        lastShown = now
-        progress(`Sent ${mib(Math.min(work.bytesSent, bulk))} of ${mib(bulk)}`)
-      }
-      callback(null, chunk)
-    },
-  })
-  const bundle: Readable = bundleStream(files, inputs, {cached})
-  bundle.on('error', (error) => local.abort(systemError(`Cannot read what is to be staged: ${message(error)}`)))
-  bundle.pipe(counter)
-
-  const parser = new BackendOutputParser()
-  const decoder = new StringDecoder('utf8')
   // The state job always shows the latest values; what arrives during a condor_qedit goes in the next.
-  const recorder = new CoalescingWriter<ControlAttribute>((values) => recordControlValues(work.request!, values))
-  const handle = (events: ReturnType<BackendOutputParser['push']>) => {
-    for (const event of events) {
-      if (event.kind === 'progress') progress(event.text)
-      else if (event.kind === 'control' && event.attribute === 'CACHED') {
-        const object = parseCachedObject(event.value)
-        if (object) offered.set(...object)
-      } else if (event.kind === 'control' && event.attribute === 'CACHE_END') cacheAnswered()
-      else if (event.kind === 'control' && event.attribute === 'WARNING') work.warnings.push(event.value)
-      else if (event.kind === 'control' && ['PID', 'PILOT_DIR', 'JOB_ID'].includes(event.attribute)) {
-        const attribute = event.attribute as ControlAttribute
-        work.control[attribute] = event.value
-        recorder.set(attribute, event.value)
-      } else if (event.kind === 'output') progress(event.line)
-    }
-  }
-  let stderr = ''
-  let result
+  const recorder = new CoalescingWriter<RecordedControl>((values) => recordControlValues(stateJob, values))
+  let outcome: BackendResult
   try {
-    result = await remote(work, bootstrapCommand([...objects.keys()], {unpackTarball: plan.system.batch === 'slurm'}), signal, {
-      stdin: counter,
-      collect: false,
-      onStdout: (chunk) => {
-        watchdog.progress()
-        handle(parser.push(decoder.write(chunk)))
-      },
-      onStderr: (chunk) => {
-        watchdog.progress()
-        stderr = (stderr + chunk.toString('utf8')).slice(-4000)
+    outcome = await runBackend(transport, plan, staging, {
+      signal: request.signal,
+      stallTimeout: request.stallTimeout,
+      host,
+      progressEvery: request.output === 'tty' ? 200 : 10_000,
+      onProgress: progress,
+      onControl: (name, value) => {
+        control[name] = value
+        recorder.set(name, value)
       },
     })
-  } catch (error) {
-    throw signal.aborted && !request.signal.aborted ? signal.reason : error
   } finally {
-    // A back-end that ended before answering leaves nothing to wait for.
-    answer(work.cached)
-    watchdog.stop()
-    bundle.unpipe(counter)
-    bundle.destroy()
-  }
-  handle(parser.push(decoder.end()))
-  handle(parser.end())
-  await recorder.flush()
-  if (result.code !== 0) {
-    const what = result.code === null ? `was killed (${result.signal ?? 'signal'})` : (BACKEND_FAILURES[result.code] ?? `exited with status ${result.code}`)
-    const detail = lastLine(stderr).replace(/^hpc-annex back-end: /, '')
-    throw systemError(`${what}${detail ? `: ${detail}` : ''}`)
+    // What was reported reaches the state job even when the back-end then failed.
+    await recorder.flush()
   }
   if (recorder.error !== undefined) throw recorder.error
-  if (work.control.JOB_ID === undefined) throw systemError('the back-end finished but reported no batch job id')
+  return outcome
 }
 
 /**
  * Points the annex's jobs at their staged images before any pilot can start
  * (a pilot may match a job at once), with an undo that puts back what it changed.
  */
-async function pointJobsAtImages(work: Work, cleanup: CleanupStack, run: RunStep): Promise<void> {
-  if (work.sifs.length === 0) return
+async function pointJobsAtImages(sifs: SifImage[], cleanup: CleanupStack, run: RunStep): Promise<void> {
+  if (sifs.length === 0) return
   const applied: SifImage[] = []
   cleanup.register("restored the jobs' container images", async () => {
     if (applied.length === 0) return false
     await revertImageEdits(applied)
   })
-  await run(`Pointing ${work.sifs.length} job(s) at their staged images`, () => editJobsForStagedImages(work.sifs, applied))
+  await run(`Pointing ${sifs.length} job(s) at their staged images`, () => editJobsForStagedImages(sifs, applied))
 }
 
-/** --bundle: everything a create sends, written to a file the user carries to the login node. */
-async function selfService(
-  request: CreateRequest,
-  work: Work,
-  cleanup: CleanupStack,
-  run: RunStep,
-): Promise<CreateResult> {
+/** --bundle: everything a create sends, written to a file the user carries to the login node; returns its name. */
+async function selfService(request: CreateRequest, made: Made, cleanup: CleanupStack, run: RunStep): Promise<string> {
   const {plan} = request
   const file = request.bundleFile!
-  const {renderFiles, writeBundle} = (await later(work)).staging
+  const {renderFiles, writeBundle} = (await later()).backend
   await run(`Writing the self-service bundle ${file}`, async () => {
-    const ap = apContext(request, work)
     cleanup.register(`removed ${file}`, () => rm(file, {force: true}))
-    await writeBundle(file, renderFiles(plan, ap, {setup: true}), {
-      token: work.token!,
-      password: work.password!,
-      sifs: work.images.map((i) => ({sha256: i.sha256, path: i.path})),
-      ...(work.tarball ? {condorTarball: {path: work.tarball.path, sha256: work.tarball.sha256}} : {}),
-    }, {prefix: `hpc-annex-${plan.annexName}`})
+    await writeBundle(file, renderFiles(plan, apContext(request, made), {setup: true}), bundleInputs(made), {prefix: `hpc-annex-${plan.annexName}`})
   })
-  await pointJobsAtImages(work, cleanup, run)
-  // The bundle is the result; the local token copy goes.
-  cleanup.dismiss()
-  work.removeToken?.()
-  return result(request, work, {bundleFile: file})
+  await pointJobsAtImages(made.checked.sifs, cleanup, run)
+  return file
 }

@@ -171,8 +171,4 @@ export function sentence(text: string): string {
   return /[.!?]$/.test(text) ? text : `${text}.`
 }
 
-/** The last non-empty line of a command's stderr, for a one-line report. */
-export function lastLine(text: string): string {
-  const lines = text.split('\n').map((line) => line.trim()).filter((line) => line !== '')
-  return oneLine(lines.at(-1) ?? '')
-}
+export {lastLine} from '../errors.js'

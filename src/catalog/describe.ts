@@ -1,3 +1,4 @@
+import {batchSystem} from '../batch/index.js'
 import type {Plan} from './plan.js'
 
 function plural(n: number, word: string): string {
@@ -40,23 +41,7 @@ export function describePlan(plan: Plan): string {
     `To change the project, use --project. To change the resources requested, use ${resourceFlags(plan)}. ` +
       `To change how long the resources are reserved, use --lifetime.`,
     `Pilots that run no job for ${plan.idleTime} seconds shut down (--idle-time); jobs of ${plan.owners.join(', ')} may run on them (--owners).`,
-    `It would log in to ${login} and submit: sbatch ${batchLine(plan)}.`,
+    `It would log in to ${login} and ${batchSystem(plan.system.batch).describeRequest(plan)}.`,
   ]
-  if (plan.system.batch === 'htcondor') lines[3] = `It would log in to ${login} and submit the pilots with condor_submit (${batchLine(plan)}).`
   return lines.join('\n')
-}
-
-/** The batch request in the batch system's own terms, for the dry-run text. */
-function batchLine(plan: Plan): string {
-  if (plan.system.batch === 'htcondor') {
-    return [plan.cpus && `request_cpus = ${plan.cpus}`, plan.memMb && `request_memory = ${plan.memMb}`].filter(Boolean).join(', ')
-  }
-  const parts = [...plan.queueArgument, `--nodes=${plan.nodes}`]
-  if (plan.cpus !== undefined) parts.push(`--cpus-per-task=${plan.cpus}`)
-  if (plan.memMb !== undefined) parts.push(`--mem=${plan.memMb}M`)
-  if (plan.gpus) parts.push(`${plan.gpus.flag}=${plan.gpus.value}`)
-  if (plan.constraint) parts.push(`--constraint=${plan.constraint}`)
-  parts.push(`--time=${Math.ceil(plan.lifetime / 60)}`)
-  if (plan.project) parts.push(`--account=${plan.project}`)
-  return parts.join(' ')
 }

@@ -63,7 +63,7 @@ async function stagedTarball(path: string): Promise<{path: string; sha256: Promi
   } catch (error) {
     throw unreadable(error)
   }
-  const {sha256File} = await import('../staging/digest.js')
+  const {sha256File} = await import('../backend/digest.js')
   const sha256 = sha256File(path).catch((error: unknown) => {
     throw unreadable(error)
   })
@@ -91,7 +91,7 @@ export async function runRequest(
   if (flags['dry-run']) {
     io.log(describePlan(plan))
     if (flags.emit !== undefined) {
-      const {dryRunContext, emitFiles, renderFiles} = await import('../staging/index.js')
+      const {dryRunContext, emitFiles, renderFiles} = await import('../backend/index.js')
       const context = dryRunContext(plan, {
         ...(tarball ? {stagedTarballSha256: await tarball.sha256, stagedTarballName: basename(tarball.path)} : {}),
         ...(flags['allow-unpinned-download'] ? {allowUnpinnedDownload: true} : {}),

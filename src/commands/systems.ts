@@ -3,6 +3,7 @@ import {summarizeSystem, type SystemSummary} from '../catalog/summary.js'
 import {AnnexCommand} from '../cli/base.js'
 import {Args} from '../cli/oclif.js'
 import {formatTable} from '../cli/table.js'
+import {batchSystem} from '../batch/index.js'
 import {userError} from '../errors.js'
 
 function duration(seconds: number): string {
@@ -21,7 +22,7 @@ function shapeText(shape: SystemSummary['queues'][number]['shapes'][number]): st
 }
 
 export function formatSystem(system: SystemSummary): string {
-  const header = `${system.name} (${system.key}) — login ${system.host}, ${system.batch === 'slurm' ? 'SLURM' : 'HTCondor'}, ` +
+  const header = `${system.name} (${system.key}) — login ${system.host}, ${batchSystem(system.batch).label}, ` +
     `project ${system.projectRequired ? 'required (--project)' : 'optional'}`
   const table = formatTable(
     ['QUEUE', 'TYPE', 'MAX NODES', 'MAX TIME', 'CORES/NODE', 'RAM/NODE MB', 'GPUS/NODE', 'MAX JOBS', 'NOTES'],
@@ -51,7 +52,7 @@ export default class Systems extends AnnexCommand {
   async run(): Promise<SystemSummary[]> {
     const {args} = await this.parse(Systems)
     const catalog = loadCatalog()
-    for (const problem of catalog.problems) this.warn(`skipped an invalid machine file: ${formatProblem(problem)}`)
+    for (const problem of catalog.problems) this.warn(`skipped ${problem.untrusted ? 'an untrusted' : 'an invalid'} machine file: ${formatProblem(problem)}`)
     let machines = [...catalog.systems.values()]
     if (args.system !== undefined) {
       const machine = findSystem(catalog, args.system)

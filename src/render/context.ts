@@ -1,4 +1,7 @@
 import type {Plan, PlanTarball} from '../catalog/plan.js'
+import {batchJobName, batchSystem} from '../batch/index.js'
+
+export {batchJobName}
 import {collectorEndpoint, endpointText} from '../condor/address.js'
 import {classadString} from './quote.js'
 
@@ -32,53 +35,8 @@ export interface ApContext {
   images?: {name: string; sha256: string}[]
 }
 
-/**
- * The back-end's exit codes, one per failure, so the front-end can say what
- * went wrong without parsing prose. 0: the batch job was submitted (or had
- * been, by an earlier try of the same request).
- */
-export const BACKEND_EXIT = {
-  bundle: 10,
-  earlierCheck: 11,
-  pilotDir: 12,
-  unsupportedOs: 13,
-  unpinned: 14,
-  download: 15,
-  checksum: 16,
-  unpack: 17,
-  populate: 18,
-  machineSetup: 19,
-  submit: 20,
-  submitOutput: 21,
-} as const
-
-/** What each back-end exit code means, for the front-end's one-line error. */
-export const BACKEND_FAILURES: Record<number, string> = {
-  [BACKEND_EXIT.bundle]: 'the staged files were incomplete on the login node',
-  [BACKEND_EXIT.earlierCheck]: 'could not check the batch system for an earlier submission of this request',
-  [BACKEND_EXIT.pilotDir]: 'could not make the pilot directory in the machine\'s scratch space',
-  [BACKEND_EXIT.unsupportedOs]: 'no HTCondor build for the login node\'s operating system',
-  [BACKEND_EXIT.unpinned]: 'refused to download an HTCondor tarball whose sha256 is not pinned',
-  [BACKEND_EXIT.download]: 'could not download HTCondor on the login node',
-  [BACKEND_EXIT.checksum]: 'the HTCondor tarball\'s sha256 did not match',
-  [BACKEND_EXIT.unpack]: 'could not unpack HTCondor on the login node',
-  [BACKEND_EXIT.populate]: 'could not prepare the pilot directory',
-  [BACKEND_EXIT.machineSetup]: 'the machine-specific set-up failed',
-  [BACKEND_EXIT.submit]: 'the batch system refused the job',
-  [BACKEND_EXIT.submitOutput]: 'the batch system printed no job id',
-}
-
 /** Seconds the pilots leave, before the batch job's end, for shutting down and cleaning up. */
 export const CLEANUP_TIME = 300
-
-/**
- * The batch job's name: carries the annex name and the request id (in a form
- * every batch system accepts), so a retry and `shutdown` can find the job.
- */
-export function batchJobName(annexName: string, requestId: string): string {
-  const plain = (text: string) => text.replace(/[^A-Za-z0-9._-]/g, '_')
-  return `hpc-annex.${plain(annexName)}.${plain(requestId)}`
-}
 
 interface TarballView {
   os: string
@@ -90,7 +48,6 @@ interface TarballView {
 export interface RenderView {
   plan: Plan
   ap: ApContext & {stagedTarballSha256: string; stagedTarballName: string; allowUnpinnedDownload: boolean; images: {name: string; sha256: string}[]}
-  exit: typeof BACKEND_EXIT
   cleanupTime: number
   jobName: string
   /** Comma-separated, as stringListMember takes it. */
@@ -123,10 +80,10 @@ function tarballView(t: PlanTarball): TarballView {
 
 /** Builds the render view. Pure. */
 export function renderView(plan: Plan, ap: ApContext): RenderView {
-  const htcondorBatch = plan.system.batch === 'htcondor'
+  const batch = batchSystem(plan.system.batch)
   const policy = plan.pilotJob
   let tarballs = plan.htcondor.tarballs.map(tarballView)
-  if (htcondorBatch) {
+  if (!batch.detectsLoginOs) {
     // One build, whatever the login node runs: the one for the pilots' container.
     const os = policy?.containerOs?.toLowerCase()
     const fixed = tarballs.find((t) => t.os.toLowerCase() === os) ?? tarballs[0]
@@ -139,13 +96,12 @@ export function renderView(plan: Plan, ap: ApContext): RenderView {
   return {
     plan,
     ap: {...ap, stagedTarballSha256: ap.stagedTarballSha256 ?? '', stagedTarballName: ap.stagedTarballName ?? '', allowUnpinnedDownload: ap.allowUnpinnedDownload ?? false, images: ap.images ?? []},
-    exit: BACKEND_EXIT,
     cleanupTime: CLEANUP_TIME,
     jobName: batchJobName(plan.annexName, ap.requestId),
     owners: plan.owners.join(','),
     minutes: Math.max(1, Math.ceil(plan.lifetime / 60)),
     tarballs,
-    detectOs: !htcondorBatch,
+    detectOs: batch.detectsLoginOs,
     cpus: cpus ?? false,
     memMb: memMb ?? false,
     gpus: plan.gpus ? {flag: plan.gpus.flag, value: plan.gpus.value} : false,

@@ -12,7 +12,7 @@ import {afterAll, beforeAll, expect, it} from 'vitest'
 
 import {loadCatalog, validateRequest} from '../../src/catalog/index.js'
 import {projectPath} from '../../src/paths.js'
-import {renderFiles} from '../../src/staging/index.js'
+import {renderFiles} from '../../src/backend/index.js'
 import {describeOnRealHTCondor, realAccessPoint, runCommand} from '../site/helpers.js'
 import {realAnnexSite, type RealAnnexSite} from './real-site.js'
 

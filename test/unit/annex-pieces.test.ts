@@ -1,8 +1,8 @@
 import {afterEach, describe, expect, it, vi} from 'vitest'
 
 import {CleanupStack, describeCleanup} from '../../src/annex/cleanup.js'
-import {BackendOutputParser, CoalescingWriter} from '../../src/annex/control.js'
-import {StallWatchdog} from '../../src/annex/stall.js'
+import {BackendOutputParser, CoalescingWriter} from '../../src/backend/protocol.js'
+import {StallWatchdog} from '../../src/backend/stall.js'
 import {AnnexError} from '../../src/errors.js'
 
 describe('BackendOutputParser', () => {

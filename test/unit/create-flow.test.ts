@@ -8,7 +8,7 @@ import {afterEach, beforeEach, describe, expect, it} from 'vitest'
 import {createAnnex, type CreateRequest} from '../../src/annex/create.js'
 import {describeResult} from '../../src/cli/annex-request.js'
 import {AnnexError} from '../../src/errors.js'
-import {sha256File} from '../../src/staging/index.js'
+import {sha256File} from '../../src/backend/index.js'
 import {createFakeCondor, type FakeCondor} from '../fixtures/fake-condor/index.mjs'
 import {LocalTransport} from '../fixtures/local-transport.js'
 import {fakeCondorTarball, makeStubs, planFor, tempDir} from './render-helpers.js'
@@ -230,7 +230,7 @@ describe('create, end to end against a local "login node"', () => {
 
 describe('the back-end when the connection is lost', () => {
   it('withdraws a batch job it submitted but could not report, and removes the pilot directory', async () => {
-    const {renderFiles, bundleStream, bootstrapCommand} = await import('../../src/staging/index.js')
+    const {renderFiles, bundleStream, bootstrapCommand} = await import('../../src/backend/index.js')
     const {spawn} = await import('node:child_process')
     const plan = planFor({target: 'wholenode@anvil', name: 'demo'})
     const ap = {requestId: 'ap#5.0#1', collector: 'c:9618', scheddName: 's', stagedTarballSha256: tarball.sha256}

@@ -12,9 +12,11 @@ import {afterEach, beforeEach, describe, expect, it} from 'vitest'
 import {loadCatalog} from '../../src/catalog/index.js'
 import type {Plan} from '../../src/catalog/plan.js'
 import {projectPath} from '../../src/paths.js'
-import {BACKEND_EXIT, batchJobName, renderView, type ApContext} from '../../src/render/context.js'
+import {batchJobName} from '../../src/batch/index.js'
+import {BACKEND_EXIT} from '../../src/backend/protocol.js'
+import {renderView, type ApContext} from '../../src/render/context.js'
 import {render} from '../../src/render/index.js'
-import {bootstrapCommand, bundleStream, renderFiles, type BundleInputs, type RenderedFile} from '../../src/staging/index.js'
+import {backendView, bootstrapCommand, bundleStream, renderFiles, type BundleInputs, type RenderedFile} from '../../src/backend/index.js'
 import {controlLines, fakeCondorTarball, makeStubs, planFor, runBash, sha256, tempDir} from './render-helpers.js'
 
 let work: string
@@ -87,7 +89,7 @@ describe('the SLURM back-end, executed with hostile values', {timeout: 60_000}, 
     writeFileSync(join(cache, images[1]!.sha256), 'image 1')
     const withImages = {...ap, images}
     const files = renderFiles(plan, withImages).map((f) =>
-      f.path === 'backend.sh' ? {...f, content: render('backend-slurm.sh.hbs', renderView({...plan, project: hostile(8)}, withImages))} : f)
+      f.path === 'backend.sh' ? {...f, content: render('backend-slurm.sh.hbs', backendView({...plan, project: hostile(8)}, withImages))} : f)
     for (const file of files) {
       expect(file.content).not.toContain(plan.login.host)
       expect(file.content).not.toContain(plan.login.user)

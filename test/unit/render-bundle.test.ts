@@ -5,7 +5,7 @@ import {buffer} from 'node:stream/consumers'
 
 import {afterEach, beforeEach, describe, expect, it} from 'vitest'
 
-import {bootstrapCommand, bundleStream, parseCachedObject, renderFiles, sha256File, sifEntryName, writeBundle} from '../../src/staging/index.js'
+import {bootstrapCommand, bundleStream, parseCachedObject, renderFiles, sha256File, sifEntryName, writeBundle} from '../../src/backend/index.js'
 import {controlLines, fakeCondorTarball, makeStubs, planFor, runBash, sha256, tempDir} from './render-helpers.js'
 
 let work: string

@@ -5,7 +5,7 @@ import {describe, expect, it} from 'vitest'
 
 import type {RequestInput} from '../../src/catalog/index.js'
 import type {ApContext} from '../../src/render/context.js'
-import {renderFiles} from '../../src/staging/index.js'
+import {renderFiles} from '../../src/backend/index.js'
 import {planFor} from './render-helpers.js'
 
 // Rendered files compared with test/fixtures/golden/; HPC_ANNEX_UPDATE_GOLDEN=1 rewrites them.

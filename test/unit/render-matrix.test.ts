@@ -6,7 +6,7 @@ import {afterAll, describe, expect, it} from 'vitest'
 
 import {loadCatalog, type RequestInput} from '../../src/catalog/index.js'
 import {projectPath} from '../../src/paths.js'
-import {dryRunContext, renderFiles} from '../../src/staging/index.js'
+import {dryRunContext, renderFiles} from '../../src/backend/index.js'
 import {planFor, tempDir} from './render-helpers.js'
 
 /** For every system × queue a request the catalog accepts, plus a GPU variant where the queue has GPUs. */

@@ -1,10 +1,12 @@
 import {readFileSync} from 'node:fs'
 import {join} from 'node:path'
 
+import {batchSystem} from '../batch/index.js'
 import type {Plan} from '../catalog/plan.js'
 import {projectPath} from '../paths.js'
 import {renderView, type ApContext} from '../render/context.js'
 import {render} from '../render/index.js'
+import {BACKEND_EXIT, CONTROL, CONTROL_MARK} from './protocol.js'
 
 /** One generated file of the bundle: a path relative to the bundle's root, its mode and text. */
 export interface RenderedFile {
@@ -25,30 +27,25 @@ function pilotFile(name: string): RenderedFile {
   return {path: name, mode: SCRIPT_MODE, content: readFileSync(join(projectPath('pilots'), name), 'utf8')}
 }
 
+/** The render view with the back-end's side of the protocol, from the one declaration of it. */
+export function backendView(plan: Plan, ap: ApContext) {
+  return {...renderView(plan, ap), exit: BACKEND_EXIT, control: CONTROL, controlMark: CONTROL_MARK}
+}
+
 /**
  * Every generated file of a request, from the Plan and the Access Point's
  * values. Pure apart from reading the project's own templates; the same list
  * feeds the SSH stream, `--bundle` and `--emit`.
  */
 export function renderFiles(plan: Plan, ap: ApContext, options: RenderOptions = {}): RenderedFile[] {
-  const view = renderView(plan, ap)
-  const files: RenderedFile[] = []
-  if (plan.system.batch === 'slurm') {
-    files.push(
-      {path: 'backend.sh', mode: SCRIPT_MODE, content: render('backend-slurm.sh.hbs', view)},
-      {path: 'batch.slurm', mode: SCRIPT_MODE, content: render('batch.slurm.hbs', view)},
-      {path: 'pilot.conf', mode: SECRET_MODE, content: render('pilot.conf.hbs', view)},
-      pilotFile('pilot.sh'),
-      pilotFile('launcher.sh'),
-    )
-  } else {
-    files.push(
-      {path: 'backend.sh', mode: SCRIPT_MODE, content: render('backend-htcondor.sh.hbs', view)},
-      {path: 'pilot.sub', mode: SECRET_MODE, content: render('pilot.sub.hbs', view)},
-      {path: 'pilot.conf', mode: SECRET_MODE, content: render('pilot.conf.hbs', view)},
-      pilotFile('pilot.sh'),
-    )
-  }
+  const view = backendView(plan, ap)
+  const batch = batchSystem(plan.system.batch)
+  const files: RenderedFile[] = [
+    {path: 'backend.sh', mode: SCRIPT_MODE, content: render(batch.backendTemplate, view)},
+    ...batch.jobTemplates.map((t) => ({path: t.path, mode: t.secret ? SECRET_MODE : SCRIPT_MODE, content: render(t.template, view)})),
+    {path: 'pilot.conf', mode: SECRET_MODE, content: render('pilot.conf.hbs', view)},
+    ...batch.pilotScripts.map(pilotFile),
+  ]
   if (options.setup) files.push({path: 'setup.sh', mode: SCRIPT_MODE, content: render('setup.sh.hbs', view)})
   return files
 }

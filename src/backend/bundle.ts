@@ -10,6 +10,7 @@ import {Header, Pack, ReadEntry} from 'tar'
 import {userError} from '../errors.js'
 import {shellQuote} from '../render/quote.js'
 import {SECRET_MODE, type RenderedFile} from './files.js'
+import {CONTROL, CONTROL_MARK} from './protocol.js'
 
 /** Secrets travel as bytes or as a local file; either way they are never printed. */
 export type SecretSource = Buffer | {path: string}
@@ -54,7 +55,7 @@ export interface BundleEntry {
 const SHA256 = /^[0-9a-f]{64}$/
 
 // eslint-disable-next-line no-control-regex -- control characters are what is refused
-const CONTROL = /[\u0000-\u001f\u007f]/
+const CONTROL_CHARACTER = /[\u0000-\u001f\u007f]/
 
 /**
  * The name a job's .sif image is staged under. It comes from a job ad (the
@@ -62,7 +63,7 @@ const CONTROL = /[\u0000-\u001f\u007f]/
  * configuration text; still, anything that is not a plain file name is refused.
  */
 export function sifEntryName(name: string): string {
-  if (name === '' || name === '.' || name === '..' || name.includes('/') || CONTROL.test(name) || Buffer.byteLength(name) > 255) {
+  if (name === '' || name === '.' || name === '..' || name.includes('/') || CONTROL_CHARACTER.test(name) || Buffer.byteLength(name) > 255) {
     throw userError(`The container image name '${JSON.stringify(name).slice(1, -1)}' cannot be staged; rename the .sif file.`)
   }
   return name
@@ -230,8 +231,8 @@ export function bootstrapCommand(digests: string[] = [], options: BootstrapOptio
   if (digests.length > 0) {
     const list = digests.map(shellQuote).join(' ')
     steps.push(
-      `(cd "${REMOTE_CACHE}" 2>/dev/null || exit 0; for d in ${list}; do if [ -f "$d" ]; then printf '=-.-= CACHED %s %s\\n' "$d" "$(stat -c %s -- "$d")"; fi; done)`,
-      `printf '=-.-= CACHE_END\\n'`,
+      `(cd "${REMOTE_CACHE}" 2>/dev/null || exit 0; for d in ${list}; do if [ -f "$d" ]; then printf '%s %s %s %s\\n' ${shellQuote(CONTROL_MARK)} ${shellQuote(CONTROL.cached)} "$d" "$(stat -c %s -- "$d")"; fi; done)`,
+      `printf '%s %s\\n' ${shellQuote(CONTROL_MARK)} ${shellQuote(CONTROL.cacheEnd)}`,
     )
   }
   steps.push(

@@ -1,0 +1,5 @@
+export {bootstrapCommand, type BootstrapOptions, bundleEntries, parseCachedObject, REMOTE_CACHE, bundleStream, emitFiles, sifEntryName, writeBundle, type BundleEntry, type BundleInputs, type BundleOptions, type SecretSource} from './bundle.js'
+export {backendView, dryRunContext, renderFiles, SCRIPT_MODE, SECRET_MODE, type RenderedFile, type RenderOptions} from './files.js'
+export {sha256File} from './digest.js'
+export {BACKEND_EXIT, BACKEND_FAILURES, CONTROL, CONTROL_MARK, RECORDED_CONTROLS, type RecordedControl} from './protocol.js'
+export {runBackend, type BackendInputs, type BackendOptions, type BackendResult} from './run.js'

@@ -1,0 +1,150 @@
+import {Transform, type Readable} from 'node:stream'
+import {StringDecoder} from 'node:string_decoder'
+
+import {batchSystem} from '../batch/index.js'
+import type {Plan} from '../catalog/plan.js'
+import {lastLine, oneLine, systemError} from '../errors.js'
+import type {Transport} from '../ssh/transport.js'
+import {bootstrapCommand, bundleStream, parseCachedObject, type BundleInputs} from './bundle.js'
+import type {RenderedFile} from './files.js'
+import {BACKEND_FAILURES, BackendOutputParser, CONTROL, RECORDED_CONTROLS, type RecordedControl} from './protocol.js'
+import {StallWatchdog} from './stall.js'
+
+/** What the one channel sends: the rendered files, the secrets, and the objects the login node may have cached. */
+export interface BackendInputs {
+  files: RenderedFile[]
+  inputs: BundleInputs
+  /** sha256 → size here, of each image and tarball; the back-end says which it has, first, on the same channel. */
+  objects: Map<string, number>
+}
+
+export interface BackendOptions {
+  /** Aborts the run (Ctrl-C). */
+  signal: AbortSignal
+  /** Seconds the run may make no progress (no byte sent, no line read) before it fails. */
+  stallTimeout: number
+  /** The login node, for messages. */
+  host: string
+  /** Progress for the user: the back-end's steps, bytes sent. */
+  onProgress(text: string): void
+  /** Milliseconds between "Sent x of y" lines. */
+  progressEvery: number
+  /** A control value the state job records, as it arrives (the batch job's id among them). */
+  onControl(name: RecordedControl, value: string): void
+}
+
+export interface BackendResult {
+  jobId: string
+  pilotDir?: string
+  /** Objects the login node had (sha256 → size): they were not sent. */
+  cached: Map<string, number>
+  bytesSent: number
+  /** What the back-end warned about (not failures). */
+  warnings: string[]
+}
+
+const MiB = 1024 * 1024
+
+function mib(bytes: number): string {
+  return `${(bytes / MiB).toFixed(bytes < 10 * MiB ? 1 : 0)} MiB`
+}
+
+/**
+ * The one exec channel of a create: the bundle (only what the login node
+ * lacks) streams in as the back-end's stdin, while its stdout answers the
+ * cache question and reports control values and progress. Its failures are
+ * one-line errors: the exit code's meaning, then its last words on stderr.
+ */
+export async function runBackend(transport: Transport, plan: Plan, staging: BackendInputs, options: BackendOptions): Promise<BackendResult> {
+  const {files, inputs, objects} = staging
+  const cached = new Map<string, number>()
+  const offered = new Map<string, number>()
+  const warnings: string[] = []
+  const control: Partial<Record<RecordedControl, string>> = {}
+  let bytesSent = 0
+  let answer!: (cached: Map<string, number>) => void
+  const answered = new Promise<Map<string, number>>((resolve) => (answer = resolve))
+  let bulk = 0
+  const cacheAnswered = () => {
+    for (const [digest, size] of offered) if (objects.get(digest) === size) cached.set(digest, size)
+    bulk = [...objects].reduce((sum, [digest, size]) => sum + (cached.has(digest) ? 0 : size), 0)
+    if (objects.size > 0) options.onProgress(`The login node has ${cached.size} of ${objects.size} objects cached`)
+    answer(cached)
+  }
+  if (objects.size === 0) cacheAnswered()
+
+  const watchdog = new StallWatchdog(`Staging on ${options.host}`, options.stallTimeout * 1000)
+  const local = new AbortController()
+  const signal = AbortSignal.any([options.signal, watchdog.signal, local.signal])
+  let lastShown = 0
+  const counter = new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      bytesSent += chunk.length
+      watchdog.progress()
+      const now = Date.now()
+      if (bulk > MiB && now - lastShown > options.progressEvery) {
+        lastShown = now
+        options.onProgress(`Sent ${mib(Math.min(bytesSent, bulk))} of ${mib(bulk)}`)
+      }
+      callback(null, chunk)
+    },
+  })
+  const bundle: Readable = bundleStream(files, inputs, {cached: answered})
+  bundle.on('error', (error) => local.abort(systemError(`Cannot read what is to be staged: ${oneLine(error.message)}`)))
+  bundle.pipe(counter)
+
+  const parser = new BackendOutputParser()
+  const decoder = new StringDecoder('utf8')
+  const recorded = new Set<string>(RECORDED_CONTROLS)
+  const handle = (events: ReturnType<BackendOutputParser['push']>) => {
+    for (const event of events) {
+      if (event.kind === 'progress' || event.kind === 'output') options.onProgress(event.kind === 'progress' ? event.text : event.line)
+      else if (event.attribute === CONTROL.cached) {
+        const object = parseCachedObject(event.value)
+        if (object) offered.set(...object)
+      } else if (event.attribute === CONTROL.cacheEnd) cacheAnswered()
+      else if (event.attribute === CONTROL.warning) warnings.push(event.value)
+      else if (recorded.has(event.attribute)) {
+        const name = event.attribute as RecordedControl
+        control[name] = event.value
+        options.onControl(name, event.value)
+      }
+    }
+  }
+  let stderr = ''
+  let result
+  try {
+    const command = bootstrapCommand([...objects.keys()], {unpackTarball: batchSystem(plan.system.batch).unpackTarballOnArrival})
+    result = await transport.exec(command, {
+      signal,
+      stdin: counter,
+      collect: false,
+      onStdout: (chunk) => {
+        watchdog.progress()
+        handle(parser.push(decoder.write(chunk)))
+      },
+      onStderr: (chunk) => {
+        watchdog.progress()
+        stderr = (stderr + chunk.toString('utf8')).slice(-4000)
+      },
+    })
+  } catch (error) {
+    throw signal.aborted && !options.signal.aborted ? signal.reason : error
+  } finally {
+    // A back-end that ended before answering leaves nothing to wait for.
+    answer(cached)
+    watchdog.stop()
+    bundle.unpipe(counter)
+    bundle.destroy()
+  }
+  handle(parser.push(decoder.end()))
+  handle(parser.end())
+  if (result.code !== 0) {
+    const what = result.code === null ? `was killed (${result.signal ?? 'signal'})` : (BACKEND_FAILURES[result.code] ?? `exited with status ${result.code}`)
+    const detail = lastLine(stderr).replace(/^hpc-annex back-end: /, '')
+    throw systemError(`${what}${detail ? `: ${detail}` : ''}`)
+  }
+  const jobId = control[CONTROL.jobId]
+  if (jobId === undefined) throw systemError('the back-end finished but reported no batch job id')
+  return {jobId, ...(control[CONTROL.pilotDir] === undefined ? {} : {pilotDir: control[CONTROL.pilotDir]}), cached, bytesSent, warnings}
+}

@@ -1,0 +1,35 @@
+import type {Plan} from '../catalog/plan.js'
+import {shellQuote} from '../render/quote.js'
+import {batchJobName, type BatchSystem} from './index.js'
+
+/** SLURM: sbatch of one multi-node job whose tasks are the pilots; found by its job name. */
+export const slurm: BatchSystem = {
+  kind: 'slurm',
+  label: 'SLURM',
+  tools: {submit: 'sbatch', query: 'squeue', cancel: 'scancel'},
+  backendTemplate: 'backend-slurm.sh.hbs',
+  jobTemplates: [{path: 'batch.slurm', template: 'batch.slurm.hbs', secret: false}],
+  pilotScripts: ['pilot.sh', 'launcher.sh'],
+  unpackTarballOnArrival: true,
+  detectsLoginOs: true,
+  describeRequest(plan: Plan): string {
+    const parts = [...plan.queueArgument, `--nodes=${plan.nodes}`]
+    if (plan.cpus !== undefined) parts.push(`--cpus-per-task=${plan.cpus}`)
+    if (plan.memMb !== undefined) parts.push(`--mem=${plan.memMb}M`)
+    if (plan.gpus) parts.push(`${plan.gpus.flag}=${plan.gpus.value}`)
+    if (plan.constraint) parts.push(`--constraint=${plan.constraint}`)
+    parts.push(`--time=${Math.ceil(plan.lifetime / 60)}`)
+    if (plan.project) parts.push(`--account=${plan.project}`)
+    return `submit: sbatch ${parts.join(' ')}`
+  },
+  cancelJob: (jobId) => `scancel -- ${shellQuote(jobId)}`,
+  cancelRequest(annexName, requestId) {
+    const name = shellQuote(batchJobName(annexName, requestId))
+    return [
+      `ids=$(squeue --noheader --user="$(id -un)" --name=${name} --format=%i) || exit 3`,
+      '[ -n "$ids" ] || exit 0',
+      `scancel --user="$(id -un)" --name=${name} || exit 4`,
+      `printf 'cancelled %s\\n' $ids`,
+    ]
+  },
+}
