@@ -26,6 +26,10 @@ export interface ResolvedTarget {
   hashKnownHosts: boolean
   /** Jump hosts, first hop first, each resolved the same way. */
   jumps: ResolvedTarget[]
+  /** ProxyCommand as configured (tokens not expanded); never set together with jumps. */
+  proxyCommand?: string
+  /** ProxyUseFdpass yes: the ProxyCommand passes back a connected socket. */
+  proxyUseFdpass?: boolean
   configFile?: string
   /** How it was resolved. */
   source: 'ssh -G' | 'ssh-config'
@@ -138,6 +142,13 @@ function jumpList(value: string | undefined): string[] {
   return value.split(',').map((hop) => hop.trim()).filter(Boolean)
 }
 
+/** ProxyCommand and ProxyUseFdpass, when there are no jump hosts (ProxyJump and ProxyCommand exclude each other). */
+function proxyCommand(first: (key: string) => string | undefined, jumps: ResolvedTarget[]): {proxyCommand?: string; proxyUseFdpass?: boolean} {
+  const command = first('proxycommand')
+  if (jumps.length > 0 || !command || command.toLowerCase() === 'none') return {}
+  return {proxyCommand: command, ...(first('proxyusefdpass')?.toLowerCase() === 'yes' ? {proxyUseFdpass: true} : {})}
+}
+
 async function resolveWithSshG(ssh: string, target: LoginTarget, env: NodeJS.ProcessEnv, depth: number): Promise<ResolvedTarget> {
   const options = await sshG(ssh, target, [], env)
   const first = (key: string): string | undefined => options.get(key)?.[0]
@@ -164,6 +175,7 @@ async function resolveWithSshG(ssh: string, target: LoginTarget, env: NodeJS.Pro
     hostKeyName: first('hostkeyalias') ?? host,
     hashKnownHosts: first('hashknownhosts') === 'yes',
     jumps,
+    ...proxyCommand(first, jumps),
     ...(target.configFile ? {configFile: target.configFile} : {}),
     source: 'ssh -G',
   }
@@ -244,6 +256,7 @@ async function resolveWithParser(target: LoginTarget, env: NodeJS.ProcessEnv, de
     hostKeyName: first('hostkeyalias') ?? host,
     hashKnownHosts: first('hashknownhosts')?.toLowerCase() === 'yes',
     jumps,
+    ...proxyCommand(first, jumps),
     ...(target.configFile ? {configFile: target.configFile} : {}),
     source: 'ssh-config',
   }

@@ -4,6 +4,7 @@ import {dirname} from 'node:path'
 
 import {systemError, userError} from '../errors.js'
 import {shellQuote} from '../render/quote.js'
+import type {CertificateCheck} from './host-cert.js'
 import type {Interaction} from './transport.js'
 
 /**
@@ -11,8 +12,10 @@ import type {Interaction} from './transport.js'
  * known_hosts lines `[marker] patterns keytype base64 [comment]`, where the
  * patterns are a comma list of host names or `[host]:port` (wildcards `*`
  * `?`, negation `!`), or one hashed `|1|salt|hmac` name. `@revoked` lines
- * name keys that are refused wherever they appear; other markers
- * (`@cert-authority`) are not used here and are skipped.
+ * name keys that are refused wherever they appear. `@cert-authority` lines
+ * name CAs whose host certificates are trusted for the hosts they match:
+ * a certificate the server showed is checked in host-cert.ts and handed to
+ * verifyHostKey.
  */
 
 /** The name a host is written under in known_hosts: `host`, or `[host]:port` off port 22. */
@@ -94,7 +97,8 @@ export type HostKeyCheck =
   | {status: 'changed'; entry: KnownHostEntry}
   | {status: 'revoked'; entry: KnownHostEntry}
 
-function readEntries(files: string[]): KnownHostEntry[] {
+/** The entries of the known_hosts `files`, in order (missing files are empty). */
+export function readKnownHosts(files: string[]): KnownHostEntry[] {
   const entries: KnownHostEntry[] = []
   for (const file of files) {
     let text: string
@@ -111,7 +115,7 @@ function readEntries(files: string[]): KnownHostEntry[] {
 /** The key types known for a host, so a client can ask the server for a key it can check. */
 export function knownKeyTypes(files: string[], host: string, port: number): string[] {
   const names = [knownHostName(host, port)]
-  const types = readEntries(files)
+  const types = readKnownHosts(files)
     .filter((entry) => entry.marker === undefined && hostFieldMatches(entry.hosts, names))
     .map((entry) => entry.type)
   return [...new Set(types)]
@@ -119,7 +123,7 @@ export function knownKeyTypes(files: string[], host: string, port: number): stri
 
 /** Looks `key` up for `host`:`port` in `files` (missing files are empty). */
 export function checkHostKey(files: string[], host: string, port: number, key: Buffer): HostKeyCheck {
-  const entries = readEntries(files)
+  const entries = readKnownHosts(files)
   const revoked = entries.find((entry) => entry.marker === '@revoked' && entry.key.equals(key))
   if (revoked) return {status: 'revoked', entry: revoked}
   const names = [knownHostName(host, port)]
@@ -160,6 +164,12 @@ export interface VerifyOptions {
   /** Can the person at the terminal be asked? Without one, an unknown host is refused. */
   interactive: boolean
   hash?: boolean
+  /**
+   * What the host's certificate (fetched when an `@cert-authority` line
+   * matches the host) was found to be: a valid one for `key` lets the host
+   * in; a revoked one keeps it out; an invalid one is said in the refusal.
+   */
+  certificate?: CertificateCheck
 }
 
 /**
@@ -169,18 +179,37 @@ export interface VerifyOptions {
  * always refused.
  */
 export async function verifyHostKey(options: VerifyOptions): Promise<void> {
-  const {host, port, key, files, appendTo, interaction} = options
+  const {host, port, key, files, appendTo, interaction, certificate} = options
   const name = knownHostName(host, port)
   const check = checkHostKey(files, host, port, key)
   const print = `${keyType(key)} key ${fingerprint(key)}`
+  if (check.status === 'revoked') {
+    throw systemError(`The host key of ${name} (${print}) is revoked in ${check.entry.file}:${check.entry.line}; refusing to connect.`)
+  }
+  // As ssh: a certificate is checked first, and one that is revoked is never retried as a plain key.
+  let why = ''
+  if (certificate?.status === 'revoked') {
+    throw systemError(
+      `The ${certificate.what === 'CA key' ? `CA (${fingerprint(certificate.cert.caKey)}) that signed the host certificate` : 'host key'} of ${name} ` +
+        `is revoked in ${certificate.entry.file}:${certificate.entry.line}; refusing to connect.`,
+    )
+  }
+  if (certificate?.status === 'valid') {
+    if (certificate.cert.key.equals(key)) {
+      const {authority, cert} = certificate
+      interaction.progress?.(`${name} shows a host certificate (${cert.keyId || `serial ${cert.serial}`}) of the CA in ${authority.file}:${authority.line}`)
+      return
+    }
+    why = ` (its host certificate is for another key)`
+  } else if (certificate?.status === 'invalid') {
+    why = ` (its host certificate was not accepted: ${certificate.reason})`
+  }
   switch (check.status) {
     case 'known':
       return
-    case 'revoked':
-      throw systemError(`The host key of ${name} (${print}) is revoked in ${check.entry.file}:${check.entry.line}; refusing to connect.`)
     case 'changed':
       throw systemError(
-        `The host key of ${name} has CHANGED (now ${print}; ${check.entry.file}:${check.entry.line} has a different one): ` +
+        `The host key of ${name} has CHANGED (now ${print}; ${check.entry.file}:${check.entry.line} has a different one)${why}: ` +
           `refusing to connect, as this may be an attack; if the site changed its keys, remove that line after checking the new fingerprint with the site.`,
       )
     case 'unknown':
@@ -188,13 +217,13 @@ export async function verifyHostKey(options: VerifyOptions): Promise<void> {
   }
   if (!options.interactive) {
     throw userError(
-      `The host key of ${name} is not in ${appendTo} (${print}); refusing to connect without a terminal to confirm it.`,
+      `The host key of ${name} is not in ${appendTo} (${print})${why}; refusing to connect without a terminal to confirm it.`,
       `ssh -o UserKnownHostsFile=${shellQuote(appendTo)} -p ${port} ${shellQuote(host)} true (check the fingerprint with the site, then answer yes)`,
     )
   }
   const [answer] = await interaction.answer(
     [{prompt: `Are you sure you want to continue connecting (yes/no)? `, echo: true}],
-    `The authenticity of host ${name} can't be established.\n${keyType(key)} key fingerprint is ${fingerprint(key)}.`,
+    `The authenticity of host ${name} can't be established${why}.\n${keyType(key)} key fingerprint is ${fingerprint(key)}.`,
     'Unknown host key',
   )
   if (!/^(yes|y)$/i.test((answer ?? '').trim())) {

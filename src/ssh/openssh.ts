@@ -93,13 +93,17 @@ export async function hasLiveMaster(target: LoginTarget, dir = defaultControlDir
   }
 }
 
+/** What ssh says when the other end (or a ProxyCommand) hung up; said after the line that tells why. */
+const HUNG_UP = /^(?:kex_exchange_identification:|banner exchange:|Connection closed by UNKNOWN)/
+
 function lastLines(text: string): string {
   const lines = text
     .replace(/\r/g, '')
     .split('\n')
     .map((line) => line.trim())
     .filter((line) => line !== '' && !/^@+$|^Pseudo-terminal/.test(line))
-  return oneLine(lines.slice(-2).join(' '))
+  const telling = lines.filter((line) => !HUNG_UP.test(line))
+  return oneLine((telling.length > 0 ? telling : lines).slice(-2).join(' '))
 }
 
 /** A one-line AnnexError for a failed master login, from what ssh printed. */
@@ -116,6 +120,13 @@ export function masterError(stderr: string, target: ResolvedTarget, knownHosts: 
   }
   if (/Permission denied/i.test(stderr)) {
     return userError(`Could not log in to ${target.user}@${name}: ${lastLines(stderr)}; check the user name, keys and ~/.ssh/config.`)
+  }
+  // ssh sends the ProxyCommand's stderr of a ControlPersist master to /dev/null: what it said is lost.
+  if (target.proxyCommand !== undefined && /kex_exchange_identification|banner exchange|Connection closed by UNKNOWN/.test(stderr)) {
+    return systemError(
+      `Cannot connect to ${target.user}@${name}: its ProxyCommand (${oneLine(target.proxyCommand)}) ended before the server answered; ` +
+        `run that command by hand (with %h %p as the host and port) to see why.`,
+    )
   }
   return systemError(`Cannot connect to ${target.user}@${name}: ${lastLines(stderr) || 'ssh failed'}.`)
 }

@@ -1,13 +1,17 @@
 import {readFileSync} from 'node:fs'
-import type {Readable, Writable} from 'node:stream'
+import {connect as tcpConnect} from 'node:net'
+import type {Duplex, Writable} from 'node:stream'
 
 import ssh2 from 'ssh2'
 import type {AnyAuthMethod, AuthenticationType, Client as ClientType, ClientChannel, ConnectConfig, NextAuthHandler, ParsedKey} from 'ssh2'
 
 import {AnnexError, oneLine, systemError, userError} from '../errors.js'
 import {resolveEarly, resolveTarget, type ResolvedTarget, type ResolveOptions} from './config.js'
-import {knownHostName, knownKeyTypes, verifyHostKey} from './known-hosts.js'
+import {fetchHostCertificate} from './cert-probe.js'
+import {certAuthorities, checkHostCertificate, type CertificateCheck} from './host-cert.js'
+import {keyType, knownHostName, knownKeyTypes, verifyHostKey} from './known-hosts.js'
 import {SessionPool, withSession} from './pool.js'
+import {expandProxyCommand, ProxyCommand} from './proxy-command.js'
 import type {ExecOptions, ExecResult, Interaction, LoginTarget, Transport} from './transport.js'
 
 const {Client, utils} = ssh2
@@ -49,8 +53,19 @@ interface Hop {
 }
 
 /**
+ * Opens a stream to a hop: a channel through the previous hop, or a
+ * ProxyCommand. Absent, ssh2 makes its own TCP connection.
+ */
+type Opener = () => {stream: Duplex; proxy?: ProxyCommand} | Promise<{stream: Duplex; proxy?: ProxyCommand}>
+
+/**
  * The default transport: one ssh2 connection per invocation (through
- * ProxyJump hops when configured), every exec a session channel on it.
+ * ProxyJump hops or a ProxyCommand when configured), every exec a session
+ * channel on it. It never forwards anything to the login node (no agent, no
+ * X11, no ports), whatever the ssh configuration says. A host known through
+ * an `@cert-authority` line of known_hosts is checked with the certificate
+ * it shows to a short key-exchange-only connection before the login
+ * (cert-probe.ts; ssh2 itself reads plain host keys only).
  */
 export class Ssh2Transport implements Transport {
   readonly #options: Ssh2Options
@@ -63,6 +78,10 @@ export class Ssh2Transport implements Transport {
   #inFlight = new Set<(error: AnnexError) => void>()
   /** Clients still logging in: close() cuts them off. */
   #loggingIn = new Set<ClientType>()
+  /** ProxyCommands running: close() ends them. */
+  #proxies = new Set<ProxyCommand>()
+  /** Aborted by close(): stops a host certificate check under way. */
+  #closing = new AbortController()
 
   constructor(options: Ssh2Options = {}) {
     this.#options = options
@@ -88,14 +107,14 @@ export class Ssh2Transport implements Transport {
     if (this.#closed) throw systemError('This SSH transport was closed; make a new one to log in again.')
     const resolved = await resolveTarget(target, this.#options.resolve)
     this.#target = resolved
-    let sock: Readable | undefined
     const chain = [...resolved.jumps, resolved]
     try {
       for (const [index, hop] of chain.entries()) {
-        const client = await this.#login(hop, interaction, sock, index < chain.length - 1 ? 'jump host' : 'login node')
+        const previous = this.#hops[index - 1]?.client
+        // Only the first hop is reached by a ProxyCommand: the others through the hop before (ssh's -J is a ProxyCommand too).
+        const open: Opener | undefined = previous ? async () => ({stream: await forward(previous, hop)}) : this.#proxyOpener(hop)
+        const client = await this.#login(hop, interaction, open, index < chain.length - 1 ? 'jump host' : 'login node')
         this.#hops.push({target: hop, client})
-        const next = chain[index + 1]
-        if (next) sock = await forward(client, next)
       }
     } catch (error) {
       this.#endAll()
@@ -115,6 +134,52 @@ export class Ssh2Transport implements Transport {
     }
   }
 
+  /** How to reach a hop through its ProxyCommand; undefined when it has none. */
+  #proxyOpener(hop: ResolvedTarget): Opener | undefined {
+    if (hop.proxyCommand === undefined) return undefined
+    if (hop.proxyUseFdpass) {
+      throw userError(`ProxyUseFdpass (set for ${hop.alias} in the ssh configuration) is not supported by the built-in SSH client; use the system's OpenSSH: --ssh openssh.`)
+    }
+    const command = expandProxyCommand(hop.proxyCommand, {host: hop.host, port: hop.port, user: hop.user, alias: hop.alias, ...(hop.hostKeyName !== hop.host ? {hostKeyAlias: hop.hostKeyName} : {})})
+    return () => {
+      const proxy = new ProxyCommand(command)
+      this.#proxies.add(proxy)
+      proxy.stream.once('close', () => this.#proxies.delete(proxy))
+      return {stream: proxy.stream, proxy}
+    }
+  }
+
+  /**
+   * What the host's certificate says, read over a connection of its own (the
+   * same way the login goes: directly, through the jump host or the
+   * ProxyCommand), when known_hosts has an `@cert-authority` line for it.
+   */
+  async #checkCertificate(target: ResolvedTarget, open: Opener | undefined, role: string, name: string): Promise<CertificateCheck | undefined> {
+    if (certAuthorities(target.knownHostsFiles, target.hostKeyName, target.port).length === 0) return undefined
+    // The check has no person in it to wait for: it never goes without a time limit.
+    const timeout = this.#options.readyTimeout !== undefined && this.#options.readyTimeout > 0 ? this.#options.readyTimeout : 30_000
+    const signal = this.#closing.signal
+    let opened: {stream: Duplex; proxy?: ProxyCommand} | undefined
+    try {
+      opened = open ? await open() : {stream: await tcp(target.host, target.port, timeout, signal)}
+    } catch (error) {
+      if (this.#closed) throw systemError(`The connection to ${role} ${name} was closed while logging in.`)
+      throw systemError(`Cannot connect to ${role} ${name}: ${oneLine((error as Error).message)}.`, {cause: error})
+    }
+    try {
+      const {certificate} = await fetchHostCertificate(opened.stream, {timeout, signal})
+      return checkHostCertificate(certificate, {files: target.knownHostsFiles, host: target.hostKeyName, port: target.port})
+    } catch (error) {
+      if (this.#closed) throw systemError(`The connection to ${role} ${name} was closed while logging in.`)
+      // A ProxyCommand that cannot reach the host fails the login as it would fail it.
+      const proxyFailure = await opened.proxy?.failure()
+      if (proxyFailure) throw systemError(`Cannot connect to ${role} ${name}: ${proxyFailure}.`)
+      return {status: 'invalid', reason: oneLine((error as Error).message)}
+    } finally {
+      opened.stream.destroy()
+    }
+  }
+
   #connectionLost(reason: string): void {
     if (this.#lost || this.#closed) return
     const host = this.#target?.host ?? 'the login node'
@@ -124,11 +189,18 @@ export class Ssh2Transport implements Transport {
     this.#inFlight.clear()
   }
 
-  async #login(target: ResolvedTarget, outer: Interaction, sock: Readable | undefined, role: string): Promise<ClientType> {
+  async #login(target: ResolvedTarget, outer: Interaction, open: Opener | undefined, role: string): Promise<ClientType> {
     const name = `${target.user}@${target.host}${target.port === 22 ? '' : `:${target.port}`}`
     outer.progress?.(`Connecting to ${role} ${name}`)
+    const certificate = await this.#checkCertificate(target, open, role, name)
     const client = new Client()
     if (this.#closed) throw systemError(`The connection to ${role} ${name} was closed before it was made.`)
+    const opened = open ? await open() : undefined
+    const sock = opened?.stream
+    const proxy = opened?.proxy
+    // Errors during the login are handled below, and after it by the connection-lost handlers; a
+    // late one (a ProxyCommand's stream closing after a failed login) must not go unhandled.
+    client.on('error', () => undefined)
     this.#loggingIn.add(client)
     // The login must not hang on a silent server, but the time a person takes
     // to answer a question does not count.
@@ -246,6 +318,7 @@ export class Ssh2Transport implements Transport {
         interaction,
         interactive,
         hash: target.hashKnownHosts,
+        ...(certificate ? {certificate} : {}),
       }).then(
         () => verify(true),
         (error) => {
@@ -263,7 +336,15 @@ export class Ssh2Transport implements Transport {
       keepaliveInterval: this.#options.keepaliveInterval ?? 15_000,
       keepaliveCountMax: this.#options.keepaliveCountMax ?? 3,
       readyTimeout: 0,
-      algorithms: {serverHostKey: hostKeyAlgorithms(knownKeyTypes(target.knownHostsFiles, target.hostKeyName, target.port)) as never},
+      // Nothing is forwarded to the login node; exec() asks for no agent, X11 or pty either.
+      agentForward: false,
+      // A key its certificate vouches for first: the one the check above was about.
+      algorithms: {
+        serverHostKey: hostKeyAlgorithms([
+          ...(certificate?.status === 'valid' ? [keyType(certificate.cert.key)] : []),
+          ...knownKeyTypes(target.knownHostsFiles, target.hostKeyName, target.port),
+        ]) as never,
+      },
       hostVerifier: hostVerifier as ConnectConfig['hostVerifier'],
       authHandler: authHandler as ConnectConfig['authHandler'],
     }
@@ -279,6 +360,11 @@ export class Ssh2Transport implements Transport {
         else reject(error)
       }
       const onReady = (): void => done()
+      // When a ProxyCommand failed, what it said is the reason the connection ended.
+      const ended = (reason: unknown): void => {
+        if (!proxy) return done(reason)
+        void proxy.failure().then((proxyFailure) => done(proxyFailure ? systemError(`Cannot connect to ${role} ${name}: ${proxyFailure}.`) : reason))
+      }
       const onError = (error: Error & {level?: string}): void => {
         // An unusable agent is not fatal: the next method is tried.
         if (error.level === 'agent') return
@@ -292,9 +378,9 @@ export class Ssh2Transport implements Transport {
           )
         }
         if (/verification failed/i.test(error.message)) return done(systemError(`The host key of ${knownHostName(target.host, target.port)} was refused.`))
-        done(systemError(`Cannot connect to ${role} ${name}: ${oneLine(error.message)}.`, {cause: error}))
+        ended(systemError(`Cannot connect to ${role} ${name}: ${oneLine(error.message)}.`, {cause: error}))
       }
-      const onClose = (): void => done(failure ?? systemError(`The ${role} ${name} closed the connection during login.`))
+      const onClose = (): void => (failure !== undefined ? done(failure) : ended(systemError(`The ${role} ${name} closed the connection during login.`)))
       client.on('ready', onReady)
       client.on('error', onError)
       client.on('close', onClose)
@@ -307,8 +393,6 @@ export class Ssh2Transport implements Transport {
         done(systemError(`Cannot connect to ${role} ${name}: ${(error as Error).message}`))
       }
     })
-    // Errors after login are reported by the connection-lost handlers.
-    client.on('error', () => undefined)
     interaction.progress?.(`Authenticated to ${name} (${lastMethod.split(' ')[0]})`)
     return client
   }
@@ -438,6 +522,7 @@ export class Ssh2Transport implements Transport {
         // already gone
       }
     }
+    for (const proxy of this.#proxies) proxy.kill()
   }
 
   async close(): Promise<void> {
@@ -447,6 +532,7 @@ export class Ssh2Transport implements Transport {
     this.#pool.fail(closedError)
     for (const reject of [...this.#inFlight]) reject(closedError)
     this.#inFlight.clear()
+    this.#closing.abort(closedError)
     for (const client of this.#loggingIn) client.destroy()
     const hops = [...this.#hops].reverse()
     await Promise.all(
@@ -476,11 +562,37 @@ export class Ssh2Transport implements Transport {
           }),
       ),
     )
+    for (const proxy of this.#proxies) proxy.kill()
   }
 }
 
+/** A TCP connection to host:port, for a host certificate check. */
+function tcp(host: string, port: number, timeout: number, signal: AbortSignal): Promise<Duplex> {
+  return new Promise((resolve, reject) => {
+    const socket = tcpConnect({host, port})
+    const fail = (error: Error): void => {
+      clearTimeout(timer)
+      signal.removeEventListener('abort', onAbort)
+      socket.destroy()
+      reject(error)
+    }
+    const onAbort = (): void => fail(signal.reason instanceof Error ? signal.reason : new Error('aborted'))
+    const timer = setTimeout(() => fail(new Error(`no connection within ${Math.round(timeout / 1000)} s`)), timeout)
+    timer.unref()
+    signal.addEventListener('abort', onAbort, {once: true})
+    socket.once('error', fail)
+    socket.once('connect', () => {
+      clearTimeout(timer)
+      signal.removeEventListener('abort', onAbort)
+      socket.removeListener('error', fail)
+      socket.setNoDelay(true)
+      resolve(socket)
+    })
+  })
+}
+
 /** Opens a direct-tcpip channel to the next hop, used as that hop's socket. */
-function forward(client: ClientType, next: ResolvedTarget): Promise<Readable> {
+function forward(client: ClientType, next: ResolvedTarget): Promise<Duplex> {
   return new Promise((resolve, reject) => {
     client.forwardOut('127.0.0.1', 0, next.host, next.port, (error, stream) => {
       if (error) reject(systemError(`The jump host could not reach ${next.host}:${next.port}: ${oneLine(error.message)}`, {cause: error}))

@@ -5,6 +5,7 @@ import {join} from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import {findSsh, parseHop, parseSshG, resolveEarly, resolveTarget} from '../../src/ssh/config.js'
+import {Ssh2Transport} from '../../src/ssh/ssh2.js'
 
 let home: string
 let config: string
@@ -30,6 +31,17 @@ beforeAll(() => {
       '  User bob',
       'Host plain',
       '  HostName plain.example.org',
+      'Host proxied',
+      '  HostName p.example.org',
+      '  ProxyCommand ssh -W %h:%p gw',
+      'Host jumped-first',
+      '  ProxyJump bastion',
+      '  ProxyCommand nc %h %p',
+      'Host fdpass',
+      '  ProxyCommand dialer %h %p',
+      '  ProxyUseFdpass yes',
+      'Host noproxy',
+      '  ProxyCommand none',
       '',
     ].join('\n'),
   )
@@ -88,12 +100,37 @@ describe.each(engines)('resolveTarget with $name', ({name, ssh}) => {
     expect(resolved.identityFiles).toEqual([join(home, '.ssh', 'id_rsa'), join(home, '.ssh', 'special')])
   })
 
+  it('reads ProxyCommand unexpanded; ProxyJump, given first, excludes it; none is none', async (ctx) => {
+    const binary = await ssh()
+    if (name === 'ssh -G' && !binary) ctx.skip()
+    const resolve = (host: string): ReturnType<typeof resolveTarget> => resolveTarget({host, configFile: config}, {ssh: binary, env})
+    expect(await resolve('proxied')).toMatchObject({host: 'p.example.org', proxyCommand: 'ssh -W %h:%p gw', jumps: []})
+    expect((await resolve('proxied')).proxyUseFdpass).toBeUndefined()
+    const jumped = await resolve('jumped-first')
+    expect(jumped.jumps).toHaveLength(1)
+    expect(jumped.proxyCommand).toBeUndefined()
+    expect(await resolve('fdpass')).toMatchObject({proxyCommand: 'dialer %h %p', proxyUseFdpass: true})
+    expect((await resolve('noproxy')).proxyCommand).toBeUndefined()
+    expect((await resolve('plain')).proxyCommand).toBeUndefined()
+  })
+
   it('uses the default keys that exist, ed25519 first, when none is configured', async (ctx) => {
     const binary = await ssh()
     if (name === 'ssh -G' && !binary) ctx.skip()
     const resolved = await resolveTarget({host: 'plain', configFile: config}, {ssh: binary, env})
     expect(resolved).toMatchObject({host: 'plain.example.org', port: 22, jumps: []})
     expect(resolved.identityFiles).toEqual([join(home, '.ssh', 'id_ed25519'), join(home, '.ssh', 'id_rsa')])
+  })
+})
+
+describe('what the built-in client does not do', () => {
+  it('refuses ProxyUseFdpass, naming the OpenSSH transport', async () => {
+    const transport = new Ssh2Transport({interactive: false, resolve: {ssh: null, env}})
+    try {
+      await expect(transport.connect({host: 'fdpass', configFile: config}, {answer: async () => []})).rejects.toThrow(/ProxyUseFdpass .* is not supported by the built-in SSH client; .*--ssh openssh/)
+    } finally {
+      await transport.close()
+    }
   })
 })
 
