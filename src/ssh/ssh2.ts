@@ -378,6 +378,14 @@ export class Ssh2Transport implements Transport {
           )
         }
         if (/verification failed/i.test(error.message)) return done(systemError(`The host key of ${knownHostName(target.host, target.port)} was refused.`))
+        // ssh2 logs in with a plain host key; a server that shows only its certificates cannot be logged in to so.
+        if (/no matching host key format/i.test(error.message) && certificate !== undefined) {
+          return done(
+            userError(
+              `The ${role} ${name} offers only host certificates, which the built-in SSH client can check but not log in with; use the system's OpenSSH: --ssh openssh.`,
+            ),
+          )
+        }
         ended(systemError(`Cannot connect to ${role} ${name}: ${oneLine(error.message)}.`, {cause: error}))
       }
       const onClose = (): void => (failure !== undefined ? done(failure) : ended(systemError(`The ${role} ${name} closed the connection during login.`)))

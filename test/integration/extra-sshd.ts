@@ -81,6 +81,8 @@ export interface ExtraSshdOptions {
   ca?: KeyKind
   /** sshd's KexAlgorithms (default sshd's own). */
   kex?: string
+  /** sshd's HostKeyAlgorithms (default sshd's own: plain keys and certificates). */
+  hostKeyAlgorithms?: string
 }
 
 /**
@@ -108,6 +110,7 @@ export async function startExtraSshd(s: SiteInfo, options: ExtraSshdOptions = {}
       `Port ${port}`,
       ...hostKeys.flatMap((file) => [`HostKey ${file}`, `HostCertificate ${file}-cert.pub`]),
       ...(options.kex ? [`KexAlgorithms ${options.kex}`] : []),
+      ...(options.hostKeyAlgorithms ? [`HostKeyAlgorithms ${options.hostKeyAlgorithms}`] : []),
       `PidFile ${join(dir, 'sshd.pid')}`,
       'LogLevel DEBUG1',
       'UsePAM no',

@@ -374,6 +374,36 @@ describeOnSite('login trust and forwarding', () => {
     }
   })
 
+  describe('a server that shows only host certificates', () => {
+    let only: ExtraSshd
+    beforeAll(async () => {
+      only = await startExtraSshd(s, {hostKeyAlgorithms: 'ssh-ed25519-cert-v01@openssh.com'})
+    })
+    afterAll(async () => {
+      await only?.stop()
+    })
+
+    for (const kind of kinds()) {
+      it(`${kind.name}: ${kind.name === 'ssh2' ? 'says it cannot log in there and names --ssh openssh' : 'logs in'}`, async () => {
+        const known = knownHosts(`only-${kind.name}`, [`@cert-authority ${only.name} ${only.ca}`])
+        const file = join(tmp, `config-only-${kind.name}`)
+        writeFileSync(file, readFileSync(config('only', known), 'utf8').replace(`Port ${sshd.port}`, `Port ${only.port}`))
+        const t = kind.make()
+        try {
+          if (kind.name === 'ssh2') {
+            const error = await refusal(t.connect({host: 'only', configFile: file}, recorder()))
+            expect(error.message).toMatch(/offers only host certificates, .* use the system's OpenSSH: --ssh openssh/)
+          } else {
+            await t.connect({host: 'only', configFile: file}, recorder())
+            expect((await t.exec('whoami')).stdout.trim()).toBe(s.user)
+          }
+        } finally {
+          await t.close()
+        }
+      })
+    }
+  })
+
   describe('ProxyCommand', () => {
     for (const kind of kinds()) {
       it(`${kind.name}: reaches the host through it, with %h %p %r %n %% expanded`, async () => {
