@@ -4,7 +4,8 @@
 import {cpuUsage} from 'node:process'
 
 import {parseAds} from '../dist/condor/classad.js'
-import {aggregateStatus, formatStatusTable} from '../dist/annex/status.js'
+import {aggregateStatus} from '../dist/annex/status.js'
+import {formatStatusTable} from '../dist/cli/status-text.js'
 import {formatJsonAds} from '../test/fixtures/fake-condor/lib/classad.mjs'
 
 export const name = 'status'

@@ -175,12 +175,16 @@ export function cancelCommand(batch: LoginGroup['batch'], annexName: string, req
       `printf 'cancelled %s\\n' $ids`,
     )
   } else {
+    // Only the login user's own jobs (a user name among condor_q's arguments is ANDed with
+    // -constraint), removed by their ids: a queue superuser's condor_rm -constraint would
+    // reach other users' jobs too.
     const constraint = shellQuote(`hpc_annex_request_id == ${classadString(requestId)}`)
     lines.push(
-      `ids=$(condor_q -constraint ${constraint} -af ClusterId ProcId) || exit 3`,
+      `ids=$(condor_q "$(id -un)" -constraint ${constraint} -af ClusterId ProcId) || exit 3`,
       '[ -n "$ids" ] || exit 0',
-      `condor_rm -constraint ${constraint} >/dev/null || exit 4`,
-      `printf '%s\\n' "$ids" | sed -e 's/ /./' -e 's/^/cancelled /'`,
+      `ids=$(printf '%s\\n' "$ids" | sed -e 's/ /./')`,
+      'condor_rm $ids >/dev/null || exit 4',
+      `printf 'cancelled %s\\n' $ids`,
     )
   }
   // A job cancelled before it ran never removes its pilot directory (and the secrets in it):

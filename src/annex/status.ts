@@ -1,5 +1,4 @@
 import {checkAnnexName} from '../catalog/request.js'
-import {formatTable} from '../cli/table.js'
 import {
   adNumber,
   adString,
@@ -273,56 +272,4 @@ export async function collectStatus(options: StatusOptions = {}): Promise<Status
   const targetJobs = await queryJobs({constraint: is('TargetAnnexName'), attributes: TARGET_JOB_ATTRIBUTES})
   const time = options.now ? options.now() : Math.floor(Date.now() / 1000)
   return {...(name === undefined ? {} : {name}), annexes: aggregateStatus({requestJobs, slots, targetJobs}, time), time}
-}
-
-function hours(seconds: number): string {
-  return (seconds / 3600).toFixed(2)
-}
-
-/** One line per annex, for `hpc-annex status`. */
-export function formatStatusTable(report: StatusReport): string {
-  if (report.annexes.length === 0) return 'Found no established or requested annexes.'
-  const table = formatTable(
-    ['ANNEX', 'STATE', 'NODES JOINED/ASKED', 'CPUS BUSY/TOTAL', 'JOBS RUNNING/TOTAL', 'REQUESTS PENDING/ACTIVE/RETIRED', 'AGE H', 'RETIRES IN H'],
-    report.annexes.map((a) => [
-      a.name,
-      a.established ? 'established' : 'not established',
-      `${a.nodes.joined}/${a.nodes.requested}`,
-      `${a.cpus.busy}/${a.cpus.total}`,
-      `${a.jobs.running}/${a.jobs.total}`,
-      `${a.requests.pending}/${a.requests.active}/${a.requests.retired}`,
-      a.oldest ? hours(a.oldest.ageSeconds) : undefined,
-      a.oldest?.retiresInSeconds === undefined ? undefined : hours(a.oldest.retiresInSeconds),
-    ]),
-  )
-  const hints = report.annexes.flatMap((a) => a.requestList.filter((r) => r.hint !== undefined).map((r) => `Annex '${a.name}', request ${r.requestId}: ${r.hint}`))
-  return `${table}\n${hints.length > 0 ? `\n${hints.join('\n')}\n` : ''}\nFor more about one annex: hpc-annex status NAME`
-}
-
-function ageSentence(which: string, e: Established): string {
-  const retire = e.retiresInSeconds === undefined ? '.' : ` and will retire in ${hours(e.retiresInSeconds)} hours.`
-  return `Its ${which} established request is about ${hours(e.ageSeconds)} hours old${retire}`
-}
-
-/** The paragraph for `hpc-annex status NAME`, in HTCondor's tool's words. */
-export function formatStatusParagraph(report: StatusReport): string {
-  const name = report.name ?? ''
-  const annex = report.annexes.find((a) => a.name === name) ?? report.annexes[0]
-  if (annex === undefined) return `Found no established or requested annexes named '${name}'.`
-  const lines: string[] = []
-  if (annex.jobs.total === 0) lines.push(`Found no jobs targeting annex '${annex.name}'.`)
-  lines.push(`Annex '${annex.name}' is ${annex.established ? '' : 'not '}established.`)
-  if (annex.established && annex.oldest) {
-    lines.push(ageSentence('oldest', annex.oldest))
-    if (annex.youngest && annex.youngest.requestId !== annex.oldest.requestId) lines.push(ageSentence('youngest', annex.youngest))
-  }
-  lines.push(`You requested ${annex.nodes.requested} nodes for this annex, of which ${annex.nodes.joined} are in an established annex.`)
-  lines.push(`There are ${annex.cpus.total} CPUs in the established annex, of which ${annex.cpus.busy} are busy.`)
-  lines.push(`${annex.jobs.total} jobs must run on this annex, and ${annex.jobs.running} currently are.`)
-  lines.push(
-    `You requested resources for this annex ${annex.requests.total} times; ${annex.requests.pending} are pending, ` +
-      `${annex.requests.active} comprise the established annex, and ${annex.requests.retired} have retired.`,
-  )
-  for (const request of annex.requestList) if (request.hint !== undefined) lines.push(`Request ${request.requestId}: ${request.hint}`)
-  return lines.join('\n')
 }

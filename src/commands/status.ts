@@ -1,6 +1,7 @@
 import {setTimeout as sleep} from 'node:timers/promises'
 
-import {collectStatus, formatStatusParagraph, formatStatusTable, type StatusReport} from '../annex/status.js'
+import {collectStatus, type StatusReport} from '../annex/status.js'
+import {formatStatusParagraph, formatStatusTable} from '../cli/status-text.js'
 import {AnnexCommand} from '../cli/base.js'
 import {Args, Flags} from '../cli/oclif.js'
 import {userError} from '../errors.js'

@@ -1,7 +1,9 @@
 import {systemError, userError} from '../errors.js'
 import {oneLine} from '../errors.js'
+import {classadString} from '../render/quote.js'
 import {checkAttributeName, classadLiteral, parseAds, type Ad, type AdValue} from './classad.js'
 import {runTool} from './runner.js'
+import {currentUser} from './user.js'
 
 const JOB_ID = /^\d+(\.\d+)?$/
 
@@ -40,8 +42,10 @@ export async function submitFile(file: string, append: string[] = []): Promise<S
 }
 
 export interface JobQuery {
-  /** A ClassAd constraint, built with classadString for every value. */
+  /** A ClassAd constraint, built with classadString for every value; always ANDed with the Owner term. */
   constraint?: string
+  /** Whose jobs (default: the user running hpc-annex). */
+  owner?: string
   /** Job ids (cluster or cluster.proc). */
   ids?: string[]
   /** Projection: only these attributes come back. */
@@ -49,12 +53,25 @@ export interface JobQuery {
 }
 
 /**
+ * The condor_q constraint of a query: always `Owner == "<user>"`, ANDed with
+ * the query's own. condor_q shows other users' jobs to a queue superuser, and
+ * to everyone where CONDOR_Q_ONLY_MY_JOBS is false (or when job ids are
+ * given); their jobs must never make a name look taken, supply images, or be
+ * edited or removed. (A user name among condor_q's arguments would be ORed
+ * with the job ids, not ANDed.)
+ */
+export function ownerConstraint(query: Pick<JobQuery, 'constraint' | 'owner'> = {}): string {
+  const owner = `Owner == ${classadString(query.owner ?? currentUser())}`
+  return query.constraint === undefined ? owner : `${owner} && (${query.constraint})`
+}
+
+/**
  * The user's jobs matching the query, as condor_q -json gives them
- * (expressions as "/Expr(...)/"); no match is an empty list.
+ * (expressions as "/Expr(...)/"); no match is an empty list. Only the user's
+ * own jobs, whoever else's condor_q would show (see ownerConstraint).
  */
 export async function queryJobs(query: JobQuery = {}): Promise<Ad[]> {
-  const args = ['-json']
-  if (query.constraint !== undefined) args.push('-constraint', query.constraint)
+  const args = ['-json', '-constraint', ownerConstraint(query)]
   if (query.attributes?.length) args.push('-attributes', query.attributes.map(checkAttributeName).join(','))
   for (const id of query.ids ?? []) args.push(checkJobId(id))
   const {stdout} = await runTool('condor_q', args)

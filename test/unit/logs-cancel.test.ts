@@ -47,7 +47,8 @@ function loginNodeStubs(): string {
   // HTCondor: the constraint's file is its sha256, to keep any text out of file names.
   const keyOf = `c=''; while [ $# -gt 0 ]; do [ "$1" = -constraint ] && c=$2; shift; done; key=$(printf '%s' "$c" | sha256sum | cut -c1-16)`
   script(join(dir, 'condor_q'), `${record('condor_q')}\n${keyOf}\n[ -f '${queue}/'"$key" ] && cat -- '${queue}/'"$key"\nexit 0`)
-  script(join(dir, 'condor_rm'), `${record('condor_rm')}\n${keyOf}\nrm -f -- '${queue}/'"$key"\necho "All jobs matching constraint have been removed"`)
+  // condor_rm by job ids: the queue files that list them go.
+  script(join(dir, 'condor_rm'), `${record('condor_rm')}\nfor id; do grep -lx -- "\${id%.*} \${id#*.}" '${queue}'/* | xargs -r rm -f --; done\necho "Job(s) marked for removal"`)
   return dir
 }
 
@@ -173,7 +174,9 @@ describe('shutdown --cancel-pending', () => {
       [`--user=${userInfo().username}`, `--name=${batchJobName('demo', noId.GlobalJobID)}`],
       [`--user=${userInfo().username}`, `--name=${batchJobName('demo', hostile.GlobalJobID)}`],
     ])
-    expect(calls('condor_rm')).toEqual([['-constraint', `hpc_annex_request_id == "ap\\"x#9.0#1"`]])
+    // HTCondor: the login user's own jobs with that request id, removed by their ids.
+    expect(calls('condor_q')).toEqual([[userInfo().username, '-constraint', `hpc_annex_request_id == "ap\\"x#9.0#1"`, '-af', 'ClusterId', 'ProcId']])
+    expect(calls('condor_rm')).toEqual([['301.0', '301.1']])
     expect(existsSync(join(queue, batchJobName('demo', joined.GlobalJobID)))).toBe(true)
     expect(existsSync(join(work, 'PWNED'))).toBe(false)
     expect(existsSync(ours)).toBe(false)
