@@ -18,5 +18,5 @@ export {
 export {annexOff, type OffRequest} from './off.js'
 export {CONDOR_TOOL_TIMEOUT, runTool, type CondorTool, type RunOptions, type RunResult} from './runner.js'
 export {editJob, editJobs, ownerConstraint, parseSubmitOutput, queryJobs, removeJobs, submitDescription, submitFile, type JobQuery, type SubmitResult} from './schedd.js'
-export {fetchToken, TOKEN_AUTHZ, tokenName, withToken, type TokenFile, type TokenRequest} from './tokens.js'
+export {fetchToken, sweepTokens, TOKEN_AUTHZ, tokenName, withToken, type TokenFile, type TokenRequest} from './tokens.js'
 export {currentUser} from './user.js'

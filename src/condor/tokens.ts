@@ -1,4 +1,6 @@
-import {chmodSync, existsSync, rmSync, statSync} from 'node:fs'
+import {randomBytes} from 'node:crypto'
+import {chmodSync, lstatSync, readdirSync, rmSync, statSync} from 'node:fs'
+import {hostname} from 'node:os'
 import {join} from 'node:path'
 
 import {systemError} from '../errors.js'
@@ -31,11 +33,63 @@ export interface TokenFile {
 
 const SAFE = /^[A-Za-z0-9][A-Za-z0-9._@-]*$/
 
-/** `<type>.<user>@<domain>`, the token's file name in SEC_TOKEN_DIRECTORY. */
-export function tokenName(type: string, user: string, domain: string): string {
-  const name = `${type}.${user}@${domain}`
+/** This machine, as a token file name says it: the first label of its host name. */
+function hostTag(): string {
+  return hostname().split('.')[0]!.replace(/[^A-Za-z0-9-]/g, '') || 'host'
+}
+
+/**
+ * The token's file name in SEC_TOKEN_DIRECTORY, one per run:
+ * `<type>.<user>@<domain>.<host>.<pid>.<12 hex digits>`. Runs that overlap
+ * (two `status`, a `create` and an `add` of one name) each have their own,
+ * and the end of one never deletes another's. The host and pid say whose it
+ * is, for sweepTokens.
+ */
+export function tokenName(type: string, user: string, domain: string, run = `${hostTag()}.${process.pid}.${randomBytes(6).toString('hex')}`): string {
+  const name = `${type}.${user}@${domain}.${run}`
   if (!SAFE.test(name) || name.includes('..')) throw new TypeError(`unusable token name ${JSON.stringify(name)}`)
   return name
+}
+
+function escape(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
+}
+
+function running(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code !== 'ESRCH'
+  }
+}
+
+/**
+ * Deletes the tokens that runs of this user on this machine left behind when
+ * they were killed outright (kill -9, a crash): files named by tokenName whose
+ * process is gone. Tokens of runs on other machines (a shared home) and of
+ * live runs stay. Returns the names removed.
+ */
+export function sweepTokens(directory: string, user: string, domain: string): string[] {
+  const mine = new RegExp(`^.+\\.${escape(`${user}@${domain}.${hostTag()}.`)}(\\d+)\\.[0-9a-f]{12}$`)
+  const removed: string[] = []
+  let names: string[]
+  try {
+    names = readdirSync(directory)
+  } catch {
+    return removed
+  }
+  for (const name of names) {
+    const pid = Number(mine.exec(name)?.[1] ?? Number.NaN)
+    if (!Number.isSafeInteger(pid) || pid === process.pid || running(pid)) continue
+    try {
+      rmSync(join(directory, name), {force: true})
+      removed.push(name)
+    } catch {
+      // Not ours to remove after all; left alone.
+    }
+  }
+  return removed
 }
 
 const live = new Set<string>()
@@ -53,22 +107,41 @@ function hookExit(): void {
   process.on('exit', removeAll)
 }
 
+/** Whether nothing is at `path` (not even a dangling link). */
+function absent(path: string): boolean {
+  try {
+    lstatSync(path)
+    return false
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return true
+    throw error
+  }
+}
+
 /**
- * Mints a token with condor_token_fetch (exact authz list and lifetime),
- * checks it landed with mode 0600, and arranges for it to be deleted when the
- * process ends. The token itself never passes through hpc-annex's output or
- * any command line.
+ * Mints a token with condor_token_fetch (exact authz list and lifetime) into a
+ * file of this run's own (tokenName), which condor_token_fetch creates with
+ * mode 0600; checks it is a private regular file of this user, and arranges
+ * for it to be deleted when the run ends. Tokens that killed runs left on this
+ * machine are swept first. The token itself never passes through hpc-annex's
+ * output or any command line.
  */
 export async function fetchToken(request: TokenRequest): Promise<TokenFile> {
-  const name = tokenName(request.type, request.user, request.domain)
   if (!Number.isSafeInteger(request.lifetime) || request.lifetime <= 0) throw new TypeError(`token lifetime must be a positive integer, not ${request.lifetime}`)
+  let name = tokenName(request.type, request.user, request.domain)
+  sweepTokens(request.directory, request.user, request.domain)
+  // A fresh name (48 random bits): never a file that is already there.
+  while (!absent(join(request.directory, name))) name = tokenName(request.type, request.user, request.domain)
   const args = ['-lifetime', String(request.lifetime), '-token', name, '-key', request.keyName, ...TOKEN_AUTHZ.flatMap((authz) => ['-authz', authz])]
   const path = join(request.directory, name)
   hookExit()
   live.add(path)
   try {
     await runTool('condor_token_fetch', args, {timeout: request.timeout, timeoutName: 'ANNEX_TOKEN_FETCH_TIMEOUT'})
-    if (!existsSync(path)) throw systemError(`condor_token_fetch succeeded but wrote no token at ${path}; check SEC_TOKEN_DIRECTORY.`)
+    if (absent(path)) throw systemError(`condor_token_fetch succeeded but wrote no token at ${path}; check SEC_TOKEN_DIRECTORY.`)
+    const info = lstatSync(path)
+    const uid = process.getuid?.()
+    if (!info.isFile() || (uid !== undefined && info.uid !== uid)) throw systemError(`The token file ${path} is not a file of yours; check SEC_TOKEN_DIRECTORY.`)
     chmodSync(path, 0o600)
     if ((statSync(path).mode & 0o077) !== 0) throw systemError(`The token file ${path} is readable by others and could not be made private.`)
   } catch (error) {

@@ -1,5 +1,6 @@
-import {existsSync, statSync, writeFileSync} from 'node:fs'
-import {join} from 'node:path'
+import {spawnSync} from 'node:child_process'
+import {existsSync, mkdirSync, statSync, writeFileSync} from 'node:fs'
+import {basename, join} from 'node:path'
 
 import {afterEach, beforeEach, describe, expect, it} from 'vitest'
 
@@ -19,7 +20,9 @@ import {
   removeJobs,
   requireAnnexEnabled,
   submitDescription,
+  sweepTokens,
   TOKEN_AUTHZ,
+  tokenName,
   withToken,
   type TokenRequest,
 } from '../../src/condor/index.js'
@@ -189,15 +192,49 @@ describe('tokens', () => {
     let seen = ''
     const result = await withToken(request(), async (token) => {
       seen = token.path
-      expect(token.name).toBe(`demo.${fake.user}@vm`)
+      expect(token.name).toMatch(new RegExp(`^demo\\.${fake.user}@vm\\.[A-Za-z0-9-]+\\.${process.pid}\\.[0-9a-f]{12}$`))
+      expect(token.path).toBe(join(fake.dir, 'tokens.d', token.name))
       expect(statSync(token.path).mode & 0o777).toBe(0o600)
       return 'done'
     })
     expect(result).toBe('done')
     expect(existsSync(seen)).toBe(false)
     const call = fake.calls().find((c) => c.tool === 'condor_token_fetch')!
-    expect(call.argv).toEqual(['-lifetime', '3600', '-token', `demo.${fake.user}@vm`, '-key', 'AP', '-authz', 'READ', '-authz', 'ADVERTISE_STARTD', '-authz', 'ADVERTISE_MASTER', '-authz', 'WRITE'])
+    expect(call.argv).toEqual(['-lifetime', '3600', '-token', basename(seen), '-key', 'AP', '-authz', 'READ', '-authz', 'ADVERTISE_STARTD', '-authz', 'ADVERTISE_MASTER', '-authz', 'WRITE'])
     expect(TOKEN_AUTHZ).toEqual(['READ', 'ADVERTISE_STARTD', 'ADVERTISE_MASTER', 'WRITE'])
+  })
+
+  it('overlapping runs each have a token file of their own: the end of one leaves the other', async () => {
+    // Two `status` runs (or a create and an add of one name) at once, in one process or two.
+    const [first, second] = await Promise.all([fetchToken(request()), fetchToken(request())])
+    expect(first.path).not.toBe(second.path)
+    expect(fake.tokenFiles().sort()).toEqual([first.name, second.name].sort())
+    first.remove()
+    expect(existsSync(second.path)).toBe(true)
+    expect(statSync(second.path).mode & 0o777).toBe(0o600)
+    second.remove()
+    expect(fake.tokenFiles()).toEqual([])
+  })
+
+  it("sweeps the tokens of this machine's runs that were killed outright, and no others", async () => {
+    const dir = join(fake.dir, 'tokens.d')
+    mkdirSync(dir, {recursive: true})
+    const gone = spawnSync(process.execPath, ['-e', '']).pid!
+    const host = tokenName('x', 'u', 'd').split('.')[2]!
+    const left = {
+      dead: `status.${fake.user}@vm.${host}.${gone}.0123456789ab`,
+      deadCreate: `my.annex.${fake.user}@vm.${host}.${gone}.0123456789ab`,
+      alive: `status.${fake.user}@vm.${host}.${process.ppid}.0123456789ab`,
+      elsewhere: `status.${fake.user}@vm.otherhost${host}.${gone}.0123456789ab`,
+      otherUser: `status.someoneelse@vm.${host}.${gone}.0123456789ab`,
+      old: `status.${fake.user}@vm`,
+      unrelated: 'pool-token',
+    }
+    for (const name of Object.values(left)) writeFileSync(join(dir, name), 'token', {mode: 0o600})
+    const token = await fetchToken(request())
+    expect(fake.tokenFiles().sort()).toEqual([token.name, left.alive, left.elsewhere, left.otherUser, left.old, left.unrelated].sort())
+    token.remove()
+    expect(sweepTokens(join(fake.dir, 'nowhere'), fake.user, 'vm')).toEqual([])
   })
 
   it('the token is removed even when the work fails', async () => {
@@ -222,6 +259,7 @@ describe('tokens', () => {
   it('refuses a token name that would leave the token directory', async () => {
     await expect(fetchToken({...request(), type: '../x'})).rejects.toThrow(/unusable token name/)
     await expect(fetchToken({...request(), domain: 'a/b'})).rejects.toThrow(/unusable token name/)
+    expect(() => tokenName('status', 'u', 'd', '../../x')).toThrow(/unusable token name/)
   })
 
   it('removes the token when the process exits', async () => {
