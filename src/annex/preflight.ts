@@ -7,7 +7,10 @@ import {AnnexError, systemError, userError} from '../errors.js'
 import {classadString} from '../render/quote.js'
 
 /** Queued jobs of an annex: the attributes the checks and the .sif staging read. */
-export const ANNEX_JOB_ATTRIBUTES = ['ClusterId', 'ProcId', 'JobStatus', 'TargetAnnexName', 'ContainerImage', 'TransferContainer', 'WantContainer', 'ContainerImageFullPath', 'TransferInput', 'Iwd', 'hpc_annex_image_source']
+export const ANNEX_JOB_ATTRIBUTES = [
+  'ClusterId', 'ProcId', 'JobStatus', 'TargetAnnexName', 'ContainerImage', 'TransferContainer', 'WantContainer', 'ContainerImageFullPath', 'ContainerImageSource',
+  'TransferInput', 'Iwd', 'hpc_annex_image_source',
+]
 
 /** Where a job's image came from, recorded when its ContainerImage is pointed at the staged copy, so a later add stages it again. */
 export const IMAGE_SOURCE_ATTRIBUTE = 'hpc_annex_image_source'
@@ -104,8 +107,18 @@ function truthy(value: unknown): boolean {
 }
 
 /**
+ * A container image given as a URL (osdf://, https://, file://, docker://, ...):
+ * HTCondor's file transfer fetches it (a file:// URL names a file where the job
+ * runs), so it is never a file on the Access Point.
+ */
+export function isImageUrl(image: string): boolean {
+  return /^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(image)
+}
+
+/**
  * The .sif images of the annex's jobs (jobs that transfer their container,
- * whose image ends in .sif). A missing file is an error naming the job.
+ * whose image ends in .sif and is a file on the Access Point; URLs pass
+ * through untouched). A missing file is an error naming the job.
  */
 export function findSifImages(jobs: Ad[]): SifImage[] {
   const images: SifImage[] = []
@@ -118,6 +131,9 @@ export function findSifImages(jobs: Ad[]): SifImage[] {
     const source = adString(job, IMAGE_SOURCE_ATTRIBUTE)
     const image = source ?? adString(job, 'ContainerImageFullPath') ?? adString(job, 'ContainerImage')
     if (image === undefined || !basename(image).endsWith('.sif')) continue
+    // condor_submit 24 and later also says where the image comes from: 'cedar' is a file of the Access Point.
+    const from = adString(job, 'ContainerImageSource')
+    if (isImageUrl(image) || (source === undefined && from !== undefined && from.toLowerCase() !== 'cedar')) continue
     const id = jobId(job)
     let path = image
     const iwd = adString(job, 'Iwd')

@@ -13,6 +13,7 @@ import {
   ensurePasswordFile,
   findScheddName,
   findSifImages,
+  isImageUrl,
   stagedImageEdits,
 } from '../../src/annex/preflight.js'
 import {abandonRequest, recordControlValues, stateJobDescription, submitStateJob} from '../../src/annex/state-job.js'
@@ -185,6 +186,34 @@ describe('checks before any login', () => {
     expect(images.map((i) => [i.jobId, i.path])).toEqual([[`${job.ClusterId}.0`, full]])
     await editJobsForStagedImages(images)
     expect(fake.state().jobs.find((j) => j.ClusterId === job.ClusterId)).toMatchObject({ContainerImage: 'a.sif', TransferInput: 'input.dat', hpc_annex_image_source: full})
+  })
+
+  it('passes images given as URLs through untouched: they are not files here, and a create of the annex goes on', async () => {
+    const iwd = join(fake.dir, 'urls')
+    mkdirSync(iwd)
+    // A local file of the same name must not be taken for the URL's image.
+    writeFileSync(join(iwd, 'y.sif'), 'not the image')
+    // As HTCondor 25.13.2's condor_submit leaves `universe = container` jobs with
+    // `transfer_input_files = in.dat` and these `container_image`s:
+    const url = (image: string, source: string) =>
+      fake.addJob({TargetAnnexName: 'demo', Iwd: iwd, WantContainer: true, ContainerImage: 'y.sif', ContainerImageFullPath: image, ContainerImageSource: source, TransferInput: `in.dat,${image}`})
+    url('osdf:///ospool/ap40/data/me/y.sif', 'osdf')
+    url('https://example.org/images/y.sif', 'https')
+    url('file:///shared/images/y.sif', 'file')
+    fake.addJob({TargetAnnexName: 'demo', Iwd: iwd, WantContainer: true, ContainerImage: 'docker://example/y.sif', ContainerImageSource: 'docker', TransferInput: 'in.dat'})
+    // Before condor_submit 24: the URL in ContainerImage, no ContainerImageSource.
+    fake.addJob({TargetAnnexName: 'demo', Iwd: iwd, TransferContainer: true, ContainerImage: 'stash:///osgconnect/public/me/y.sif', TransferInput: 'stash:///osgconnect/public/me/y.sif'})
+    const local = fake.addJob({TargetAnnexName: 'demo', Iwd: iwd, WantContainer: true, ContainerImage: 'y.sif', ContainerImageFullPath: join(iwd, 'y.sif'), ContainerImageSource: 'cedar', TransferInput: `in.dat,${join(iwd, 'y.sif')}`})
+    const before = structuredClone(fake.state().jobs)
+
+    const images = findSifImages(await annexJobs('demo'))
+    expect(images.map((i) => [i.jobId, i.path])).toEqual([[`${local.ClusterId}.0`, join(iwd, 'y.sif')]])
+    await editJobsForStagedImages(images)
+    const after = fake.state().jobs
+    for (const job of before.filter((j) => j.ClusterId !== local.ClusterId)) expect(after.find((j) => j.ClusterId === job.ClusterId)).toEqual(job)
+    expect(isImageUrl('osdf:///x/y.sif')).toBe(true)
+    expect(isImageUrl('/x/osdf://y.sif')).toBe(false)
+    expect(isImageUrl('relative/y.sif')).toBe(false)
   })
 
   it('after submit, jobs use the staged image: ContainerImage basename, the image out of TransferInput (undefined if empty)', async () => {
