@@ -1,5 +1,5 @@
 import {randomBytes} from 'node:crypto'
-import {constants, existsSync, mkdirSync, openSync, closeSync, writeSync, chmodSync} from 'node:fs'
+import {constants, existsSync, mkdirSync, openSync, closeSync, writeSync, chmodSync, statSync} from 'node:fs'
 import {basename, dirname, isAbsolute, resolve} from 'node:path'
 
 import {adString, adValue, editJobs, queryCollector, queryJobs, type Ad, type AdValue} from '../condor/index.js'
@@ -151,18 +151,30 @@ export function findSifImages(jobs: Ad[]): SifImage[] {
   return images
 }
 
+/** An existing password file must be the user's secret, as a --token_file must. */
+function checkPrivatePasswordFile(path: string): void {
+  if ((statSync(path).mode & 0o077) !== 0) throw userError(`The password file '${path}' is readable by others; run chmod 600 on it.`)
+}
+
 /**
  * The password file pilots and condor_off share: created with 16 random
- * bytes, mode 0400, only when missing. Returns whether it was created.
+ * bytes, mode 0400, only when missing; one that exists must not be readable
+ * by others. Returns whether it was created.
  */
 export function ensurePasswordFile(path: string): boolean {
-  if (existsSync(path)) return false
+  if (existsSync(path)) {
+    checkPrivatePasswordFile(path)
+    return false
+  }
   mkdirSync(dirname(path), {recursive: true, mode: 0o700})
   let fd: number
   try {
     fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o400)
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') {
+      checkPrivatePasswordFile(path)
+      return false
+    }
     throw systemError(`Password file ${path} does not exist and could not be created: ${(error as Error).message}`)
   }
   try {

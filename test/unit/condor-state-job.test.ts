@@ -1,4 +1,4 @@
-import {mkdirSync, statSync, writeFileSync, readFileSync} from 'node:fs'
+import {chmodSync, mkdirSync, statSync, writeFileSync, readFileSync} from 'node:fs'
 import {join} from 'node:path'
 
 import {afterEach, beforeEach, describe, expect, it} from 'vitest'
@@ -296,5 +296,17 @@ describe('checks before any login', () => {
     const other = join(fake.dir, 'other_password_file')
     ensurePasswordFile(other)
     expect(readFileSync(other).equals(first)).toBe(false)
+  })
+
+  it('refuses a password file that others can read, naming it and the chmod (as a --token_file)', () => {
+    const path = join(fake.dir, 'annex_password_file')
+    writeFileSync(path, 'secret', {mode: 0o644})
+    chmodSync(path, 0o644)
+    expect(() => ensurePasswordFile(path)).toThrow(`The password file '${path}' is readable by others; run chmod 600 on it.`)
+    expect(() => ensurePasswordFile(path)).toThrow(expect.objectContaining({exitCode: 1}))
+    chmodSync(path, 0o640)
+    expect(() => ensurePasswordFile(path)).toThrow(/readable by others/)
+    chmodSync(path, 0o600)
+    expect(ensurePasswordFile(path)).toBe(false)
   })
 })
