@@ -1,8 +1,19 @@
+import {lookup} from 'node:dns/promises'
+import {statSync} from 'node:fs'
+import {isIP} from 'node:net'
+import {userInfo} from 'node:os'
+import {join} from 'node:path'
+
 import {oneLine} from '../errors.js'
 import type {AdminCondor, CondorAd} from './admin-condor.js'
 import {DEFAULT_TOKEN_KEY_NAME} from './metaknob.js'
 
-export type CheckStatus = 'ok' | 'missing' | 'unchecked'
+/**
+ * ok; missing (users cannot rely on annexes: the check fails); unchecked (could
+ * not be verified: by itself it does not fail the check); warning (in place,
+ * but likely wrong: by itself it does not fail the check).
+ */
+export type CheckStatus = 'ok' | 'missing' | 'unchecked' | 'warning'
 
 export interface CheckItem {
   id: string
@@ -15,8 +26,63 @@ export interface CheckItem {
 }
 
 export interface CheckReport {
+  /** No item is missing (warnings and items that could not be verified aside). */
   ok: boolean
   items: CheckItem[]
+}
+
+export type KeyFileState = {state: 'present'} | {state: 'absent'; why: string} | {state: 'unreadable'; why: string}
+
+/** What the check needs from the machine it runs on, besides HTCondor; tests hand in a fake. */
+export interface CheckHost {
+  /** Every address HOST resolves to here; throws when it does not resolve. */
+  addresses(host: string): Promise<string[]>
+  /** Whether DIR/NAME is there, as the user running the check can tell. */
+  keyFile(dir: string, name: string): KeyFileState
+}
+
+const LOOKUP_TIMEOUT_MS = 10_000
+
+function whoami(): string {
+  try {
+    return userInfo().username
+  } catch {
+    return `uid ${process.getuid?.() ?? '?'}`
+  }
+}
+
+/** This machine: its resolver (as HTCondor's, getaddrinfo) and its file system. */
+export function systemHost(): CheckHost {
+  return {
+    async addresses(host) {
+      let timer: NodeJS.Timeout | undefined
+      const timeout = new Promise<never>((_, fail) => {
+        timer = setTimeout(() => fail(new Error(`no answer within ${LOOKUP_TIMEOUT_MS / 1000} s`)), LOOKUP_TIMEOUT_MS)
+      })
+      try {
+        const found = await Promise.race([lookup(host, {all: true}), timeout])
+        return found.map((entry) => entry.address)
+      } finally {
+        clearTimeout(timer)
+      }
+    },
+    keyFile(dir, name) {
+      try {
+        const stat = statSync(join(dir, name))
+        return stat.isFile() ? {state: 'present'} : {state: 'absent', why: `${join(dir, name)} is not a regular file`}
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code
+        if (code === 'EACCES' || code === 'EPERM') return {state: 'unreadable', why: `${dir} cannot be read by ${whoami()}`}
+        let dirMissing = false
+        try {
+          statSync(dir)
+        } catch {
+          dirMissing = true
+        }
+        return {state: 'absent', why: dirMissing ? `${dir} does not exist` : `${join(dir, name)} does not exist`}
+      }
+    },
+  }
 }
 
 const INSTALL = 'sudo hpc-annex admin metaknob --install, then condor_reconfig'
@@ -29,6 +95,8 @@ const CONFIG_NAMES = [
   'HPC_ANNEX_ENABLED',
   'ANNEX_COLLECTOR',
   'ANNEX_TOKEN_KEY_NAME',
+  'SEC_TOKEN_AP_SIGNING_KEY_NAME',
+  'SEC_PASSWORD_DIRECTORY',
   'ANNEX_TOKEN_DOMAIN',
   'ANNEX_JOBS_EXCLUSIVELY',
   'JOB_TRANSFORM_NAMES',
@@ -55,6 +123,131 @@ function ok(id: string, title: string, detail: string): CheckItem {
 
 function missing(id: string, title: string, detail: string, fix: string, status: CheckStatus = 'missing'): CheckItem {
   return {id, title, status, detail, fix}
+}
+
+/** The host of a collector address: `host:port?sock=x`, `<1.2.3.4:port?...>`, `[::1]:port`, `host`. */
+export function collectorHost(address: string): string | undefined {
+  const bare = address.trim().replace(/^<(.*)>$/, '$1').replace(/\?.*$/, '')
+  const bracketed = /^\[([^\]]+)\]/.exec(bare)
+  if (bracketed) return bracketed[1]
+  // More than one colon and no brackets: an IPv6 address with no port.
+  if ((bare.match(/:/g) ?? []).length > 1) return bare
+  const host = bare.replace(/:\d*$/, '')
+  return host === '' ? undefined : host
+}
+
+/** The eight 16-bit groups of an IPv6 address (a trailing dotted IPv4 part included). */
+function ipv6Groups(address: string): number[] | undefined {
+  let text = address.replace(/%.*$/, '')
+  const v4 = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text)
+  if (v4) {
+    const [a, b, c, d] = v4.slice(1).map(Number) as [number, number, number, number]
+    text = `${text.slice(0, v4.index)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`
+  }
+  const [head = '', tail] = text.split('::')
+  const before = head === '' ? [] : head.split(':')
+  const after = tail === undefined || tail === '' ? [] : tail.split(':')
+  const groups = tail === undefined ? before : [...before, ...Array<string>(8 - before.length - after.length).fill('0'), ...after]
+  return groups.length === 8 ? groups.map((group) => Number.parseInt(group, 16)) : undefined
+}
+
+/** 127.0.0.0/8, ::1, and IPv4 loopback written as IPv6 (::ffff:127.0.0.1). */
+export function isLoopback(address: string): boolean {
+  if (isIP(address) === 4) return Number(address.split('.')[0]) === 127
+  if (isIP(address.replace(/%.*$/, '')) !== 6) return false
+  const g = ipv6Groups(address)
+  if (g === undefined) return false
+  const zero = (from: number, to: number) => g.slice(from, to).every((x) => x === 0)
+  return (zero(0, 7) && g[7] === 1) || (zero(0, 5) && g[5] === 0xffff && g[6]! >> 8 === 127)
+}
+
+const REACH_FIX =
+  'set ANNEX_COLLECTOR to a name or address of this AP that the compute nodes can reach, e.g. ANNEX_COLLECTOR = ap.example.org:$(SHARED_PORT_PORT)?sock=ap_collector ' +
+  '(or set TCP_FORWARDING_HOST to it: the default ANNEX_COLLECTOR is made from it), then condor_reconfig'
+
+async function addressItem(collector: string | undefined, host: CheckHost): Promise<CheckItem> {
+  const id = 'annex-collector-address'
+  const title = 'The annex collector\'s host is not a loopback address'
+  if (collector === undefined) return missing(id, title, 'not checked: ANNEX_COLLECTOR is not defined', 'define ANNEX_COLLECTOR first', 'unchecked')
+  const name = collectorHost(collector)
+  if (name === undefined) return missing(id, title, `could not be verified: no host in ANNEX_COLLECTOR = ${collector}`, REACH_FIX, 'unchecked')
+  const unreachable = 'pilots on compute nodes elsewhere cannot reach the annex collector there'
+  if (isIP(name) !== 0) {
+    return isLoopback(name) ? missing(id, title, `${name} is a loopback address: ${unreachable}`, REACH_FIX, 'warning') : ok(id, title, `${name} is not a loopback address`)
+  }
+  let addresses: string[]
+  try {
+    addresses = await host.addresses(name)
+  } catch (error) {
+    return missing(id, title, `could not be verified: ${name} does not resolve here (${errorText(error)})`, REACH_FIX, 'unchecked')
+  }
+  const loopback = addresses.filter(isLoopback)
+  if (loopback.length > 0) {
+    return missing(
+      id,
+      title,
+      `${name} resolves to ${loopback.join(', ')} here, a loopback address (an /etc/hosts line such as "${loopback[0]} ${name}"?): ${unreachable}`,
+      REACH_FIX,
+      'warning',
+    )
+  }
+  return ok(id, title, `${name} resolves to ${addresses.join(', ')}`)
+}
+
+/** A key name as a file name in SEC_PASSWORD_DIRECTORY and a condor_token_fetch -key argument. */
+const PLAIN_KEY_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/
+
+function keyNameFix(apKey: string | undefined): string {
+  const how = apKey === undefined
+    ? `ANNEX_TOKEN_KEY_NAME = ${DEFAULT_TOKEN_KEY_NAME} (this HTCondor names no AP signing key)`
+    : `ANNEX_TOKEN_KEY_NAME = $(SEC_TOKEN_AP_SIGNING_KEY_NAME) (here ${apKey}, the key the AP collector makes)`
+  return `set ${how}, and add it to SEC_TOKEN_FETCH_ALLOWED_SIGNING_KEYS; or ${INSTALL}`
+}
+
+function tokenKeyItem(key: string | undefined, apKey: string | undefined): CheckItem {
+  const title = 'A token signing key is named for annexes'
+  if (key === undefined) return missing('token-key', title, 'ANNEX_TOKEN_KEY_NAME is not set', keyNameFix(apKey))
+  if (!PLAIN_KEY_NAME.test(key)) {
+    const why = key.includes('$(')
+      ? 'HTCondor left a macro in it unexpanded (it takes a $(NAME:default) default only when that is made of letters, digits and a few others: not "-")'
+      : 'condor_token_fetch would look for a file of that name in SEC_PASSWORD_DIRECTORY'
+    return missing('token-key', title, `ANNEX_TOKEN_KEY_NAME = ${key} is not a plain key name: ${why}`, keyNameFix(apKey))
+  }
+  return ok('token-key', title, `ANNEX_TOKEN_KEY_NAME = ${key}`)
+}
+
+function signingKeyItem(key: string | undefined, values: Record<string, string | undefined>, collectorAnswers: boolean, host: CheckHost): CheckItem {
+  const id = 'signing-key'
+  const title = 'The signing key exists'
+  if (key === undefined || !PLAIN_KEY_NAME.test(key)) return missing(id, title, 'not checked: no plain key name', 'name the key first', 'unchecked')
+  const dir = text(values.SEC_PASSWORD_DIRECTORY)
+  if (dir === undefined) {
+    return missing(id, title, 'SEC_PASSWORD_DIRECTORY is not defined: the schedd has nowhere to find the key', 'set SEC_PASSWORD_DIRECTORY (e.g. /etc/condor/passwords.d, root-owned, mode 0700), then condor_reconfig')
+  }
+  const path = join(dir, key)
+  const apKey = text(values.SEC_TOKEN_AP_SIGNING_KEY_NAME)
+  const found = host.keyFile(dir, key)
+  if (found.state === 'present') return ok(id, title, `${path} exists`)
+  if (found.state === 'unreadable') {
+    return missing(id, title, `could not be verified: ${found.why}`, `run hpc-annex admin check as root (or as the owner of ${dir}) to check that ${key} is there`, 'unchecked')
+  }
+  if (key === apKey) {
+    // HTCondor's AP collector (local name AP_COLLECTOR) makes SEC_PASSWORD_DIRECTORY/$(SEC_TOKEN_AP_SIGNING_KEY_NAME) when it starts or is reconfigured.
+    if (!collectorAnswers) return ok(id, title, `not there yet (${found.why}): the AP collector makes it when it starts`)
+    return missing(
+      id,
+      title,
+      `${found.why}, though the AP collector, which makes it, answers`,
+      `make sure ${dir} exists (owned by root or the pool's user, mode 0700), then condor_reconfig: the AP collector makes ${key} when it starts or is reconfigured; see its log (AP_COLLECTOR_LOG)`,
+    )
+  }
+  return missing(
+    id,
+    title,
+    `${found.why}: condor_token_fetch will fail`,
+    `make it once, as root: openssl rand -base64 32 | sudo condor_store_cred add -c -i - -f ${path}` +
+      (apKey === undefined ? '' : `; or use the key the AP collector makes: ANNEX_TOKEN_KEY_NAME = $(SEC_TOKEN_AP_SIGNING_KEY_NAME) (here ${apKey})`),
+  )
 }
 
 function adName(ad: CondorAd): string {
@@ -155,7 +348,7 @@ function idtokensItem(values: Record<string, string | undefined>): CheckItem {
 }
 
 /** Reads the AP's live configuration and collector and reports, item by item, what an annex needs. */
-export async function checkAp(condor: AdminCondor): Promise<CheckReport> {
+export async function checkAp(condor: AdminCondor, host: CheckHost = systemHost()): Promise<CheckReport> {
   const values = await condor.configValues(CONFIG_NAMES)
   // Multi-line values are asked one at a time: condor_config_val prints them over several lines.
   const bodies: Record<string, string | undefined> = {}
@@ -178,20 +371,13 @@ export async function checkAp(condor: AdminCondor): Promise<CheckReport> {
       ? missing('annex-collector', collectorTitle, 'ANNEX_COLLECTOR is not defined', `${INSTALL}; it runs an AP collector and sets ANNEX_COLLECTOR = $(FULL_HOSTNAME):$(SHARED_PORT_PORT)?sock=ap_collector`)
       : ok('annex-collector', collectorTitle, `ANNEX_COLLECTOR = ${collector}`),
   )
-  items.push(...(await collectorItems(condor, collector)))
+  const [address, collectorChecks] = await Promise.all([addressItem(collector, host), collectorItems(condor, collector)])
+  items.push(address, ...collectorChecks)
+  const collectorAnswers = collectorChecks.some((item) => item.id === 'annex-collector-reachable' && item.status === 'ok')
 
   const key = text(values.ANNEX_TOKEN_KEY_NAME)
-  const keyTitle = 'A token signing key is named for annexes'
-  items.push(
-    key === undefined
-      ? missing(
-          'token-key',
-          keyTitle,
-          'ANNEX_TOKEN_KEY_NAME is not set',
-          `set ANNEX_TOKEN_KEY_NAME = $(SEC_TOKEN_AP_SIGNING_KEY_NAME:${DEFAULT_TOKEN_KEY_NAME}), add it to SEC_TOKEN_FETCH_ALLOWED_SIGNING_KEYS, and make sure a key file of that name exists in SEC_PASSWORD_DIRECTORY; or ${INSTALL}`,
-        )
-      : ok('token-key', keyTitle, `ANNEX_TOKEN_KEY_NAME = ${key}`),
-  )
+  items.push(tokenKeyItem(key, text(values.SEC_TOKEN_AP_SIGNING_KEY_NAME)))
+  items.push(signingKeyItem(key, values, collectorAnswers, host))
   const domain = text(values.ANNEX_TOKEN_DOMAIN)
   const domainTitle = 'Pilots\' identities have a domain'
   items.push(
@@ -202,24 +388,37 @@ export async function checkAp(condor: AdminCondor): Promise<CheckReport> {
 
   items.push(transformItem(values, bodies))
   items.push(idtokensItem(values))
-  return {ok: items.every((item) => item.status === 'ok'), items}
+  return {ok: items.every((item) => item.status !== 'missing'), items}
+}
+
+function plural(n: number, one: string, many: string): string {
+  return `${n} ${n === 1 ? one : many}`
 }
 
 /** The report as an administrator reads it. */
 export function formatReport(report: CheckReport): string {
   const width = Math.max(...report.items.map((item) => item.title.length))
-  const mark = {ok: 'ok     ', missing: 'MISSING', unchecked: '?      '}
+  const mark: Record<CheckStatus, string> = {ok: 'ok     ', missing: 'MISSING', unchecked: '?      ', warning: 'WARNING'}
   const lines: string[] = []
   for (const item of report.items) {
     lines.push(`${mark[item.status]}  ${item.title.padEnd(width)}  ${item.detail}`)
     if (item.fix !== undefined) lines.push(`${' '.repeat(9)}Fix: ${item.fix}`)
   }
-  const bad = report.items.filter((item) => item.status !== 'ok').length
+  const count = (status: CheckStatus) => report.items.filter((item) => item.status === status).length
+  const [missingCount, unchecked, warnings] = [count('missing'), count('unchecked'), count('warning')]
+  const total = report.items.length
+  const warned = warnings === 0 ? '' : ` (and ${plural(warnings, 'warning', 'warnings')})`
   lines.push('')
-  lines.push(
-    bad === 0
-      ? `All ${report.items.length} items are in place: users of this AP can create annexes.`
-      : `${bad} of ${report.items.length} items are not in place; users cannot rely on annexes until they are.`,
-  )
+  if (missingCount > 0) {
+    lines.push(`${missingCount + unchecked} of ${total} items are not in place${warned}; users cannot rely on annexes until they are.`)
+  } else if (unchecked + warnings === 0) {
+    lines.push(`All ${total} items are in place: users of this AP can create annexes.`)
+  } else {
+    const parts = [
+      ...(unchecked > 0 ? [`${plural(unchecked, 'item', 'items')} could not be verified (?)`] : []),
+      ...(warnings > 0 ? [plural(warnings, 'warning', 'warnings')] : []),
+    ]
+    lines.push(`None of the ${total} items is missing, but ${parts.join(' and ')}: read ${unchecked + warnings === 1 ? 'it' : 'them'} above before users rely on annexes.`)
+  }
   return lines.join('\n')
 }

@@ -192,10 +192,18 @@ export async function loginOverrides(system: string): Promise<LoginOverrides> {
   return overridesFrom(await configValues(loginOverrideNames(system)), system)
 }
 
-/** The body of `use CATEGORY:NAME` in this HTCondor (condor_config_val use ...), or undefined when it has none. */
+/**
+ * The body of `use CATEGORY:NAME` in this HTCondor (condor_config_val use ...), or undefined when it has none.
+ * HTCondor prints `use FEATURE:NAME is` then the body, each line indented by a tab; for a template it
+ * lacks it prints `Not defined: use FEATURE:NAME` on stdout and exits 0 (HTCondor 25), so the exit
+ * status alone does not tell.
+ */
 export async function configTemplate(category: string, name: string): Promise<string | undefined> {
   const knob = `${category}:${name}`
   if (!/^[A-Za-z0-9_]+:[A-Za-z0-9_]+$/.test(knob)) throw new TypeError(`not a configuration template: ${JSON.stringify(knob)}`)
   const {stdout, exitCode} = await runTool('condor_config_val', ['use', knob], {timeout: CONFIG_TIMEOUT, okExitCodes: [1]})
-  return exitCode === 0 ? stdout : undefined
+  if (exitCode !== 0 || /^\s*Not defined\b/i.test(stdout) || stdout.trim() === '') return undefined
+  const [first = '', ...rest] = stdout.split('\n')
+  if (!/^use\s+\S+\s+is\s*$/i.test(first)) return stdout
+  return rest.map((line) => line.replace(/^\t/, '')).join('\n')
 }

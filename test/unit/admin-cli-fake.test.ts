@@ -42,8 +42,9 @@ describe('hpc-annex admin check (against the fake condor tools)', () => {
     const json = runCli(['admin', 'check', '--json'], fake.env)
     expect(json.status).toBe(1)
     const report = JSON.parse(json.stdout)
-    const missing = report.items.filter((item: {status: string}) => item.status !== 'ok').map((item: {id: string}) => item.id)
+    const missing = report.items.filter((item: {status: string}) => item.status === 'missing').map((item: {id: string}) => item.id)
     expect(missing).toEqual(['enabled', 'one-schedd', 'transforms'])
+    expect(report.ok).toBe(false)
   })
 })
 
@@ -59,6 +60,19 @@ describe('hpc-annex admin metaknob --install (against the fake condor tools)', (
     const builtin = runCli(['admin', 'metaknob', '--install', '--prefer-builtin', '--force'], fake.env)
     expect(builtin.status).toBe(0)
     expect(readFileSync(file, 'utf8')).toMatch(/^use feature:HPC_ANNEX$/m)
+  })
+
+  it('says to restart, not reconfigure, when the configuration pins a collector port chosen at start-up', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hpc-annex-config.d-'))
+    fake = createFakeCondor({config: {LOCAL_CONFIG_DIR: dir}})
+    expect(runCli(['admin', 'metaknob', '--install'], fake.env).stdout).toMatch(/^Next: condor_reconfig /m)
+    // What condor_config_val says once the file is in place on a personal HTCondor (COLLECTOR_HOST = host:0).
+    fake.update((s) => {
+      s.config._HPC_ANNEX_PINNED_COLLECTOR = 'true'
+    })
+    const installed = runCli(['admin', 'metaknob', '--install', '--force', '--exclusive'], fake.env)
+    expect(installed.status).toBe(0)
+    expect(installed.stdout).toMatch(/^Next: condor_restart \(this HTCondor's collector port was chosen at start-up/m)
   })
 
   it('writes the full configuration when this HTCondor has no built-in feature', () => {

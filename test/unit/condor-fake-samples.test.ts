@@ -170,12 +170,13 @@ describe('the fake condor tools against recorded real output', () => {
     expect(sh("condor_off -fast -annex-name demo -pool 'vm:9618?sock=ap_collector'").status).toBe(1)
   })
 
-  it('use feature:HPC_ANNEX prints the metaknob body where it exists', () => {
-    expect(sh('condor_config_val use feature:HPC_ANNEX').stdout).toContain('HPC_ANNEX_ENABLED')
+  it('use feature:HPC_ANNEX prints the metaknob body where it exists, and "Not defined" with exit 0 where not, as HTCondor 25', () => {
+    expect(sh('condor_config_val use feature:HPC_ANNEX')).toMatchObject({status: 0, stdout: 'use FEATURE:HPC_ANNEX is\n\tHPC_ANNEX_ENABLED = true\n'})
     fake.update((s) => {
       s.metaknob = null
     })
-    expect(sh('condor_config_val use feature:HPC_ANNEX').status).toBe(1)
+    expect(sh('condor_config_val use feature:HPC_ANNEX')).toMatchObject({status: 0, stdout: 'Not defined: use FEATURE:HPC_ANNEX\n', stderr: ''})
+    expect(sh('condor_config_val use feature:nosuch')).toMatchObject({status: 0, stdout: 'Not defined: use FEATURE:NOSUCH\n'})
   })
 
   it('the fake tools are on PATH as the real names, executable', () => {

@@ -39,7 +39,8 @@ describe('the AP configuration (metaknobs/)', () => {
     expect(c.value('ANNEX_COLLECTOR')).toBe('ap.example.org:9618?sock=ap_collector')
     // The AP collector: its own daemon, arguments, log and address file.
     expect(c.value('DAEMON_LIST')).toBe('MASTER SCHEDD AP_COLLECTOR')
-    expect(c.value('DC_DAEMON_LIST')).toBe('+ AP_COLLECTOR')
+    // As HTCondor's own feature: DC_DAEMON_LIST is the admin's (every daemon is a DaemonCore one by default).
+    expect(c.defined('DC_DAEMON_LIST')).toBe(false)
     expect(c.value('AP_COLLECTOR')).toBe('/usr/sbin/condor_collector')
     expect(c.value('AP_COLLECTOR_ARGS')).toBe('-local-name AP_COLLECTOR -sock ap_collector')
     const apCollector = {subsystem: 'COLLECTOR', localName: 'AP_COLLECTOR'}
@@ -48,8 +49,8 @@ describe('the AP configuration (metaknobs/)', () => {
     expect(c.value('COLLECTOR_ADDRESS_FILE', apCollector)).toBe('/var/log/condor/.ap_collector_address')
     expect(c.value('COLLECTOR_ADDRESS_FILE', {subsystem: 'COLLECTOR'})).toBeUndefined()
     // Submitters may advertise pilots to the AP collector, and nowhere else because of this file.
-    expect(c.value('ALLOW_ADVERTISE_STARTD', apCollector)).toBe('*@ap.example.org')
-    expect(c.value('ALLOW_ADVERTISE_MASTER', apCollector)).toBe('*@ap.example.org')
+    expect(c.value('ALLOW_ADVERTISE_STARTD', apCollector)).toBe(' *@ap.example.org')
+    expect(c.value('ALLOW_ADVERTISE_MASTER', apCollector)).toBe(' *@ap.example.org')
     expect(c.value('ALLOW_ADVERTISE_STARTD', {subsystem: 'COLLECTOR'})).toBeUndefined()
     // The schedd reports to the pool's collector and the AP collector; other daemons only to the pool's.
     expect(c.value('COLLECTOR_HOST', {subsystem: 'SCHEDD'})).toBe('cm.example.org, ap.example.org:9618?sock=ap_collector')
@@ -65,6 +66,16 @@ describe('the AP configuration (metaknobs/)', () => {
     expect(c.defined('ANNEX_JOBS_EXCLUSIVELY')).toBe(false)
   })
 
+  it('keeps the admin\'s DC_DAEMON_LIST and advertising rules, adding to them as HTCondor\'s feature does', () => {
+    const admin = 'DC_DAEMON_LIST = + MY_DAEMON\nALLOW_ADVERTISE_STARTD = condor@cm.example.org\nALLOW_ADVERTISE_MASTER = condor@cm.example.org\n'
+    const c = apConfig([['00-pool.config', `${POOL_AP}${admin}`], ['50-hpc-annex.config', metaknob()]])
+    expect(c.value('DC_DAEMON_LIST')).toBe('+ MY_DAEMON')
+    const apCollector = {subsystem: 'COLLECTOR', localName: 'AP_COLLECTOR'}
+    expect(c.value('ALLOW_ADVERTISE_STARTD', apCollector)).toBe('condor@cm.example.org *@ap.example.org')
+    expect(c.value('ALLOW_ADVERTISE_MASTER', apCollector)).toBe('condor@cm.example.org *@ap.example.org')
+    expect(c.value('ALLOW_ADVERTISE_STARTD', {subsystem: 'COLLECTOR'})).toBe('condor@cm.example.org')
+  })
+
   it('follows the AP\'s own signing key, forwarding host and earlier allowed keys', () => {
     const c = apConfig(
       [['00-pool.config', `${POOL_AP}\nSEC_TOKEN_FETCH_ALLOWED_SIGNING_KEYS = POOL OTHER\nTCP_FORWARDING_HOST = gw.example.org\n`], ['50-hpc-annex.config', metaknob()]],
@@ -78,9 +89,12 @@ describe('the AP configuration (metaknobs/)', () => {
   it('pins a personal HTCondor\'s collector to its port, and leaves a pool\'s alone', () => {
     const personal = apConfig([['00-personal.config', PERSONAL_AP], ['50-hpc-annex.config', metaknob()]])
     expect(personal.value('COLLECTOR_HOST')).toBe('ap.example.org:9618')
+    // admin metaknob --install reads it: the moved collector needs a restart.
+    expect(personal.value('_HPC_ANNEX_PINNED_COLLECTOR')).toBe('true')
     expect(personal.value('COLLECTOR_HOST', {subsystem: 'SCHEDD'})).toBe('ap.example.org:9618, ap.example.org:9618?sock=ap_collector')
     const pool = apConfig([['00-pool.config', POOL_AP.replace('$(CONDOR_HOST)', 'cm.example.org:9610')], ['50-hpc-annex.config', metaknob()]])
     expect(pool.value('COLLECTOR_HOST')).toBe('cm.example.org:9610')
+    expect(pool.defined('_HPC_ANNEX_PINNED_COLLECTOR')).toBe(false)
   })
 
   it('routes a job that names an annex to that annex and its owner\'s pilots', () => {

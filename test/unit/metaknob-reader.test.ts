@@ -21,6 +21,17 @@ describe('the test HTCondor configuration reader', () => {
     expect(() => c.value('BAD')).toThrow(/default inside a default/)
   })
 
+  it('leaves $(NAME:default) as text when HTCondor does not take the default, as HTCondor 25 does', () => {
+    // Checked with condor_config_val 25.13: a "-" (and = * @ ? " ' + #) in the default makes no macro at all.
+    const c = read('A = $(NOPE:a-b)\nB = $(DEF:key-name)\nDEF = x\nC = $(NOPE:/usr/bin, a.b:c)\nD = $(NOPE:$(DEF))\nS = one\nS = $(S:t-wo) more')
+    expect(c.value('A')).toBe('$(NOPE:a-b)')
+    expect(c.value('B')).toBe('$(DEF:key-name)')
+    expect(c.value('C')).toBe('/usr/bin, a.b:c')
+    expect(c.value('D')).toBe('x')
+    expect(c.value('S')).toBe('$(S:t-wo) more')
+    expect(() => read('A = $(NOPE:a%b)').value('A')).toThrow(/does not know whether HTCondor takes/)
+  })
+
   it('reads multi-line values raw and continuation lines joined, skipping comments inside them', () => {
     const c = read('M @=end\n  line one $(X)\n  line two\n@end\nA = $(B) \\\n# $(C)\n$(D)\nB = b\nD = d')
     expect(c.raw('M')).toBe('  line one $(X)\n  line two')

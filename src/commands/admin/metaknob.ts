@@ -57,8 +57,23 @@ export default class AdminMetaknob extends AnnexCommand {
     } else {
       this.log(`Wrote ${what} to ${install.path}.`)
       if (install.backup !== undefined) this.log(`The previous file is kept as ${install.backup}.`)
-      this.log('Next: condor_reconfig (the new AP collector starts with it), then hpc-annex admin check.')
+      this.log(
+        (await pinsCollector(ap()))
+          ? 'Next: condor_restart (this HTCondor\'s collector port was chosen at start-up; the configuration pins it to COLLECTOR_PORT, which only a restart takes), then hpc-annex admin check.'
+          : 'Next: condor_reconfig (the new AP collector starts with it), then hpc-annex admin check.',
+      )
     }
     return {...choice, install}
+  }
+}
+
+/** Whether the configuration now pins a collector port chosen at start-up (the metaknob sets _HPC_ANNEX_PINNED_COLLECTOR then). */
+async function pinsCollector(condor: AdminCondor): Promise<boolean> {
+  try {
+    const {_HPC_ANNEX_PINNED_COLLECTOR: pinned} = await condor.configValues(['_HPC_ANNEX_PINNED_COLLECTOR'])
+    return /^\s*true\s*$/i.test(pinned ?? '')
+  } catch {
+    // No condor_config_val to ask (an --install DIR elsewhere): the usual advice.
+    return false
   }
 }
