@@ -53,8 +53,8 @@ function sshConfigFor(ap: AccessPoint, s: SiteInfo): string {
   return config
 }
 
-export function realAnnexSite(): RealAnnexSite {
-  const ap = realAccessPoint()
+/** hpc-annex on `ap`: by default this run's Access Point (with `use feature:HPC_ANNEX`), or one a test started itself. */
+export function realAnnexSite(ap: AccessPoint | undefined = realAccessPoint()): RealAnnexSite {
   if (!ap) throw new Error('the real-HTCondor tier is not running (see the global setup warning)')
   const s = site()
   const home = apUserDir(mkdtempSync(join(ap.dir, 'home-')), ap)
