@@ -1,10 +1,11 @@
-import {existsSync, readdirSync, readFileSync} from 'node:fs'
+import {existsSync, readdirSync, readFileSync, realpathSync, statSync} from 'node:fs'
 import {homedir} from 'node:os'
-import {basename, join} from 'node:path'
+import {basename, dirname, isAbsolute, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 
 import TOML from '../vendor/toml.js'
 
+import {userError} from '../errors.js'
 import {projectPath} from '../paths.js'
 import {lineOf, keyLines} from './locate.js'
 import {machineSchema, type MachineFile} from './schema.js'
@@ -25,6 +26,8 @@ export interface CatalogProblem {
   /** The dotted key path the problem is about ('' for the whole file). */
   key: string
   message: string
+  /** The file was not read: another user could have written it (see untrusted). */
+  untrusted?: boolean
 }
 
 export function formatProblem(problem: CatalogProblem): string {
@@ -47,8 +50,37 @@ export interface Catalog {
  */
 export function machineDirectories(env: NodeJS.ProcessEnv = process.env): string[] {
   const fromEnv = (env.HPC_ANNEX_MACHINES ?? '').split(':').filter((dir) => dir !== '')
-  const configHome = env.XDG_CONFIG_HOME || join(env.HOME || homedir(), '.config')
+  // A relative entry would be read from whatever directory hpc-annex runs in.
+  const relative = fromEnv.find((dir) => !isAbsolute(dir))
+  if (relative !== undefined) {
+    throw userError(`$HPC_ANNEX_MACHINES lists '${relative}', which is not an absolute path; machine files are read only from absolute directories.`)
+  }
+  // XDG: a relative XDG_CONFIG_HOME is ignored.
+  const configHome = env.XDG_CONFIG_HOME && isAbsolute(env.XDG_CONFIG_HOME) ? env.XDG_CONFIG_HOME : join(env.HOME || homedir(), '.config')
   return [projectPath('backends'), '/etc/hpc-annex/machines', join(configHome, 'hpc-annex', 'machines'), ...fromEnv.reverse()]
+}
+
+/**
+ * Why a machine file or directory cannot be trusted, or undefined: another
+ * user could change it (it is group- or world-writable, or owned by someone
+ * other than this user or root). A machine file's fragments run on the login
+ * node and in the pilots, as the user. Says it of `it`, e.g. "it is writable
+ * by its group (chmod go-w /x)".
+ */
+export function untrusted(path: string, it = 'it'): string | undefined {
+  const uid = process.getuid?.()
+  if (uid === undefined) return undefined
+  const info = statSync(path)
+  if (info.uid !== uid && info.uid !== 0) return `${it} belongs to another user (uid ${info.uid}), not to you or root`
+  if ((info.mode & 0o022) !== 0) return `${it} is writable by ${(info.mode & 0o002) !== 0 ? 'every user' : 'its group'} (chmod go-w ${path})`
+  return undefined
+}
+
+/** untrusted() for a machine file: the file, and the directory a symbolic link leads to. */
+function untrustedFile(file: string, directory: string): string | undefined {
+  const real = realpathSync(file)
+  const realDirectory = dirname(real)
+  return untrusted(real) ?? (realDirectory === realpathSync(directory) ? undefined : untrusted(realDirectory, `its directory ${realDirectory}`))
 }
 
 const KEY = /^[a-z0-9][a-z0-9_-]*$/
@@ -120,19 +152,28 @@ export function loadCatalog(directories: string[] = machineDirectories()): Catal
   for (const dir of directories) {
     if (!existsSync(dir)) continue
     let entries: string[]
+    let unsafeDirectory: string | undefined
     try {
       entries = readdirSync(dir).filter((entry) => entry.endsWith('.toml')).sort()
+      unsafeDirectory = untrusted(realpathSync(dir), `its directory ${dir}`)
     } catch (error) {
       problems.push({file: dir, system: '', key: '', message: `cannot read the directory: ${(error as Error).message}`})
       continue
     }
     for (const entry of entries) {
       const file = join(dir, entry)
+      const system = basename(entry, '.toml').toLowerCase()
       let text: string
       try {
+        // Refused unread: the system keeps the definition it had before (the built-in one, say), and a request for it fails.
+        const refused = unsafeDirectory ?? untrustedFile(file, dir)
+        if (refused !== undefined) {
+          problems.push({file, system, key: '', message: `not trusted: ${refused}`, untrusted: true})
+          continue
+        }
         text = readFileSync(file, 'utf8')
       } catch (error) {
-        problems.push({file, system: basename(entry, '.toml').toLowerCase(), key: '', message: `cannot read the file: ${(error as Error).message}`})
+        problems.push({file, system, key: '', message: `cannot read the file: ${(error as Error).message}`})
         continue
       }
       const parsed = parseMachineFile(file, text)

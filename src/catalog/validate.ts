@@ -29,10 +29,9 @@ function resolveTarget(catalog: Catalog, target: string): {machine: Machine; que
     }
     throw userError(`Give the queue as QUEUE@SYSTEM (e.g. 'wholenode@anvil'), not '${target}'; systems: ${systemList(catalog)}. See 'hpc-annex systems'.`)
   }
-  const brokenFiles = catalog.problems.filter((p) => p.system === split.system.toLowerCase())
-  if (brokenFiles.length > 0) {
-    throw userError(`The machine file for '${split.system}' is invalid: ${formatProblem(brokenFiles[0]!)}; fix the file or remove it.`)
-  }
+  const broken = catalog.problems.find((p) => p.system === split.system.toLowerCase())
+  if (broken?.untrusted) throw userError(`Refusing the machine file for '${split.system}': ${formatProblem(broken)}.`)
+  if (broken !== undefined) throw userError(`The machine file for '${split.system}' is invalid: ${formatProblem(broken)}; fix the file or remove it.`)
   const machine = findSystem(catalog, split.system)
   if (!machine) throw userError(`Unknown system '${split.system}'; systems: ${systemList(catalog)}. Change the SYSTEM in QUEUE@SYSTEM.`)
   return {machine, ...split}

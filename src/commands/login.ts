@@ -3,7 +3,7 @@ import {AnnexCommand} from '../cli/base.js'
 import {Args, Flags} from '../cli/oclif.js'
 import {TerminalInteraction} from '../cli/prompt.js'
 import {userError} from '../errors.js'
-import {shellQuote} from '../render/quote.js'
+import {shellQuote} from '../quote.js'
 import {OpenSshTransport} from '../ssh/openssh.js'
 import type {LoginTarget} from '../ssh/transport.js'
 
@@ -45,9 +45,12 @@ export default class Login extends AnnexCommand {
     const catalog = loadCatalog()
     const machine = findSystem(catalog, args.system)
     if (!machine) {
-      for (const problem of catalog.problems) this.warn(`skipped an invalid machine file: ${formatProblem(problem)}`)
+      for (const problem of catalog.problems) this.warn(`skipped ${problem.untrusted ? 'an untrusted' : 'an invalid'} machine file: ${formatProblem(problem)}`)
       throw userError(`Unknown system '${args.system}'; systems: ${[...catalog.systems.keys()].join(', ')}.`)
     }
+    // As create: a machine file another user could have written is refused, not replaced by an earlier definition.
+    const refused = catalog.problems.find((problem) => problem.untrusted && problem.system === machine.key)
+    if (refused) throw userError(`Refusing the machine file for '${machine.key}': ${formatProblem(refused)}.`)
     const target: LoginTarget = {
       host: flags['login-host'] ?? machine.host,
       ...(flags['login-name'] ? {user: flags['login-name']} : {}),

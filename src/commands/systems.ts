@@ -52,7 +52,7 @@ export default class Systems extends AnnexCommand {
   async run(): Promise<SystemSummary[]> {
     const {args} = await this.parse(Systems)
     const catalog = loadCatalog()
-    for (const problem of catalog.problems) this.warn(`skipped an invalid machine file: ${formatProblem(problem)}`)
+    for (const problem of catalog.problems) this.warn(`skipped ${problem.untrusted ? 'an untrusted' : 'an invalid'} machine file: ${formatProblem(problem)}`)
     let machines = [...catalog.systems.values()]
     if (args.system !== undefined) {
       const machine = findSystem(catalog, args.system)

@@ -1,4 +1,4 @@
-import {mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync} from 'node:fs'
+import {chmodSync, chownSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, symlinkSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
@@ -161,5 +161,69 @@ describe('loadCatalog', () => {
     writeFileSync(join(dir, 'b', 'mini.toml'), site.replace('Mini HPC', 'From B'))
     const catalog = loadCatalog(machineDirectories({HPC_ANNEX_MACHINES: `${join(dir, 'a')}:${join(dir, 'b')}`, HOME: dir} as NodeJS.ProcessEnv))
     expect(catalog.systems.get('mini')!.name).toBe('From A')
+  })
+})
+
+describe('machine files another user could have written', () => {
+  const planted = `shell_fragment = 'touch ~/PWNED'\n${anvil}`
+
+  it('refuses a relative entry of $HPC_ANNEX_MACHINES: it would be read from whatever directory hpc-annex runs in', () => {
+    const env = (value: string) => ({HPC_ANNEX_MACHINES: value, HOME: '/home/u'}) as NodeJS.ProcessEnv
+    for (const value of ['machines', '/abs:machines', './machines', '../x']) {
+      expect(() => machineDirectories(env(value)), value).toThrow(/^\$HPC_ANNEX_MACHINES lists '[^']+', which is not an absolute path; machine files are read only from absolute directories\.$/)
+    }
+    expect(() => machineDirectories(env('machines'))).toThrow(expect.objectContaining({exitCode: 1}))
+    // A relative XDG_CONFIG_HOME is ignored, as the XDG specification says.
+    expect(machineDirectories({XDG_CONFIG_HOME: 'cfg', HOME: '/home/u'} as NodeJS.ProcessEnv)[2]).toBe('/home/u/.config/hpc-annex/machines')
+  })
+
+  it('refuses a group- or world-writable file, and any file of a writable directory; the rest still load', () => {
+    writeFileSync(join(dir, 'mini.toml'), site)
+    writeFileSync(join(dir, 'anvil.toml'), planted)
+    chmodSync(join(dir, 'anvil.toml'), 0o664)
+    const open = join(dir, 'open')
+    mkdirSync(open)
+    chmodSync(open, 0o777)
+    writeFileSync(join(open, 'expanse.toml'), readFileSync(join(projectPath('backends'), 'expanse.toml'), 'utf8'))
+    const catalog = loadCatalog([projectPath('backends'), dir, open])
+    expect(catalog.problems.map((p) => [p.system, p.untrusted, formatProblem(p)])).toEqual([
+      ['anvil', true, `${join(dir, 'anvil.toml')}: not trusted: it is writable by its group (chmod go-w ${join(dir, 'anvil.toml')})`],
+      ['expanse', true, `${join(open, 'expanse.toml')}: not trusted: its directory ${open} is writable by every user (chmod go-w ${open})`],
+    ])
+    // Never read: the built-in definitions stay, and a request for the system fails naming the file.
+    expect(catalog.systems.get('anvil')!.source).toBe(join(projectPath('backends'), 'anvil.toml'))
+    expect(catalog.systems.get('mini')!.name).toBe('Mini HPC')
+    expect(() => validateRequest(catalog, {name: 'x', target: 'wholenode@anvil'}, {defaultOwner: 'a'}))
+      .toThrow(`Refusing the machine file for 'anvil': ${join(dir, 'anvil.toml')}: not trusted: it is writable by its group (chmod go-w ${join(dir, 'anvil.toml')}).`)
+    expect(() => validateRequest(catalog, {name: 'x', target: 'compute@expanse'}, {defaultOwner: 'a'})).toThrow(expect.objectContaining({exitCode: 1}))
+    expect(validateRequest(catalog, {name: 'x', target: 'compute@mini', nodes: '1'}, {defaultOwner: 'a'}).system.key).toBe('mini')
+  })
+
+  it('follows a symbolic link to a file in a directory another user can write', () => {
+    const open = join(dir, 'open')
+    mkdirSync(open)
+    chmodSync(open, 0o1777)
+    writeFileSync(join(open, 'real.toml'), site)
+    const safe = join(dir, 'safe')
+    mkdirSync(safe)
+    symlinkSync(join(open, 'real.toml'), join(safe, 'mini.toml'))
+    const [problem] = loadCatalog([safe]).problems
+    expect(problem).toMatchObject({system: 'mini', untrusted: true, message: `not trusted: its directory ${open} is writable by every user (chmod go-w ${open})`})
+  })
+
+  it.skipIf(process.getuid?.() !== 0)("refuses a file or directory owned by another user (root's and the user's own are used)", () => {
+    writeFileSync(join(dir, 'mini.toml'), site)
+    chownSync(join(dir, 'mini.toml'), 12345, 12345)
+    const theirs = join(dir, 'theirs')
+    mkdirSync(theirs, {mode: 0o755})
+    writeFileSync(join(theirs, 'spark.toml'), readFileSync(join(projectPath('backends'), 'spark.toml'), 'utf8'))
+    chownSync(theirs, 12345, 12345)
+    const catalog = loadCatalog([projectPath('backends'), dir, theirs])
+    expect(catalog.problems.map(formatProblem)).toEqual([
+      `${join(dir, 'mini.toml')}: not trusted: it belongs to another user (uid 12345), not to you or root`,
+      `${join(theirs, 'spark.toml')}: not trusted: its directory ${theirs} belongs to another user (uid 12345), not to you or root`,
+    ])
+    expect(catalog.systems.has('mini')).toBe(false)
+    expect(catalog.systems.get('spark')!.source).toBe(join(projectPath('backends'), 'spark.toml'))
   })
 })

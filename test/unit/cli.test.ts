@@ -1,5 +1,5 @@
 import {execFileSync, spawnSync} from 'node:child_process'
-import {chmodSync, existsSync, mkdtempSync, readFileSync, writeFileSync} from 'node:fs'
+import {chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
@@ -9,10 +9,11 @@ import {beforeAll, describe, expect, it} from 'vitest'
 const bin = join(import.meta.dirname, '..', '..', 'bin', 'run.js')
 let tripwire: string
 
-function cli(args: string[], env: NodeJS.ProcessEnv = {}, input?: string) {
+function cli(args: string[], env: NodeJS.ProcessEnv = {}, input?: string, cwd?: string) {
   const result = spawnSync(process.execPath, [bin, ...args], {
     encoding: 'utf8',
     input,
+    cwd,
     env: {...process.env, PATH: `${tripwire}:${process.env.PATH}`, HPC_ANNEX_MACHINES: '', ...env},
   })
   return {status: result.status, stdout: result.stdout, stderr: result.stderr}
@@ -126,6 +127,43 @@ describe('a machine file in $HPC_ANNEX_MACHINES', () => {
     const created = cli(['create', 'x', 'int@minihpc', '--cpus', '16', '--dry-run'], env)
     expect(created.status).toBe(0)
     expect(created.stdout).toContain("from the queue 'int' on the system 'Mini HPC'")
+  })
+})
+
+describe('machine files another user could have written', () => {
+  const anvil = readFileSync(join(import.meta.dirname, '..', '..', 'backends', 'anvil.toml'), 'utf8')
+  const planted = `shell_fragment = 'touch ~/PWNED'\n${anvil.replace('name = "Anvil"', 'name = "Planted Anvil"')}`
+
+  it('a relative $HPC_ANNEX_MACHINES entry is refused, not read from the current directory: one line, exit 1', () => {
+    const cwd = mkdtempSync(join(tmpdir(), 'hpc-annex-cwd-'))
+    mkdirSync(join(cwd, 'machines'))
+    writeFileSync(join(cwd, 'machines', 'anvil.toml'), planted)
+    for (const args of [['create', 'x', 'wholenode@anvil', '--dry-run'], ['systems']]) {
+      const run = cli(args, {HPC_ANNEX_MACHINES: 'machines'}, undefined, cwd)
+      expect(run.status, args.join(' ')).toBe(1)
+      expect(run.stderr.trim()).toBe("Error: $HPC_ANNEX_MACHINES lists 'machines', which is not an absolute path; machine files are read only from absolute directories.")
+      expect(run.stdout).not.toContain('Planted')
+    }
+  })
+
+  it('a group-writable file is refused by name: systems warns and lists the others, a request for its system exits 1', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hpc-annex-site-'))
+    writeFileSync(join(dir, 'anvil.toml'), planted)
+    chmodSync(join(dir, 'anvil.toml'), 0o664)
+    const file = join(dir, 'anvil.toml')
+    const listed = cli(['systems'], {HPC_ANNEX_MACHINES: dir})
+    expect(listed.status).toBe(0)
+    // oclif wraps a warning to the terminal's width.
+    // eslint-disable-next-line no-control-regex -- oclif's colours
+    const warning = listed.stderr.replace(/\u001b\[\d+m/g, '').replace(/\s*›\s*/g, ' ').replace(/\s+/g, ' ')
+    expect(warning).toContain(`skipped an untrusted machine file: ${file}: not trusted: it is writable by its group (chmod go-w ${file})`)
+    expect(listed.stdout).toContain('Anvil (anvil)')
+    expect(listed.stdout).toContain('Spark (spark)')
+    expect(listed.stdout).not.toContain('Planted')
+    const created = cli(['create', 'x', 'wholenode@anvil', '--dry-run'], {HPC_ANNEX_MACHINES: dir})
+    expect(created.status).toBe(1)
+    expect(created.stderr.trim()).toBe(`Error: Refusing the machine file for 'anvil': ${file}: not trusted: it is writable by its group (chmod go-w ${file}).`)
+    expect(cli(['create', 'x', 'int@spark', '--cpus', '16', '--dry-run'], {HPC_ANNEX_MACHINES: dir}).status).toBe(0)
   })
 })
 
