@@ -5,7 +5,7 @@ import {StringDecoder} from 'node:string_decoder'
 
 import {oneLine, systemError, userError} from '../errors.js'
 import {projectPath} from '../paths.js'
-import {shellQuote} from '../render/quote.js'
+import {shellQuote} from '../quote.js'
 import type {Transport} from '../ssh/transport.js'
 import {closeLogins, describeTarget, sentence, findRequests, groupByLogin, lastLine, openLogins, type AnnexRequest, type LoginOptions} from './requests.js'
 

@@ -1,5 +1,5 @@
 import {adNumber, adString, adValue, editJob, queryCollector, queryJobs} from '../condor/index.js'
-import {classadString} from '../render/quote.js'
+import {classadString} from '../quote.js'
 import {systemError} from '../errors.js'
 
 export interface MarkStartedResult {

@@ -4,7 +4,7 @@ import {basename, dirname, isAbsolute, resolve} from 'node:path'
 
 import {adString, adValue, editJobs, queryCollector, queryJobs, type Ad, type AdValue} from '../condor/index.js'
 import {AnnexError, systemError, userError} from '../errors.js'
-import {classadString} from '../render/quote.js'
+import {classadString} from '../quote.js'
 
 /** Queued jobs of an annex: the attributes the checks and the .sif staging read. */
 export const ANNEX_JOB_ATTRIBUTES = [

@@ -2,7 +2,7 @@ import {loadCatalog, type Catalog} from '../catalog/index.js'
 import {checkAnnexName} from '../catalog/request.js'
 import {adNumber, adString, adValue, loginOverrides, queryJobs, type Ad} from '../condor/index.js'
 import {oneLine, userError} from '../errors.js'
-import {classadString} from '../render/quote.js'
+import {classadString} from '../quote.js'
 import type {Interaction, LoginTarget, Transport} from '../ssh/transport.js'
 import {requestState, type RequestState} from './status.js'
 

@@ -12,7 +12,7 @@ import {
   withToken,
   type Ad,
 } from '../condor/index.js'
-import {classadString} from '../render/quote.js'
+import {classadString} from '../quote.js'
 import {currentUser} from './user.js'
 
 /** A request as its state job tells: HTCondor's tool's words. */

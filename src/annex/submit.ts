@@ -3,7 +3,7 @@ import {existsSync, statSync} from 'node:fs'
 import {checkAnnexName} from '../catalog/request.js'
 import {readAnnexConfig, requireAnnexEnabled, submitFile} from '../condor/index.js'
 import {userError} from '../errors.js'
-import {classadString, condorValue} from '../render/quote.js'
+import {classadString, condorValue} from '../quote.js'
 
 export interface SubmitToAnnexResult {
   annexName: string

@@ -8,7 +8,7 @@ import {pipeline} from 'node:stream/promises'
 import {Header, Pack, ReadEntry} from 'tar'
 
 import {userError} from '../errors.js'
-import {shellQuote} from '../render/quote.js'
+import {shellQuote} from '../quote.js'
 import {SECRET_MODE, type RenderedFile} from './files.js'
 import {CONTROL, CONTROL_MARK} from './protocol.js'
 

@@ -1,6 +1,6 @@
 import type {Plan} from '../catalog/plan.js'
-import {classadString, shellQuote} from '../render/quote.js'
-import type {BatchSystem} from './index.js'
+import {classadString, shellQuote} from '../quote.js'
+import type {BatchSystem} from './system.js'
 
 /** An HTCondor pool (the PATh facility): condor_submit of one pilot job per node; found by the request id in its ad. */
 export const htcondor: BatchSystem = {

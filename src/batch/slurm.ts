@@ -1,6 +1,6 @@
 import type {Plan} from '../catalog/plan.js'
-import {shellQuote} from '../render/quote.js'
-import {batchJobName, type BatchSystem} from './index.js'
+import {shellQuote} from '../quote.js'
+import {batchJobName, type BatchSystem} from './system.js'
 
 /** SLURM: sbatch of one multi-node job whose tasks are the pilots; found by its job name. */
 export const slurm: BatchSystem = {

@@ -3,7 +3,7 @@ import {AnnexCommand} from '../cli/base.js'
 import {Args, Flags} from '../cli/oclif.js'
 import {TerminalInteraction} from '../cli/prompt.js'
 import {userError} from '../errors.js'
-import {shellQuote} from '../render/quote.js'
+import {shellQuote} from '../quote.js'
 import {OpenSshTransport} from '../ssh/openssh.js'
 import type {LoginTarget} from '../ssh/transport.js'
 

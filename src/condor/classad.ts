@@ -1,4 +1,4 @@
-import {classadString} from '../render/quote.js'
+import {classadString} from '../quote.js'
 import {systemError} from '../errors.js'
 
 /** An ad as HTCondor's -json output gives it. */

@@ -1,6 +1,6 @@
 import {systemError, userError} from '../errors.js'
 import {oneLine} from '../errors.js'
-import {classadString} from '../render/quote.js'
+import {classadString} from '../quote.js'
 import {checkAttributeName, classadLiteral, parseAds, type Ad, type AdValue} from './classad.js'
 import {runTool} from './runner.js'
 import {currentUser} from './user.js'

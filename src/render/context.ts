@@ -2,8 +2,8 @@ import type {Plan, PlanTarball} from '../catalog/plan.js'
 import {batchJobName, batchSystem} from '../batch/index.js'
 
 export {batchJobName}
-import {collectorEndpoint, endpointText} from '../condor/address.js'
-import {classadString} from './quote.js'
+import {collectorEndpoint, endpointText} from './address.js'
+import {classadString} from '../quote.js'
 
 /**
  * What the Access Point supplies at create time; everything else the

@@ -4,7 +4,7 @@ import {join} from 'node:path'
 import Handlebars from 'handlebars'
 
 import {projectPath} from '../paths.js'
-import {classadString, condorValue, directiveValue, shellQuote} from './quote.js'
+import {classadString, condorValue, directiveValue, shellQuote} from '../quote.js'
 
 /**
  * The one Handlebars environment of hpc-annex. A value reaches generated text

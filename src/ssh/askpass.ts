@@ -3,7 +3,7 @@ import {createServer, type Server, type Socket} from 'node:net'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
-import {shellQuote} from '../render/quote.js'
+import {shellQuote} from '../quote.js'
 import type {Interaction, Prompt} from './transport.js'
 
 // The helper ssh runs as SSH_ASKPASS: it hands the question to this process

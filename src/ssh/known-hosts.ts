@@ -3,7 +3,7 @@ import {appendFileSync, existsSync, mkdirSync, readFileSync} from 'node:fs'
 import {dirname} from 'node:path'
 
 import {systemError, userError} from '../errors.js'
-import {shellQuote} from '../render/quote.js'
+import {shellQuote} from '../quote.js'
 import type {CertificateCheck} from './host-cert.js'
 import type {Interaction} from './transport.js'
 

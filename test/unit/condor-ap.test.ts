@@ -27,7 +27,7 @@ import {
   type TokenRequest,
 } from '../../src/condor/index.js'
 import {AnnexError} from '../../src/errors.js'
-import {classadString} from '../../src/render/quote.js'
+import {classadString} from '../../src/quote.js'
 import {createFakeCondor, type FakeCondor} from '../fixtures/fake-condor/index.mjs'
 
 let fake: FakeCondor

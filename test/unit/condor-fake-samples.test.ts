@@ -4,7 +4,7 @@ import {join} from 'node:path'
 
 import {afterEach, beforeEach, describe, expect, it} from 'vitest'
 
-import {classadString} from '../../src/render/quote.js'
+import {classadString} from '../../src/quote.js'
 import {createFakeCondor, type Ad, type FakeCondor} from '../fixtures/fake-condor/index.mjs'
 
 // The fake condor tools, run against the outputs recorded from real HTCondor

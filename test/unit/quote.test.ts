@@ -1,7 +1,7 @@
 import {execFileSync} from 'node:child_process'
 import {describe, expect, it} from 'vitest'
 
-import {classadString, condorValue, shellQuote} from '../../src/render/quote.js'
+import {classadString, condorValue, shellQuote} from '../../src/quote.js'
 
 const hostile = [
   `'; touch /tmp/pwned; echo '`,

@@ -1,6 +1,6 @@
 import {describe, expect, it} from 'vitest'
 
-import {collectorEndpoint, endpointText} from '../../src/condor/address.js'
+import {collectorEndpoint, endpointText} from '../../src/render/address.js'
 
 describe('collectorEndpoint', () => {
   it.each([

@@ -1,0 +1,48 @@
+/** What a batch system is to hpc-annex (one object per system: slurm.ts, htcondor.ts). */
+import type {Plan} from '../catalog/plan.js'
+
+export type BatchKind = 'slurm' | 'htcondor'
+
+export interface BatchSystem {
+  kind: BatchKind
+  /** As users know it, in messages. */
+  label: string
+  /** The login node's tools, named in errors: submit, list, cancel. */
+  tools: {submit: string; query: string; cancel: string}
+  /** The request's files beyond backend.sh and pilot.conf: the job description (templates/) and the pilot scripts (pilots/). */
+  jobTemplates: {path: string; template: string; secret: boolean}[]
+  pilotScripts: string[]
+  /** The back-end template (templates/). */
+  backendTemplate: string
+  /**
+   * The login node unpacks a staged HTCondor tarball as it arrives: the
+   * pilots run the release from shared scratch. (An HTCondor pool's pilot job
+   * takes the tarball itself to its execute node.)
+   */
+  unpackTarballOnArrival: boolean
+  /**
+   * The back-end picks the HTCondor build for the login node's OS; an
+   * HTCondor pool's pilots run in the pool's container, so its build is fixed.
+   */
+  detectsLoginOs: boolean
+  /** The request in the batch system's own terms, for the dry-run text. */
+  describeRequest(plan: Plan): string
+  /** A shell command that cancels one batch job by its id. */
+  cancelJob(jobId: string): string
+  /**
+   * Shell lines that cancel a request's batch jobs, found by the request id
+   * (never by a job id the state job may not have learned), only the login
+   * user's own: `cancelled <id>` for each; exit 3 when listing them failed,
+   * 4 when cancelling did.
+   */
+  cancelRequest(annexName: string, requestId: string): string[]
+}
+
+/**
+ * The batch job's name: carries the annex name and the request id (in a form
+ * every batch system accepts), so a retry and `shutdown` can find the job.
+ */
+export function batchJobName(annexName: string, requestId: string): string {
+  const plain = (text: string) => text.replace(/[^A-Za-z0-9._-]/g, '_')
+  return `hpc-annex.${plain(annexName)}.${plain(requestId)}`
+}
