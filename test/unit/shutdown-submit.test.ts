@@ -39,7 +39,8 @@ describe('shutdown', () => {
     const off = fake.calls().find((c) => c.tool === 'condor_off')!
     expect(off.env._CONDOR_SEC_PASSWORD_FILE).toBe(fake.state().config.ANNEX_PASSWORD_FILE)
     expect(fake.tokenFiles()).toEqual([])
-    expect(fake.calls().find((c) => c.tool === 'condor_token_fetch')!.argv).toContain(`shutdown.${fake.user}@vm`)
+    const fetch = fake.calls().find((c) => c.tool === 'condor_token_fetch')!
+    expect(fetch.argv[fetch.argv.indexOf('-token') + 1]).toMatch(new RegExp(`^shutdown\\.${fake.user}@vm\\.[^.]+\\.${process.pid}\\.[0-9a-f]{12}$`))
   })
 
   it('says "nothing found" and runs no condor_off when the annex has no pilots', async () => {

@@ -82,7 +82,8 @@ describe('status over a fake pool', () => {
     const report = await collectStatus({name: 'beta', now: () => NOW})
     expect(report.annexes.map((a) => a.name)).toEqual(['beta'])
     const fetch = fake.calls().find((c) => c.tool === 'condor_token_fetch')!
-    expect(fetch.argv).toContain(`status.${fake.user}@vm`)
+    // A token file of this run's own: status.<user>@<domain>.<host>.<pid>.<random>.
+    expect(fetch.argv[fetch.argv.indexOf('-token') + 1]).toMatch(new RegExp(`^status\\.${fake.user}@vm\\.[^.]+\\.${process.pid}\\.[0-9a-f]{12}$`))
     expect(fake.tokenFiles()).toEqual([])
     const status = fake.calls().find((c) => c.tool === 'condor_status')!
     expect(status.argv).toEqual(expect.arrayContaining(['-constraint', `AnnexName == "beta" && AuthenticatedIdentity == "${fake.user}@vm"`]))
