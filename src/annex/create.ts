@@ -23,6 +23,7 @@ import type {ApContext} from '../render/context.js'
 import {classadString} from '../quote.js'
 import type {Interaction, LoginTarget, Transport} from '../ssh/transport.js'
 import {describeCleanup, CleanupStack} from './cleanup.js'
+import {loginTarget} from './login-target.js'
 import {annexQueue, checkRequireJob, editJobsForStagedImages, ensurePasswordFile, findScheddName, findSifImages, nameRule, revertImageEdits, type SifImage} from './preflight.js'
 import type {RequestJob} from './state-job.js'
 import {currentUser} from './user.js'
@@ -130,7 +131,7 @@ export async function createAnnex(request: CreateRequest): Promise<CreateResult>
   configuring.catch(() => undefined)
   const transport = request.bundleFile === undefined ? request.transport() : undefined
   // The machine file's login target, unless the configuration overrides it.
-  transport?.expect?.(loginTarget(request))
+  transport?.expect?.(requestTarget(request))
   let step = 'Checking the Access Point'
   // What runs beside the login; it must be finished before its undos run.
   let background: Promise<unknown> = Promise.resolve()
@@ -242,7 +243,7 @@ async function checkAccessPoint(
   const config = await configuring
   requireAnnexEnabled(config)
   const collector = annexCollector(config, plan.pool)
-  const target = loginTarget(request, config.loginOverrides)
+  const target = requestTarget(request, config.loginOverrides)
   onTarget(target)
   // Independent questions, asked at once.
   const [queue, scheddName] = await Promise.all([annexQueue(plan.annexName), findScheddName(collector)])
@@ -254,12 +255,11 @@ async function checkAccessPoint(
   return {config, collector, scheddName, target, sifs, password: {path: passwordFile}}
 }
 
-/** Where to log in: the flags, else the configuration's overrides, else the machine file. */
-function loginTarget(request: CreateRequest, overrides: LoginOverrides = {}): LoginTarget {
+/** Where this request logs in: the flags, else the admin's overrides, else the machine file. */
+function requestTarget(request: CreateRequest, overrides: LoginOverrides = {}): LoginTarget {
   const {login} = request.plan
-  const host = login.hostFromFlag ? login.host : (overrides.host ?? login.host)
-  const user = login.user ?? overrides.user
-  return {host, ...(user === undefined ? {} : {user}), ...(request.sshConfigFile === undefined ? {} : {configFile: request.sshConfigFile})}
+  const flags = {...(login.hostFromFlag ? {host: login.host} : {}), ...(login.user === undefined ? {} : {user: login.user})}
+  return loginTarget(login.host, {flags, overrides}, request.sshConfigFile)
 }
 
 /** An Interaction whose questions and messages wait until open(); refuse() turns the questions down. */

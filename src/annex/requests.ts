@@ -5,6 +5,7 @@ import {oneLine, userError} from '../errors.js'
 import {classadString} from '../quote.js'
 import type {Interaction, LoginTarget, Transport} from '../ssh/transport.js'
 import {requestState, type RequestState} from './status.js'
+import {loginTarget} from './login-target.js'
 
 /** One create/add of an annex, as its state job tells it. */
 export interface AnnexRequest {
@@ -113,12 +114,11 @@ export async function groupByLogin(requests: AnnexRequest[], options: {catalog?:
     }
     if (!overrides.has(machine.key)) overrides.set(machine.key, await loginOverrides(machine.key))
     const admin = overrides.get(machine.key)!
-    const host = request.loginHost ?? admin.host ?? machine.host
-    const user = request.loginUser ?? admin.user
-    const key = JSON.stringify([machine.key, host, user ?? null])
+    const recorded = {...(request.loginHost === undefined ? {} : {host: request.loginHost}), ...(request.loginUser === undefined ? {} : {user: request.loginUser})}
+    const target = loginTarget(machine.host, {recorded, overrides: admin}, options.sshConfigFile)
+    const key = JSON.stringify([machine.key, target.host, target.user ?? null])
     let group = groups.get(key)
     if (group === undefined) {
-      const target: LoginTarget = {host, ...(user === undefined ? {} : {user}), ...(options.sshConfigFile === undefined ? {} : {configFile: options.sshConfigFile})}
       group = {system: machine.key, batch: machine.batch, target, requests: []}
       groups.set(key, group)
     }

@@ -1,11 +1,12 @@
+import {loginTarget} from '../annex/login-target.js'
 import {findSystem, formatProblem, loadCatalog} from '../catalog/index.js'
 import {AnnexCommand} from '../cli/base.js'
 import {Args, Flags} from '../cli/oclif.js'
 import {TerminalInteraction} from '../cli/prompt.js'
+import {loginOverrides} from '../condor/index.js'
 import {userError} from '../errors.js'
 import {shellQuote} from '../quote.js'
 import {OpenSshTransport} from '../ssh/openssh.js'
-import type {LoginTarget} from '../ssh/transport.js'
 
 export interface LoginResult {
   system: string
@@ -51,11 +52,10 @@ export default class Login extends AnnexCommand {
     // As create: a machine file another user could have written is refused, not replaced by an earlier definition.
     const refused = catalog.problems.find((problem) => problem.untrusted && problem.system === machine.key)
     if (refused) throw userError(`Refusing the machine file for '${machine.key}': ${formatProblem(refused)}.`)
-    const target: LoginTarget = {
-      host: flags['login-host'] ?? machine.host,
-      ...(flags['login-name'] ? {user: flags['login-name']} : {}),
-      ...(process.env.HPC_ANNEX_SSH_CONFIG ? {configFile: process.env.HPC_ANNEX_SSH_CONFIG} : {}),
-    }
+    // The same login create will use: the flags, else the admin's overrides (none when HTCondor cannot be asked), else the machine file.
+    const overrides = await loginOverrides(machine.key).catch(() => ({}))
+    const chosen = {...(flags['login-host'] ? {host: flags['login-host']} : {}), ...(flags['login-name'] ? {user: flags['login-name']} : {})}
+    const target = loginTarget(machine.host, {flags: chosen, overrides}, process.env.HPC_ANNEX_SSH_CONFIG || undefined)
     const interaction = new TerminalInteraction({system: machine.key, log: this.jsonEnabled() ? null : (message) => process.stderr.write(`${message}\n`)})
     const transport = new OpenSshTransport({
       persist: flags.persist,

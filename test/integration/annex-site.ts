@@ -8,7 +8,7 @@ import {mkdirSync, mkdtempSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
-import {createFakeCondor, type FakeCondor} from '../fixtures/fake-condor/index.mjs'
+import {createFakeCondor, type FakeCondor, type FakeCondorOptions} from '../fixtures/fake-condor/index.mjs'
 import {runCommand, shareCollectorWithSite, site, type RunResult, type SiteInfo} from '../site/helpers.js'
 
 export {until} from '../site/helpers.js'
@@ -31,9 +31,9 @@ export interface AnnexSite {
   close(): void
 }
 
-export function annexSite(): AnnexSite {
+export function annexSite(options: FakeCondorOptions = {}): AnnexSite {
   const s = site()
-  const fake = createFakeCondor()
+  const fake = createFakeCondor(options)
   fake.advertise({MyType: 'Scheduler', Name: 'ap.example.org', MyAddress: '<127.0.0.1:9618>'})
   const unshare = shareCollectorWithSite(fake.dir, s)
   const home = mkdtempSync(join(tmpdir(), 'annex-ap-'))
