@@ -3,7 +3,8 @@ import {join} from 'node:path'
 import {PassThrough} from 'node:stream'
 import {StringDecoder} from 'node:string_decoder'
 
-import {oneLine, systemError, userError} from '../errors.js'
+import {checkPilotDir} from '../backend/pilot-dir.js'
+import {oneLine, systemError} from '../errors.js'
 import {projectPath} from '../paths.js'
 import {shellQuote} from '../quote.js'
 import type {Transport} from '../ssh/transport.js'
@@ -18,15 +19,6 @@ export function logsCommand(options: {lines: number; follow: boolean; node?: str
   for (const {dir} of dirs) checkPilotDir(dir)
   const args = [String(options.lines), options.follow ? '1' : '0', options.node ?? '', ...dirs.flatMap(({prefix, dir}) => [prefix, dir])]
   return `bash -c ${shellQuote(LOGS_SCRIPT)} hpc-annex-logs ${args.map(shellQuote).join(' ')}`
-}
-
-/** A pilot directory as a job ad gives it: only an absolute path with no '.', '..' or empty parts and no control characters is used. */
-export function checkPilotDir(dir: string): string {
-  // eslint-disable-next-line no-control-regex -- refusing control characters is the point
-  const plain = dir.startsWith('/') && dir.length > 1 && !/[\u0000-\u001f\u007f]/.test(dir) &&
-    dir.slice(1).split('/').every((part) => part !== '' && part !== '.' && part !== '..')
-  if (!plain) throw userError(`refusing the pilot directory ${JSON.stringify(dir)} recorded on the state job: it is not an absolute plain path`)
-  return dir
 }
 
 export interface LogsOptions {

@@ -1,9 +1,9 @@
 import {checkAnnexName} from '../catalog/request.js'
 import {adString, annexCollector, annexOff, queryCollector, readAnnexConfig, removeJobs, requireAnnexEnabled, tokenDomain, withToken, type Ad} from '../condor/index.js'
 import {oneLine, systemError} from '../errors.js'
-import {batchJobName} from '../render/context.js'
-import {classadString, shellQuote} from '../quote.js'
-import {checkPilotDir} from './logs.js'
+import {batchSystem} from '../batch/index.js'
+import {classadString} from '../quote.js'
+import {removePilotDirLines} from '../backend/pilot-dir.js'
 import type {Transport} from '../ssh/transport.js'
 import {closeLogins, describeTarget, sentence, findRequests, groupByLogin, lastLine, openLogins, type AnnexRequest, type LoginGroup, type LoginOptions} from './requests.js'
 import {currentUser} from './user.js'
@@ -162,50 +162,13 @@ export async function cancelRequests(annexName: string, requests: AnnexRequest[]
 /**
  * The command that cancels a request's batch job on the login node, found by
  * the request id (never by a job id the state job may not have learned).
- * Prints `cancelled <job id>` for each job it cancelled.
+ * Prints `cancelled <job id>` for each job it cancelled; a job cancelled
+ * before it ran never removes its pilot directory (and the secrets in it):
+ * that goes too.
  */
-export function cancelCommand(batch: LoginGroup['batch'], annexName: string, requestId: string, pilotDir?: string): string {
-  const lines: string[] = []
-  if (batch === 'slurm') {
-    const name = shellQuote(batchJobName(annexName, requestId))
-    lines.push(
-      `ids=$(squeue --noheader --user="$(id -un)" --name=${name} --format=%i) || exit 3`,
-      '[ -n "$ids" ] || exit 0',
-      `scancel --user="$(id -un)" --name=${name} || exit 4`,
-      `printf 'cancelled %s\\n' $ids`,
-    )
-  } else {
-    // Only the login user's own jobs (a user name among condor_q's arguments is ANDed with
-    // -constraint), removed by their ids: a queue superuser's condor_rm -constraint would
-    // reach other users' jobs too.
-    const constraint = shellQuote(`hpc_annex_request_id == ${classadString(requestId)}`)
-    lines.push(
-      `ids=$(condor_q "$(id -un)" -constraint ${constraint} -af ClusterId ProcId) || exit 3`,
-      '[ -n "$ids" ] || exit 0',
-      `ids=$(printf '%s\\n' "$ids" | sed -e 's/ /./')`,
-      'condor_rm $ids >/dev/null || exit 4',
-      `printf 'cancelled %s\\n' $ids`,
-    )
-  }
-  // A job cancelled before it ran never removes its pilot directory (and the secrets in it):
-  // remove it, if it is one the back-end made.
-  if (pilotDir !== undefined && isPlainPath(pilotDir)) {
-    lines.push(
-      `dir=${shellQuote(pilotDir)}`,
-      'case ${dir##*/} in pilot.????????) if [ -f "$dir/batch.slurm" ] || [ -f "$dir/pilot.sub" ]; then rm -rf -- "$dir" && echo removed-pilot-dir; fi ;; esac',
-    )
-  }
-  lines.push('exit 0')
-  return lines.join('\n')
-}
-
-function isPlainPath(dir: string): boolean {
-  try {
-    checkPilotDir(dir)
-    return true
-  } catch {
-    return false
-  }
+export function cancelCommand(kind: LoginGroup['batch'], annexName: string, requestId: string, pilotDir?: string): string {
+  const batch = batchSystem(kind)
+  return [...batch.cancelRequest(annexName, requestId), ...(pilotDir === undefined ? [] : removePilotDirLines(batch, pilotDir)), 'exit 0'].join('\n')
 }
 
 async function cancelOne(transport: Transport, group: LoginGroup, annexName: string, request: AnnexRequest): Promise<{ids: string[]; removed: boolean}> {
@@ -217,7 +180,8 @@ async function cancelOne(transport: Transport, group: LoginGroup, annexName: str
   }
   const result = await transport.exec(command)
   if (result.code !== 0) {
-    const tool = result.code === 3 ? (group.batch === 'slurm' ? 'squeue' : 'condor_q') : group.batch === 'slurm' ? 'scancel' : 'condor_rm'
+    const {tools} = batchSystem(group.batch)
+    const tool = result.code === 3 ? tools.query : tools.cancel
     const status = result.code === null ? `was killed (${result.signal ?? 'signal'})` : `failed (exit status ${result.code})`
     throw systemError(`${tool} on ${describeTarget(group.target)} ${status}${lastLine(result.stderr) ? `: ${lastLine(result.stderr)}` : ''}`)
   }

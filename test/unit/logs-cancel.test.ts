@@ -6,7 +6,8 @@ import {join} from 'node:path'
 
 import {afterEach, beforeEach, describe, expect, it} from 'vitest'
 
-import {checkPilotDir, logsCommand, showLogs, type LogsOptions} from '../../src/annex/logs.js'
+import {logsCommand, showLogs, type LogsOptions} from '../../src/annex/logs.js'
+import {checkPilotDir} from '../../src/backend/pilot-dir.js'
 import {findRequests, groupByLogin} from '../../src/annex/requests.js'
 import {cancelCommand, formatShutdown, shutdownAnnex} from '../../src/annex/shutdown.js'
 import {projectPath} from '../../src/paths.js'

@@ -1,0 +1,32 @@
+import type {BatchSystem} from '../batch/index.js'
+import {userError} from '../errors.js'
+import {shellQuote} from '../quote.js'
+
+/** A pilot directory as the back-end makes it: pilot.<8 characters> in the machine's scratch. */
+const PILOT_DIR_NAME = 'pilot.????????'
+
+/** The pilot directory a state job recorded, if it is an absolute plain path (it is put in commands). */
+export function checkPilotDir(dir: string): string {
+  // eslint-disable-next-line no-control-regex -- refusing control characters is the point
+  const plain = dir.startsWith('/') && dir.length > 1 && !/[\u0000-\u001f\u007f]/.test(dir) &&
+    dir.slice(1).split('/').every((part) => part !== '' && part !== '.' && part !== '..')
+  if (!plain) throw userError(`refusing the pilot directory ${JSON.stringify(dir)} recorded on the state job: it is not an absolute plain path`)
+  return dir
+}
+
+/**
+ * Shell lines that remove a pilot directory (and the secrets in it) that a
+ * batch job will never clean up (it was cancelled before it ran), only if it
+ * is one the back-end made: named as it names them, holding the batch
+ * system's job description. Print `removed-pilot-dir` when they did. None for
+ * a path that is not plain.
+ */
+export function removePilotDirLines(batch: BatchSystem, dir: string): string[] {
+  try {
+    checkPilotDir(dir)
+  } catch {
+    return []
+  }
+  const madeByBackend = batch.jobTemplates.map((t) => `[ -f "$dir/"${shellQuote(t.path)} ]`).join(' || ')
+  return [`dir=${shellQuote(dir)}`, `case \${dir##*/} in ${PILOT_DIR_NAME}) if ${madeByBackend}; then rm -rf -- "$dir" && echo removed-pilot-dir; fi ;; esac`]
+}
