@@ -46,6 +46,11 @@ export function oneLine(text: string): string {
   return text.replace(/\s*\n\s*/g, ' ').trim()
 }
 
+/** "1 node", "2 nodes"; "1 entry", "3 entries" with the plural given. */
+export function plural(n: number, one: string, many = `${one}s`): string {
+  return `${n} ${n === 1 ? one : many}`
+}
+
 /** The last non-empty line of a command's output (its stderr, say), for a one-line report. */
 export function lastLine(text: string): string {
   const lines = text.split('\n').map((line) => line.trim()).filter((line) => line !== '')

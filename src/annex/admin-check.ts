@@ -4,7 +4,7 @@ import {isIP} from 'node:net'
 import {userInfo} from 'node:os'
 import {join} from 'node:path'
 
-import {oneLine} from '../errors.js'
+import {oneLine, plural} from '../errors.js'
 import type {AdminCondor, CondorAd} from './admin-condor.js'
 import {DEFAULT_TOKEN_KEY_NAME} from './metaknob.js'
 
@@ -389,10 +389,6 @@ export async function checkAp(condor: AdminCondor, host: CheckHost = systemHost(
   items.push(transformItem(values, bodies))
   items.push(idtokensItem(values))
   return {ok: items.every((item) => item.status !== 'missing'), items}
-}
-
-function plural(n: number, one: string, many: string): string {
-  return `${n} ${n === 1 ? one : many}`
 }
 
 /** The report as an administrator reads it. */

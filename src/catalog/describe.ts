@@ -1,9 +1,6 @@
 import {batchSystem} from '../batch/index.js'
+import {plural} from '../errors.js'
 import type {Plan} from './plan.js'
-
-function plural(n: number, word: string): string {
-  return `${n} ${word}${n === 1 ? '' : 's'}`
-}
 
 /** What the request asks for, in words: "2 nodes", "8 CPUs and 16384 MB of memory on 1 node", ... */
 export function describeResources(plan: Plan): string {

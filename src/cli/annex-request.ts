@@ -4,12 +4,13 @@ import {basename} from 'node:path'
 
 import type {CreateResult, CreateVerb} from '../annex/create.js'
 import {describePlan, loadCatalog, validateRequest, type Plan} from '../catalog/index.js'
-import {userError} from '../errors.js'
+import {plural, userError} from '../errors.js'
 import type {TransportKind} from '../ssh/transport.js'
 import {interruptSignal, withInterruptGuard} from './interrupt.js'
 import {lazyTransport} from './lazy-transport.js'
 import {Flags} from './oclif.js'
 import {requestInput} from './request-flags.js'
+import {sshFlag} from './ssh-flag.js'
 
 /** How a create or add is carried out, beyond what is requested. */
 export const deliveryFlags = {
@@ -31,7 +32,7 @@ export const deliveryFlags = {
   'allow-unpinned-download': Flags.boolean({
     description: 'Let the login node download an HTCondor tarball whose sha256 the machine file does not pin (trust on first use).',
   }),
-  ssh: Flags.option({options: ['ssh2', 'openssh'] as const, description: 'SSH client: ssh2 (built in) or openssh (the system ssh, with a ControlMaster). [default: openssh when `hpc-annex login` left a live connection, else ssh2]'})(),
+  ssh: sshFlag,
   'stall-timeout': Flags.integer({
     description: 'Seconds a remote step may make no progress (no byte sent or received) before it fails; a slow but moving transfer never times out.',
     default: 120,
@@ -124,10 +125,6 @@ export async function runRequest(
   )
   io.log(describeResult(result))
   return result
-}
-
-function plural(n: number, word: string): string {
-  return `${n} ${word}${n === 1 ? '' : 's'}`
 }
 
 /** What was asked for and how to follow it. */

@@ -1,14 +1,9 @@
 import type {LoginOptions} from '../annex/requests.js'
 import type {TransportKind} from '../ssh/transport.js'
 import {lazyTransport} from './lazy-transport.js'
-import {Flags} from './oclif.js'
 import {TerminalInteraction} from './prompt.js'
 
-/** --ssh, for the verbs that log in again (logs, shutdown --cancel-pending). */
-export const sshFlag = Flags.option({
-  options: ['ssh2', 'openssh'] as const,
-  description: 'SSH client: ssh2 (built in) or openssh (the system ssh, with a ControlMaster). [default: openssh when `hpc-annex login` left a live connection, else ssh2]',
-})()
+export {sshFlag} from './ssh-flag.js'
 
 /**
  * How those verbs reach a login node: a fresh transport per login target
