@@ -6,6 +6,7 @@ import type {Readable, Writable} from 'node:stream'
 import {execa} from '../vendor/execa.js'
 
 import {AnnexError, oneLine, systemError, userError} from '../errors.js'
+import {closedErrors} from './closed.js'
 import {AskpassBridge} from './askpass.js'
 import {findSsh, resolveTarget, sshG, type ResolvedTarget} from './config.js'
 import {knownHostName} from './known-hosts.js'
@@ -256,8 +257,8 @@ export class OpenSshTransport implements Transport {
   }
 
   async connect(target: LoginTarget, interaction: Interaction): Promise<void> {
-    if (this.#path) throw systemError('This SSH transport is already connected; make a new one for another login.')
-    if (this.#closed) throw systemError('This SSH transport was closed; make a new one to log in again.')
+    if (this.#path) throw closedErrors.alreadyConnected()
+    if (this.#closed) throw closedErrors.closedBeforeLogin()
     if (this.#ssh === 'ssh' && (await findSsh()) === null) {
       throw userError('The OpenSSH client (ssh) is not installed; install it, or use the built-in transport (--ssh ssh2).')
     }
@@ -304,7 +305,7 @@ export class OpenSshTransport implements Transport {
       if (this.#closed) {
         // It may have got as far as a master: that goes too.
         if (result.exitCode === 0) await this.#exitMaster(target, path)
-        throw systemError(`The connection to ${name} was closed by hpc-annex while logging in.`)
+        throw closedErrors.closedWhileLoggingIn(name)
       }
       if (result.exitCode !== 0) {
         if (bridge.failure !== undefined) throw bridge.failure
@@ -320,7 +321,7 @@ export class OpenSshTransport implements Transport {
 
   async exec(command: string, options: ExecOptions = {}): Promise<ExecResult> {
     if (this.#lost) throw this.#lost
-    if (this.#closed) throw systemError('The SSH connection is closed; nothing more can run on it.')
+    if (this.#closed) throw closedErrors.closed()
     if (!this.#path) throw systemError('Not connected: log in (connect) before running commands.')
     const feed = options.stdin ? new StdinFeed(options.stdin) : undefined
     // From outside, ssh does not say when its session opened: the pool learns the limit from refusals alone.
@@ -331,7 +332,7 @@ export class OpenSshTransport implements Transport {
     if (this.#lost) throw this.#lost
     const target = this.#target
     const path = this.#path
-    if (this.#closed || !target || !path) throw systemError('The SSH connection is closed; nothing more can run on it.')
+    if (this.#closed || !target || !path) throw closedErrors.closed()
     const host = this.#resolved?.host ?? target.host
     const collect = options.collect ?? true
     const stdout: Buffer[] = []
@@ -406,7 +407,7 @@ export class OpenSshTransport implements Transport {
     }
     if (stdinError) throw systemError(`Reading the input for a command on ${host} failed: ${oneLine(stdinError.message)}`, {cause: stdinError})
     if (this.#lost) throw this.#lost
-    if (this.#closed) throw systemError('The SSH connection was closed by hpc-annex before the command finished.')
+    if (this.#closed) throw closedErrors.closedWhileRunning()
     if (result.exitCode === 255) {
       const text = Buffer.concat(sshErrors).toString('utf8')
       if (REFUSED.test(text)) {
@@ -431,14 +432,14 @@ export class OpenSshTransport implements Transport {
   #connectionLost(reason: string): void {
     if (this.#lost) return
     const host = this.#resolved?.host ?? this.#target?.host ?? 'the login node'
-    this.#lost = systemError(`The connection to ${host} was lost (${reason}); nothing more can run on it. Run the command again.`)
+    this.#lost = closedErrors.lost(host, reason)
     this.#pool.fail(this.#lost)
   }
 
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true
-    this.#pool.fail(systemError('The SSH connection was closed by hpc-annex before the command finished.'))
+    this.#pool.fail(closedErrors.closedWhileRunning())
     for (const child of this.#children) {
       child.kill()
       // The master keeps copies of these until the remote command ends.

@@ -6,6 +6,7 @@ import ssh2 from 'ssh2'
 import type {AnyAuthMethod, AuthenticationType, Client as ClientType, ClientChannel, ConnectConfig, NextAuthHandler, ParsedKey} from 'ssh2'
 
 import {AnnexError, oneLine, systemError, userError} from '../errors.js'
+import {closedErrors} from './closed.js'
 import {resolveEarly, resolveTarget, type ResolvedTarget, type ResolveOptions} from './config.js'
 import {fetchHostCertificate} from './cert-probe.js'
 import {certAuthorities, checkHostCertificate, type CertificateCheck} from './host-cert.js'
@@ -103,8 +104,8 @@ export class Ssh2Transport implements Transport {
   }
 
   async connect(target: LoginTarget, interaction: Interaction): Promise<void> {
-    if (this.#client) throw systemError('This SSH transport is already connected; make a new one for another login.')
-    if (this.#closed) throw systemError('This SSH transport was closed; make a new one to log in again.')
+    if (this.#client) throw closedErrors.alreadyConnected()
+    if (this.#closed) throw closedErrors.closedBeforeLogin()
     const resolved = await resolveTarget(target, this.#options.resolve)
     this.#target = resolved
     const chain = [...resolved.jumps, resolved]
@@ -124,7 +125,7 @@ export class Ssh2Transport implements Transport {
     this.#client = client
     if (this.#closed) {
       this.#endAll()
-      throw systemError(`The connection to ${resolved.host} was closed while logging in.`)
+      throw closedErrors.closedWhileLoggingIn(resolved.host)
     }
     // Any hop going away loses the connection.
     for (const hop of this.#hops) {
@@ -163,14 +164,14 @@ export class Ssh2Transport implements Transport {
     try {
       opened = open ? await open() : {stream: await tcp(target.host, target.port, timeout, signal)}
     } catch (error) {
-      if (this.#closed) throw systemError(`The connection to ${role} ${name} was closed while logging in.`)
+      if (this.#closed) throw closedErrors.closedWhileLoggingIn(`${role} ${name}`)
       throw systemError(`Cannot connect to ${role} ${name}: ${oneLine((error as Error).message)}.`, {cause: error})
     }
     try {
       const {certificate} = await fetchHostCertificate(opened.stream, {timeout, signal})
       return checkHostCertificate(certificate, {files: target.knownHostsFiles, host: target.hostKeyName, port: target.port})
     } catch (error) {
-      if (this.#closed) throw systemError(`The connection to ${role} ${name} was closed while logging in.`)
+      if (this.#closed) throw closedErrors.closedWhileLoggingIn(`${role} ${name}`)
       // A ProxyCommand that cannot reach the host fails the login as it would fail it.
       const proxyFailure = await opened.proxy?.failure()
       if (proxyFailure) throw systemError(`Cannot connect to ${role} ${name}: ${proxyFailure}.`)
@@ -183,7 +184,7 @@ export class Ssh2Transport implements Transport {
   #connectionLost(reason: string): void {
     if (this.#lost || this.#closed) return
     const host = this.#target?.host ?? 'the login node'
-    this.#lost = systemError(`The connection to ${host} was lost (${oneLine(reason)}); nothing more can run on it. Run the command again.`)
+    this.#lost = closedErrors.lost(host, reason)
     this.#pool.fail(this.#lost)
     for (const reject of [...this.#inFlight]) reject(this.#lost)
     this.#inFlight.clear()
@@ -194,7 +195,7 @@ export class Ssh2Transport implements Transport {
     outer.progress?.(`Connecting to ${role} ${name}`)
     const certificate = await this.#checkCertificate(target, open, role, name)
     const client = new Client()
-    if (this.#closed) throw systemError(`The connection to ${role} ${name} was closed before it was made.`)
+    if (this.#closed) throw closedErrors.closedWhileLoggingIn(`${role} ${name}`)
     const opened = open ? await open() : undefined
     const sock = opened?.stream
     const proxy = opened?.proxy
@@ -407,7 +408,7 @@ export class Ssh2Transport implements Transport {
 
   async exec(command: string, options: ExecOptions = {}): Promise<ExecResult> {
     if (this.#lost) throw this.#lost
-    if (this.#closed) throw systemError('The SSH connection is closed; nothing more can run on it.')
+    if (this.#closed) throw closedErrors.closed()
     if (!this.#client) throw systemError('Not connected: log in (connect) before running commands.')
     return withSession(this.#pool, options.signal, (opened) => this.#attempt(command, options, opened))
   }
@@ -415,7 +416,7 @@ export class Ssh2Transport implements Transport {
   #attempt(command: string, options: ExecOptions, opened: () => void): Promise<{refused: true; error: unknown} | {refused: false; value: ExecResult}> {
     const client = this.#client
     if (this.#lost) return Promise.reject(this.#lost)
-    if (this.#closed || !client) return Promise.reject(systemError('The SSH connection is closed; nothing more can run on it.'))
+    if (this.#closed || !client) return Promise.reject(closedErrors.closed())
     const {stdin, signal} = options
     const collect = options.collect ?? true
     const host = this.#target?.host ?? 'the login node'
@@ -495,7 +496,7 @@ export class Ssh2Transport implements Transport {
           ch.on('close', () => {
             // Channels closed because the connection went away have no exit status.
             if (code === null && exitSignal === undefined && (this.#lost || this.#closed)) {
-              settle(() => reject(this.#lost ?? systemError(`The connection to ${host} was closed while a command ran.`)))
+              settle(() => reject(this.#lost ?? closedErrors.closedWhileRunning()))
               return
             }
             setImmediate(() => {
@@ -536,7 +537,7 @@ export class Ssh2Transport implements Transport {
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true
-    const closedError = systemError('The SSH connection was closed by hpc-annex before the command finished.')
+    const closedError = closedErrors.closedWhileRunning()
     this.#pool.fail(closedError)
     for (const reject of [...this.#inFlight]) reject(closedError)
     this.#inFlight.clear()
