@@ -190,6 +190,7 @@ export class Ssh2Transport implements Transport {
     this.#inFlight.clear()
   }
 
+  /** Logs in to one hop: its certificate checked, then the connection, the host key and the authentication. */
   async #login(target: ResolvedTarget, outer: Interaction, open: Opener | undefined, role: string): Promise<ClientType> {
     const name = `${target.user}@${target.host}${target.port === 22 ? '' : `:${target.port}`}`
     outer.progress?.(`Connecting to ${role} ${name}`)
@@ -197,143 +198,29 @@ export class Ssh2Transport implements Transport {
     const client = new Client()
     if (this.#closed) throw closedErrors.closedWhileLoggingIn(`${role} ${name}`)
     const opened = open ? await open() : undefined
-    const sock = opened?.stream
-    const proxy = opened?.proxy
     // Errors during the login are handled below, and after it by the connection-lost handlers; a
     // late one (a ProxyCommand's stream closing after a failed login) must not go unhandled.
     client.on('error', () => undefined)
     this.#loggingIn.add(client)
-    // The login must not hang on a silent server, but the time a person takes
-    // to answer a question does not count.
-    const timeout = this.#options.readyTimeout ?? 30_000
-    let timer: NodeJS.Timeout | undefined
-    const startTimer = (): void => {
-      clearTimeout(timer)
-      if (timeout <= 0) return
-      timer = setTimeout(() => {
-        fail(systemError(`Logging in to ${role} ${name} timed out after ${Math.round(timeout / 1000)} s without an answer from the server.`))
-        client.destroy()
-      }, timeout)
-      timer.unref()
-    }
-    let asking = 0
-    const interaction: Interaction = {
-      answer: async (prompts, instructions, promptName) => {
-        asking++
-        clearTimeout(timer)
-        try {
-          return await outer.answer(prompts, instructions, promptName)
-        } finally {
-          if (--asking === 0) startTimer()
-        }
-      },
-      progress: (message) => outer.progress?.(message),
-    }
-    const interactive = this.#options.interactive ?? outer.interactive ?? Boolean(process.stdin.isTTY && process.stderr.isTTY)
-    const agent = this.#options.agent === undefined ? process.env.SSH_AUTH_SOCK : this.#options.agent
-    const steps: Step[] = []
-    if (agent && !target.identitiesOnly) steps.push({type: 'agent', socket: agent})
-    for (const file of target.identityFiles) steps.push({type: 'key', file})
-    // "none" only learns which methods the server takes, a round trip; a key's refusal says the same. Without
-    // a key to offer, it still comes first, so that no password is asked of a server that takes none.
-    if (steps.length === 0) steps.push({type: 'none'})
-    // A wrong code or password may be typed again, as OpenSSH allows.
-    for (let i = 0; i < 3; i++) steps.push({type: 'keyboard-interactive'})
-    for (let i = 0; i < 3; i++) steps.push({type: 'password'})
-
     let failure: unknown
-    let lastMethod = ''
-    let methodsLeft: AuthenticationType[] | null = null
-
     const fail = (error: unknown): void => {
       failure ??= error
       client.end()
     }
-
-    const nextMethod = async (): Promise<AnyAuthMethod | false> => {
-      for (;;) {
-        const step = steps.shift()
-        if (!step) return false
-        const username = target.user
-        const allowed = (type: AuthenticationType): boolean => methodsLeft === null || methodsLeft.includes(type)
-        switch (step.type) {
-          case 'none':
-            if (methodsLeft !== null) continue
-            lastMethod = 'none'
-            return {type: 'none', username}
-          case 'agent':
-            if (!allowed('publickey')) continue
-            lastMethod = 'agent'
-            return {type: 'agent', username, agent: step.socket}
-          case 'key': {
-            if (!allowed('publickey')) continue
-            const key = await loadKey(step.file, interaction)
-            if (!key) continue
-            lastMethod = `publickey ${step.file}`
-            return {type: 'publickey', username, key}
-          }
-          case 'keyboard-interactive':
-            if (!allowed('keyboard-interactive')) continue
-            lastMethod = 'keyboard-interactive'
-            return {
-              type: 'keyboard-interactive',
-              username,
-              prompt: (promptName, instructions, _lang, prompts, finish) => {
-                interaction
-                  .answer(
-                    prompts.map((p) => ({prompt: p.prompt, echo: Boolean(p.echo)})),
-                    instructions,
-                    promptName,
-                  )
-                  .then((answers) => finish(answers), fail)
-              },
-            }
-          case 'password': {
-            if (!allowed('password')) continue
-            const [password] = await interaction.answer([{prompt: `${name}'s password: `, echo: false}], '', 'Password')
-            lastMethod = 'password'
-            return {type: 'password', username, password: password ?? ''}
-          }
-        }
-      }
-    }
-
-    const authHandler = (left: AuthenticationType[] | null, _partial: boolean | null, next: NextAuthHandler): void => {
-      methodsLeft = left
-      nextMethod().then(
-        (method) => next(method as AnyAuthMethod),
-        (error) => {
-          fail(error)
-          next(false as unknown as AnyAuthMethod)
-        },
-      )
-    }
-
-    const hostVerifier = (key: Buffer, verify: (valid: boolean) => void): void => {
-      verifyHostKey({
-        host: target.hostKeyName,
-        port: target.port,
-        key,
-        files: target.knownHostsFiles,
-        appendTo: target.knownHostsFiles[0] ?? `${process.env.HOME}/.ssh/known_hosts`,
-        interaction,
-        interactive,
-        hash: target.hashKnownHosts,
-        ...(certificate ? {certificate} : {}),
-      }).then(
-        () => verify(true),
-        (error) => {
-          failure ??= error
-          verify(false)
-        },
-      )
-    }
-
+    const timeout = this.#options.readyTimeout ?? 30_000
+    const timer = new LoginTimer(timeout, () => {
+      fail(systemError(`Logging in to ${role} ${name} timed out after ${Math.round(timeout / 1000)} s without an answer from the server.`))
+      client.destroy()
+    })
+    const interaction = timer.pausing(outer)
+    const interactive = this.#options.interactive ?? outer.interactive ?? Boolean(process.stdin.isTTY && process.stderr.isTTY)
+    const agent = this.#options.agent === undefined ? process.env.SSH_AUTH_SOCK : this.#options.agent
+    const auth = authenticator(target, name, authSteps(target, agent), interaction, fail)
     const config: ConnectConfig = {
       host: target.host,
       port: target.port,
       username: target.user,
-      ...(sock ? {sock} : {}),
+      ...(opened ? {sock: opened.stream} : {}),
       keepaliveInterval: this.#options.keepaliveInterval ?? 15_000,
       keepaliveCountMax: this.#options.keepaliveCountMax ?? 3,
       readyTimeout: 0,
@@ -346,63 +233,25 @@ export class Ssh2Transport implements Transport {
           ...knownKeyTypes(target.knownHostsFiles, target.hostKeyName, target.port),
         ]) as never,
       },
-      hostVerifier: hostVerifier as ConnectConfig['hostVerifier'],
-      authHandler: authHandler as ConnectConfig['authHandler'],
+      hostVerifier: hostVerifier(target, interaction, interactive, certificate, (error) => (failure ??= error)) as ConnectConfig['hostVerifier'],
+      authHandler: auth.handler as ConnectConfig['authHandler'],
     }
-
-    await new Promise<void>((resolve, reject) => {
-      const done = (error?: unknown): void => {
-        clearTimeout(timer)
-        this.#loggingIn.delete(client)
-        client.removeListener('ready', onReady)
-        client.removeListener('error', onError)
-        client.removeListener('close', onClose)
-        if (error === undefined) resolve()
-        else reject(error)
-      }
-      const onReady = (): void => done()
-      // When a ProxyCommand failed, what it said is the reason the connection ended.
-      const ended = (reason: unknown): void => {
-        if (!proxy) return done(reason)
-        void proxy.failure().then((proxyFailure) => done(proxyFailure ? systemError(`Cannot connect to ${role} ${name}: ${proxyFailure}.`) : reason))
-      }
-      const onError = (error: Error & {level?: string}): void => {
-        // An unusable agent is not fatal: the next method is tried.
-        if (error.level === 'agent') return
-        if (failure !== undefined) return done(failure)
-        if (error.level === 'client-authentication') {
-          return done(
-            userError(
-              `Could not log in to ${name}: the server refused every method tried` +
-                `${methodsLeft ? ` (it accepts: ${methodsLeft.join(', ')})` : ''}; check the user name, keys and ~/.ssh/config.`,
-            ),
-          )
-        }
-        if (/verification failed/i.test(error.message)) return done(systemError(`The host key of ${knownHostName(target.host, target.port)} was refused.`))
-        // ssh2 logs in with a plain host key; a server that shows only its certificates cannot be logged in to so.
-        if (/no matching host key format/i.test(error.message) && certificate !== undefined) {
-          return done(
-            userError(
-              `The ${role} ${name} offers only host certificates, which the built-in SSH client can check but not log in with; use the system's OpenSSH: --ssh openssh.`,
-            ),
-          )
-        }
-        ended(systemError(`Cannot connect to ${role} ${name}: ${oneLine(error.message)}.`, {cause: error}))
-      }
-      const onClose = (): void => (failure !== undefined ? done(failure) : ended(systemError(`The ${role} ${name} closed the connection during login.`)))
-      client.on('ready', onReady)
-      client.on('error', onError)
-      client.on('close', onClose)
-      startTimer()
-      try {
-        client.connect(config)
-        // The login and the staging stream are many small writes; Nagle would hold each behind the last one's ACK, a round trip.
-        client.setNoDelay(true)
-      } catch (error) {
-        done(systemError(`Cannot connect to ${role} ${name}: ${(error as Error).message}`))
-      }
-    })
-    interaction.progress?.(`Authenticated to ${name} (${lastMethod.split(' ')[0]})`)
+    try {
+      await connected(client, config, {
+        role,
+        name,
+        target,
+        certificate,
+        timer,
+        failure: () => failure,
+        methodsLeft: auth.methodsLeft,
+        ...(opened?.proxy ? {proxy: opened.proxy} : {}),
+      })
+    } finally {
+      timer.stop()
+      this.#loggingIn.delete(client)
+    }
+    interaction.progress?.(`Authenticated to ${name} (${auth.lastMethod().split(' ')[0]})`)
     return client
   }
 
@@ -573,6 +422,228 @@ export class Ssh2Transport implements Transport {
     )
     for (const proxy of this.#proxies) proxy.kill()
   }
+}
+
+/**
+ * The login's own time limit: a silent server fails the login, but the time
+ * a person takes to answer a question does not count.
+ */
+class LoginTimer {
+  #timer: NodeJS.Timeout | undefined
+  #asking = 0
+
+  constructor(
+    private readonly ms: number,
+    private readonly onTimeout: () => void,
+  ) {}
+
+  start(): void {
+    clearTimeout(this.#timer)
+    if (this.ms <= 0) return
+    this.#timer = setTimeout(this.onTimeout, this.ms)
+    this.#timer.unref()
+  }
+
+  stop(): void {
+    clearTimeout(this.#timer)
+  }
+
+  /** The interaction, with the timer stopped while a question is open. */
+  pausing(outer: Interaction): Interaction {
+    return {
+      answer: async (prompts, instructions, promptName) => {
+        this.#asking++
+        this.stop()
+        try {
+          return await outer.answer(prompts, instructions, promptName)
+        } finally {
+          if (--this.#asking === 0) this.start()
+        }
+      },
+      progress: (message) => outer.progress?.(message),
+    }
+  }
+}
+
+/** The methods to try, in OpenSSH's order: the agent, each key, the server's questions, a password. */
+function authSteps(target: ResolvedTarget, agent: string | null | undefined): Step[] {
+  const steps: Step[] = []
+  if (agent && !target.identitiesOnly) steps.push({type: 'agent', socket: agent})
+  for (const file of target.identityFiles) steps.push({type: 'key', file})
+  // "none" only learns which methods the server takes, a round trip; a key's refusal says the same. Without
+  // a key to offer, it still comes first, so that no password is asked of a server that takes none.
+  if (steps.length === 0) steps.push({type: 'none'})
+  // A wrong code or password may be typed again, as OpenSSH allows.
+  for (let i = 0; i < 3; i++) steps.push({type: 'keyboard-interactive'})
+  for (let i = 0; i < 3; i++) steps.push({type: 'password'})
+  return steps
+}
+
+/**
+ * ssh2's authHandler over those steps, skipping what the server no longer
+ * takes; key passphrases, the server's questions (2FA) and a password are
+ * asked through the interaction.
+ */
+function authenticator(target: ResolvedTarget, name: string, steps: Step[], interaction: Interaction, fail: (error: unknown) => void) {
+  let lastMethod = ''
+  let methodsLeft: AuthenticationType[] | null = null
+  const nextMethod = async (): Promise<AnyAuthMethod | false> => {
+    for (;;) {
+      const step = steps.shift()
+      if (!step) return false
+      const username = target.user
+      const allowed = (type: AuthenticationType): boolean => methodsLeft === null || methodsLeft.includes(type)
+      switch (step.type) {
+        case 'none':
+          if (methodsLeft !== null) continue
+          lastMethod = 'none'
+          return {type: 'none', username}
+        case 'agent':
+          if (!allowed('publickey')) continue
+          lastMethod = 'agent'
+          return {type: 'agent', username, agent: step.socket}
+        case 'key': {
+          if (!allowed('publickey')) continue
+          const key = await loadKey(step.file, interaction)
+          if (!key) continue
+          lastMethod = `publickey ${step.file}`
+          return {type: 'publickey', username, key}
+        }
+        case 'keyboard-interactive':
+          if (!allowed('keyboard-interactive')) continue
+          lastMethod = 'keyboard-interactive'
+          return {
+            type: 'keyboard-interactive',
+            username,
+            prompt: (promptName, instructions, _lang, prompts, finish) => {
+              interaction
+                .answer(
+                  prompts.map((p) => ({prompt: p.prompt, echo: Boolean(p.echo)})),
+                  instructions,
+                  promptName,
+                )
+                .then((answers) => finish(answers), fail)
+            },
+          }
+        case 'password': {
+          if (!allowed('password')) continue
+          const [password] = await interaction.answer([{prompt: `${name}'s password: `, echo: false}], '', 'Password')
+          lastMethod = 'password'
+          return {type: 'password', username, password: password ?? ''}
+        }
+      }
+    }
+  }
+  return {
+    handler: (left: AuthenticationType[] | null, _partial: boolean | null, next: NextAuthHandler): void => {
+      methodsLeft = left
+      nextMethod().then(
+        (method) => next(method as AnyAuthMethod),
+        (error) => {
+          fail(error)
+          next(false as unknown as AnyAuthMethod)
+        },
+      )
+    },
+    lastMethod: () => lastMethod,
+    methodsLeft: () => methodsLeft,
+  }
+}
+
+/**
+ * ssh2's hostVerifier: the key (or the certificate already checked) against
+ * known_hosts; an unknown host is asked about where a person can answer.
+ * A refusal's reason goes to `refused`.
+ */
+function hostVerifier(target: ResolvedTarget, interaction: Interaction, interactive: boolean, certificate: CertificateCheck | undefined, refused: (error: unknown) => void) {
+  return (key: Buffer, verify: (valid: boolean) => void): void => {
+    verifyHostKey({
+      host: target.hostKeyName,
+      port: target.port,
+      key,
+      files: target.knownHostsFiles,
+      appendTo: target.knownHostsFiles[0] ?? `${process.env.HOME}/.ssh/known_hosts`,
+      interaction,
+      interactive,
+      hash: target.hashKnownHosts,
+      ...(certificate ? {certificate} : {}),
+    }).then(
+      () => verify(true),
+      (error) => {
+        refused(error)
+        verify(false)
+      },
+    )
+  }
+}
+
+/** Connects and waits until the client is ready; the one-line error says why it is not. */
+function connected(
+  client: ClientType,
+  config: ConnectConfig,
+  login: {
+    role: string
+    name: string
+    target: ResolvedTarget
+    certificate: CertificateCheck | undefined
+    timer: LoginTimer
+    proxy?: ProxyCommand
+    failure: () => unknown
+    methodsLeft: () => AuthenticationType[] | null
+  },
+): Promise<void> {
+  const {role, name, target, proxy} = login
+  return new Promise<void>((resolve, reject) => {
+    const done = (error?: unknown): void => {
+      client.removeListener('ready', onReady)
+      client.removeListener('error', onError)
+      client.removeListener('close', onClose)
+      if (error === undefined) resolve()
+      else reject(error)
+    }
+    const onReady = (): void => done()
+    // When a ProxyCommand failed, what it said is the reason the connection ended.
+    const ended = (reason: unknown): void => {
+      if (!proxy) return done(reason)
+      void proxy.failure().then((proxyFailure) => done(proxyFailure ? systemError(`Cannot connect to ${role} ${name}: ${proxyFailure}.`) : reason))
+    }
+    const onError = (error: Error & {level?: string}): void => {
+      // An unusable agent is not fatal: the next method is tried.
+      if (error.level === 'agent') return
+      if (login.failure() !== undefined) return done(login.failure())
+      if (error.level === 'client-authentication') {
+        const methods = login.methodsLeft()
+        return done(
+          userError(
+            `Could not log in to ${name}: the server refused every method tried` +
+              `${methods ? ` (it accepts: ${methods.join(', ')})` : ''}; check the user name, keys and ~/.ssh/config.`,
+          ),
+        )
+      }
+      if (/verification failed/i.test(error.message)) return done(systemError(`The host key of ${knownHostName(target.host, target.port)} was refused.`))
+      // ssh2 logs in with a plain host key; a server that shows only its certificates cannot be logged in to so.
+      if (/no matching host key format/i.test(error.message) && login.certificate !== undefined) {
+        return done(
+          userError(
+            `The ${role} ${name} offers only host certificates, which the built-in SSH client can check but not log in with; use the system's OpenSSH: --ssh openssh.`,
+          ),
+        )
+      }
+      ended(systemError(`Cannot connect to ${role} ${name}: ${oneLine(error.message)}.`, {cause: error}))
+    }
+    const onClose = (): void => (login.failure() !== undefined ? done(login.failure()) : ended(systemError(`The ${role} ${name} closed the connection during login.`)))
+    client.on('ready', onReady)
+    client.on('error', onError)
+    client.on('close', onClose)
+    login.timer.start()
+    try {
+      client.connect(config)
+      // The login and the staging stream are many small writes; Nagle would hold each behind the last one's ACK, a round trip.
+      client.setNoDelay(true)
+    } catch (error) {
+      done(systemError(`Cannot connect to ${role} ${name}: ${(error as Error).message}`))
+    }
+  })
 }
 
 /** A TCP connection to host:port, for a host certificate check. */
