@@ -1,5 +1,6 @@
 import {fileURLToPath} from 'node:url'
 
+import type {RecordedControl} from '../backend/protocol.js'
 import type {Plan} from '../catalog/plan.js'
 import {editJobs, queryJobs, removeJobs, submitDescription} from '../condor/index.js'
 import {adString} from '../condor/classad.js'
@@ -76,8 +77,8 @@ export async function submitStateJob(plan: Plan, context: StateJobContext): Prom
   return {clusterId, jobId, requestId}
 }
 
-/** The back-end's control lines: `=-.-= PID 123` sets hpc_annex_PID = "123". */
-export type ControlAttribute = 'PID' | 'PILOT_DIR' | 'JOB_ID' | 'REMOTE_SCRIPT_DIR'
+/** The back-end's recorded control values (`=-.-= PID 123` sets hpc_annex_PID = "123"), and the remote script directory. */
+export type ControlAttribute = RecordedControl | 'REMOTE_SCRIPT_DIR'
 
 /** Sets the state job's attributes for these control values (and, with JOB_ID, hpc_annex_JOB_ID_time), in one condor_qedit. */
 export async function recordControlValues(request: Pick<RequestJob, 'jobId'>, values: Partial<Record<ControlAttribute, string>>): Promise<void> {
