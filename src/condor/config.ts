@@ -96,6 +96,7 @@ export const ANNEX_CONFIG_NAMES = [
   'ANNEX_TOKEN_KEY_NAME',
   'ANNEX_TOKEN_LIFETIME',
   'SEC_TOKEN_DIRECTORY',
+  'SEC_TOKEN_SYSTEM_DIRECTORY',
   'ANNEX_PASSWORD_FILE',
   'ANNEX_TMP_DIR',
   'HPC_ANNEX_REQUIRE_JOB',
@@ -106,8 +107,13 @@ export const ANNEX_CONFIG_NAMES = [
   'ANNEX_TOKEN_FETCH_TIMEOUT',
 ] as const
 
-/** Interprets the values of ANNEX_CONFIG_NAMES (pure; for tests and callers that already hold them). */
-export function annexConfigFrom(v: Record<string, string | undefined>): AnnexConfig {
+/**
+ * Interprets the values of ANNEX_CONFIG_NAMES (pure; for tests and callers
+ * that already hold them). `root`: whether the tools run as root, whose
+ * condor_token_fetch writes to SEC_TOKEN_SYSTEM_DIRECTORY when
+ * SEC_TOKEN_DIRECTORY is not set (seen with HTCondor 25.13).
+ */
+export function annexConfigFrom(v: Record<string, string | undefined>, root = process.getuid?.() === 0): AnnexConfig {
   const text = (name: string) => {
     const value = v[name]?.trim()
     return value === undefined || value === '' ? undefined : value
@@ -116,7 +122,7 @@ export function annexConfigFrom(v: Record<string, string | undefined>): AnnexCon
     enabled: configBoolean(v.HPC_ANNEX_ENABLED),
     tokenKeyName: text('ANNEX_TOKEN_KEY_NAME') ?? 'hpcannex-key',
     tokenLifetime: configInteger('ANNEX_TOKEN_LIFETIME', v.ANNEX_TOKEN_LIFETIME, 60 * 60 * 24 * 90),
-    tokenDirectory: expandHome(text('SEC_TOKEN_DIRECTORY') ?? '~/.condor/tokens.d'),
+    tokenDirectory: expandHome(text('SEC_TOKEN_DIRECTORY') ?? (root ? (text('SEC_TOKEN_SYSTEM_DIRECTORY') ?? '/etc/condor/tokens.d') : '~/.condor/tokens.d')),
     passwordFile: expandHome(text('ANNEX_PASSWORD_FILE') ?? '~/.condor/annex_password_file'),
     tmpDir: expandHome(text('ANNEX_TMP_DIR') ?? '~/.hpc-annex'),
     requireJob: text('HPC_ANNEX_REQUIRE_JOB')?.toUpperCase() !== 'FALSE',

@@ -77,6 +77,13 @@ describe('the annex configuration', () => {
     expect(config.collector).toBeUndefined()
   })
 
+  it("the token directory: SEC_TOKEN_DIRECTORY; unset, the user's ~/.condor/tokens.d, or root's SEC_TOKEN_SYSTEM_DIRECTORY", () => {
+    expect(annexConfigFrom({SEC_TOKEN_DIRECTORY: '/t', SEC_TOKEN_SYSTEM_DIRECTORY: '/s'}, true).tokenDirectory).toBe('/t')
+    expect(annexConfigFrom({SEC_TOKEN_SYSTEM_DIRECTORY: '/s'}, true).tokenDirectory).toBe('/s')
+    expect(annexConfigFrom({}, true).tokenDirectory).toBe('/etc/condor/tokens.d')
+    expect(annexConfigFrom({SEC_TOKEN_SYSTEM_DIRECTORY: '/s'}, false).tokenDirectory).toMatch(/\/\.condor\/tokens\.d$/)
+  })
+
   it('a timeout that is not a number is an error naming the knob', () => {
     expect(() => annexConfigFrom({ANNEX_TOKEN_FETCH_TIMEOUT: 'soon'})).toThrow(/ANNEX_TOKEN_FETCH_TIMEOUT = soon/)
   })
