@@ -9,6 +9,7 @@ import {Header, Pack, ReadEntry} from 'tar'
 
 import {userError} from '../errors.js'
 import {shellQuote} from '../quote.js'
+import {cacheEnforceCommand, type CacheLimit} from './cache.js'
 import {SECRET_MODE, type RenderedFile} from './files.js'
 import {CONTROL, CONTROL_MARK} from './protocol.js'
 
@@ -207,13 +208,16 @@ function receiveFileScript(unpackTarball: boolean): string {
 export interface BootstrapOptions {
   /** Unpack the staged HTCondor tarball while it arrives (the SLURM back-end runs the release unpacked). */
   unpackTarball?: boolean
+  /** The machine's cache_max_bytes: room is made before anything arrives (a failure there never stops the request). */
+  cacheLimit?: CacheLimit
 }
 
 /**
  * The command the login node runs with the bundle on its stdin. First it
  * answers the cache question for `digests` on stdout (`=-.-= CACHED SHA256
  * BYTES` for each object it holds, then `=-.-= CACHE_END`), so the sender
- * can leave those out of the same stream; then it unpacks into a fresh
+ * can leave those out of the same stream (with a cache limit, having first
+ * made room in the cache for what it lacks); then it unpacks into a fresh
  * private directory under ~/.hpc-annex/tmp, runs the back-end, and removes
  * the directory whatever happens (the back-end moves what it keeps). A
  * cut-off upload fails tar, so nothing runs. Digests are checked to be hex.
@@ -228,6 +232,7 @@ export function bootstrapCommand(digests: string[] = [], options: BootstrapOptio
     // A lost connection or a kill still runs the EXIT trap.
     `trap 'exit 129' HUP INT TERM PIPE`,
   ]
+  if (options.cacheLimit) steps.push(`{ ${cacheEnforceCommand(options.cacheLimit)} || :; }`)
   if (digests.length > 0) {
     const list = digests.map(shellQuote).join(' ')
     steps.push(

@@ -6,6 +6,7 @@ import type {Plan} from '../catalog/plan.js'
 import {lastLine, oneLine, systemError} from '../errors.js'
 import type {Transport} from '../ssh/transport.js'
 import {bootstrapCommand, bundleStream, parseCachedObject, type BundleInputs} from './bundle.js'
+import type {CacheLimit} from './cache.js'
 import type {RenderedFile} from './files.js'
 import {BACKEND_FAILURES, BackendOutputParser, CONTROL, RECORDED_CONTROLS, type RecordedControl} from './protocol.js'
 import {StallWatchdog} from './stall.js'
@@ -44,6 +45,13 @@ export interface BackendResult {
 }
 
 const MiB = 1024 * 1024
+
+/** What the request brings to the login node's cache: the objects it may send, and the machine file's pinned tarballs (a download's size is not known). */
+function cacheLimit(plan: Plan, objects: Map<string, number>): CacheLimit {
+  const all = new Map(objects)
+  for (const tarball of plan.htcondor.tarballs) if (tarball.sha256 !== undefined && !all.has(tarball.sha256)) all.set(tarball.sha256, 0)
+  return {maxBytes: plan.system.cacheMaxBytes!, system: plan.system.key, objects: all}
+}
 
 function mib(bytes: number): string {
   return `${(bytes / MiB).toFixed(bytes < 10 * MiB ? 1 : 0)} MiB`
@@ -114,7 +122,10 @@ export async function runBackend(transport: Transport, plan: Plan, staging: Back
   let stderr = ''
   let result
   try {
-    const command = bootstrapCommand([...objects.keys()], {unpackTarball: batchSystem(plan.system.batch).unpackTarballOnArrival})
+    const command = bootstrapCommand([...objects.keys()], {
+      unpackTarball: batchSystem(plan.system.batch).unpackTarballOnArrival,
+      ...(plan.system.cacheMaxBytes === undefined ? {} : {cacheLimit: cacheLimit(plan, objects)}),
+    })
     result = await transport.exec(command, {
       signal,
       stdin: counter,

@@ -39,6 +39,8 @@ export interface PlanSystem {
   batch: BatchSystem
   /** The machine file the definition came from. */
   source: string
+  /** The machine file's cache_max_bytes: what the login node's cache may hold. */
+  cacheMaxBytes?: number
 }
 
 export interface PlanQueue {

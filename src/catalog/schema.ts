@@ -109,6 +109,8 @@ export const machineSchema = z
     shell_fragment: z.string().default(''),
     /** Bash the back-end runs once the pilot directory is filled, with $PILOT_DIR set. */
     pilot_dir_fragment: z.string().default(''),
+    /** Bytes the login node's cache (~/.hpc-annex/cache) may hold: each create makes room, least recently used first, before its objects arrive. */
+    cache_max_bytes: positive.optional(),
     htcondor,
     pilot_job: pilotJob.optional(),
     queues: z.record(name, queue).refine((queues) => Object.keys(queues).length > 0, 'at least one queue is needed'),

@@ -224,7 +224,13 @@ export function validateRequest(catalog: Catalog, input: RequestInput, options: 
   ]
   const plan: Plan = {
     annexName: request.name,
-    system: {key: machine.key, name: machine.name, batch: machine.batch, source: machine.source},
+    system: {
+      key: machine.key,
+      name: machine.name,
+      batch: machine.batch,
+      source: machine.source,
+      ...(machine.cache_max_bytes === undefined ? {} : {cacheMaxBytes: machine.cache_max_bytes}),
+    },
     queue: planQueue,
     queueArgument,
     nodes: request.nodes,

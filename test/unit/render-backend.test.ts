@@ -223,8 +223,8 @@ describe('the SLURM back-end', {timeout: 60_000}, () => {
     expect(statSync(join(release, 'sbin', 'condor_master')).mode & 0o100).toBe(0o100)
     const pilotDir = controlLines(streamed.stdout).PILOT_DIR!
     expect(existsSync(join(pilotDir, 'condor', 'sbin', 'condor_master'))).toBe(true)
-    // Only the release is left in the cache beside the tarball: no unpacking directory.
-    expect(readdirSync(join(home, '.hpc-annex', 'cache')).sort()).toEqual([digest, `${digest}.release`])
+    // Only the release (and the notes of what used them) is left in the cache beside the tarball: no unpacking directory.
+    expect(readdirSync(join(home, '.hpc-annex', 'cache')).sort()).toEqual(['.uses', digest, `${digest}.release`])
 
     // The tarball is cached, the release is not: a tree planted in the bundle is not taken.
     rmSync(release, {recursive: true})
@@ -298,7 +298,7 @@ describe('the SLURM back-end', {timeout: 60_000}, () => {
     // Unpacked as it downloaded (curl wrote to the pipe, not to a file).
     expect(calls('curl')[1]).not.toContain('-o')
     expect(good.stdout).toContain('using HTCondor as unpacked while it arrived')
-    expect(readdirSync(cache).sort()).toEqual([digest, `${digest}.release`])
+    expect(readdirSync(cache).sort()).toEqual(['.uses', digest, `${digest}.release`])
     const again = runBash(await backend(benignAp, {}, 'again', pinned(digest)), [], node, work)
     expect(again.status).toBe(0)
     expect(calls('curl')).toHaveLength(2)
@@ -314,7 +314,7 @@ describe('the SLURM back-end', {timeout: 60_000}, () => {
     expect(calls('curl')[1]).toEqual(expect.arrayContaining(['--retry', '3', '-o']))
     expect(result.stdout).toContain('unpacking HTCondor')
     const cache = join(home, '.hpc-annex', 'cache')
-    expect(readdirSync(cache).sort()).toEqual([digest, `${digest}.release`])
+    expect(readdirSync(cache).sort()).toEqual(['.uses', digest, `${digest}.release`])
     expect(existsSync(join(cache, `${digest}.release`, 'sbin', 'condor_master'))).toBe(true)
   })
 
@@ -342,7 +342,7 @@ describe('the SLURM back-end', {timeout: 60_000}, () => {
     const result = runBash(await backend({...benignAp, stagedTarballSha256: digest}, {condorTarball: {path: tarball, sha256: digest}}), [], env(), work)
     expect(result.status).toBe(0)
     // A younger one may belong to a back-end running now; what is not a temporary object stays.
-    expect(readdirSync(cache).sort()).toEqual(['.download.NEWNEWNE', digest, `${digest}.release`, 'notes.OLD'].sort())
+    expect(readdirSync(cache).sort()).toEqual(['.download.NEWNEWNE', '.uses', digest, `${digest}.release`, 'notes.OLD'].sort())
   })
 
   it('names the HTCondor it uses: the staged tarball by file name and sha256, the machine file\'s version only when it downloads', async () => {
