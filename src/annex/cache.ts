@@ -2,7 +2,7 @@ import {cacheListCommand, cachePruneCommand, parseCacheReport, type CacheReport}
 import {findSystem, formatProblem, loadCatalog, type Catalog} from '../catalog/index.js'
 import {loginOverrides} from '../condor/index.js'
 import {oneLine, systemError, userError} from '../errors.js'
-import type {LoginTarget} from '../ssh/transport.js'
+import {loginTarget} from './login-target.js'
 import {closeLogins, describeTarget, lastLine, openLogins, type LoginGroup, type LoginOptions} from './requests.js'
 
 export interface CachePruneRequest {
@@ -43,7 +43,7 @@ export interface CacheResult extends CacheReport {
   }
 }
 
-/** The login target for a system, as create finds it: the flags, else the admin's overrides, else the machine file's host. */
+/** The login target for a system, as every verb finds it: the flags, else the admin's overrides, else the machine file's host. */
 async function cacheTarget(options: CacheOptions, catalog: Catalog): Promise<{group: LoginGroup}> {
   const machine = findSystem(catalog, options.system)
   if (!machine) {
@@ -54,13 +54,10 @@ async function cacheTarget(options: CacheOptions, catalog: Catalog): Promise<{gr
   // As create: a machine file another user could have written is refused, not replaced by an earlier definition.
   const refused = catalog.problems.find((problem) => problem.untrusted && problem.system === machine.key)
   if (refused) throw userError(`Refusing the machine file for '${machine.key}': ${formatProblem(refused)}.`)
-  const overrides = options.loginHost !== undefined && options.loginName !== undefined ? {} : await loginOverrides(machine.key)
-  const user = options.loginName ?? overrides.user
-  const target: LoginTarget = {
-    host: options.loginHost ?? overrides.host ?? machine.host,
-    ...(user === undefined ? {} : {user}),
-    ...(options.login.sshConfigFile === undefined ? {} : {configFile: options.login.sshConfigFile}),
-  }
+  // As `login`: the admin's overrides, none when HTCondor cannot be asked (the cache needs no Access Point).
+  const overrides = await loginOverrides(machine.key).catch(() => ({}))
+  const flags = {...(options.loginHost === undefined ? {} : {host: options.loginHost}), ...(options.loginName === undefined ? {} : {user: options.loginName})}
+  const target = loginTarget(machine.host, {flags, overrides}, options.login.sshConfigFile)
   return {group: {system: machine.key, batch: machine.batch, target, requests: []}}
 }
 
