@@ -19,9 +19,16 @@ function jobId(ad: Ad): string {
   return `${String(adValue(ad, 'ClusterId'))}.${String(adValue(ad, 'ProcId'))}`
 }
 
+/**
+ * Not on its way out of the queue: a removed job (JobStatus 3) stays there
+ * while it stops, as a state job caught running at its cron minute does. It
+ * holds no name and needs no annex.
+ */
+const NOT_REMOVED = 'JobStatus =!= 3'
+
 /** Whether any request (state job) for this annex name is in the user's queue. */
 export async function annexNameExists(name: string): Promise<boolean> {
-  const jobs = await queryJobs({constraint: `hpc_annex_name == ${classadString(name)}`, attributes: ['ClusterId', 'ProcId']})
+  const jobs = await queryJobs({constraint: `hpc_annex_name == ${classadString(name)} && ${NOT_REMOVED}`, attributes: ['ClusterId', 'ProcId']})
   return jobs.length > 0
 }
 
@@ -47,7 +54,7 @@ export function nameRule(verb: 'create' | 'add', name: string, exists: boolean):
 export async function annexQueue(name: string): Promise<{nameTaken: boolean; jobs: Ad[]}> {
   const literal = classadString(name)
   const ads = await queryJobs({
-    constraint: `hpc_annex_name == ${literal} || TargetAnnexName == ${literal}`,
+    constraint: `(hpc_annex_name == ${literal} || TargetAnnexName == ${literal}) && ${NOT_REMOVED}`,
     attributes: [...ANNEX_JOB_ATTRIBUTES, 'hpc_annex_name'],
   })
   const same = (value: unknown) => typeof value === 'string' && value.toLowerCase() === name.toLowerCase()

@@ -4,7 +4,7 @@
  * sandbox machine file, and the site's ssh_config as the user's.
  */
 import {spawn, spawnSync} from 'node:child_process'
-import {mkdirSync, mkdtempSync, rmSync} from 'node:fs'
+import {mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
@@ -95,4 +95,16 @@ export interface Leftovers {
 export function added(before: Leftovers, after: Leftovers): Leftovers {
   const fresh = (b: string[], a: string[]) => a.filter((x) => !b.includes(x))
   return {staging: fresh(before.staging, after.staging), pilots: fresh(before.pilots, after.pilots), jobs: fresh(before.jobs, after.jobs)}
+}
+
+/**
+ * A machine directory (made in `dir`) with `lenient`: the sandbox, but its
+ * debug queue allows more time than SLURM's debug partition does, so sbatch
+ * refuses such a request after every check of hpc-annex passed. Returns the
+ * HPC_ANNEX_MACHINES value that adds it to the sandbox.
+ */
+export function lenientMachines(dir: string): string {
+  const sandbox = readFileSync(join(ROOT, 'test', 'site', 'machines', 'sandbox.toml'), 'utf8')
+  writeFileSync(join(dir, 'lenient.toml'), sandbox.replace(/(\[queues\.debug\][^[]*max_duration = )1800/, '$17200').replace('Loopback sandbox', 'Lenient sandbox'))
+  return `${dir}:${join(ROOT, 'test', 'site', 'machines')}`
 }

@@ -4,7 +4,7 @@
  * Access Point (no state job, no token file), and a re-run then succeeds.
  */
 import {execFileSync, spawnSync} from 'node:child_process'
-import {mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
 import {randomBytes} from 'node:crypto'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
@@ -12,7 +12,7 @@ import {join} from 'node:path'
 import {afterAll, afterEach, beforeAll, beforeEach, expect, it} from 'vitest'
 
 import {describeOnSite} from '../site/helpers.js'
-import {added, annexSite, ROOT, until, type AnnexSite, type Leftovers} from './annex-site.js'
+import {added, annexSite, lenientMachines, until, type AnnexSite, type Leftovers} from './annex-site.js'
 
 /** The pid of the sshd session process serving the command that matches `pattern` (run as hpcuser). */
 function sessionOf(pattern: string): number | undefined {
@@ -29,14 +29,14 @@ function sessionOf(pattern: string): number | undefined {
 describeOnSite('create failures on the loopback site', () => {
   let a: AnnexSite
   let machines: string
+  let lenient: string
   let image: string
 
   beforeAll(() => {
     a = annexSite()
     // A machine file that allows more than SLURM's debug partition does: sbatch refuses.
     machines = mkdtempSync(join(tmpdir(), 'annex-machines-'))
-    const sandbox = readFileSync(join(ROOT, 'test', 'site', 'machines', 'sandbox.toml'), 'utf8')
-    writeFileSync(join(machines, 'lenient.toml'), sandbox.replace(/(\[queues\.debug\][^[]*max_duration = )1800/, '$17200').replace('Loopback sandbox', 'Lenient sandbox'))
+    lenient = lenientMachines(machines)
     // Big enough that the upload is still running when the test strikes.
     image = join(a.home, 'big.sif')
     // Unique, so no earlier run left it in the login node's cache.
@@ -70,7 +70,7 @@ describeOnSite('create failures on the loopback site', () => {
 
   it('sbatch refuses the job: the error says so and what was undone', async () => {
     a.fake.addJob({TargetAnnexName: 'refused'})
-    const run = await a.cli(['create', 'refused', 'debug@lenient', '--lifetime', '3600', '--condor-tarball', a.s.condorTarball!], {HPC_ANNEX_MACHINES: `${machines}:${join(ROOT, 'test', 'site', 'machines')}`})
+    const run = await a.cli(['create', 'refused', 'debug@lenient', '--lifetime', '3600', '--condor-tarball', a.s.condorTarball!], {HPC_ANNEX_MACHINES: lenient})
     expect(run.code).toBe(2)
     expect(run.stderr).toMatch(/^Error: Staging and submitting the SLURM job on hpc failed: the batch system refused the job: .*\(undone: .*removed the state job/m)
     expect(run.stderr).toContain('deleted the local token')

@@ -8,7 +8,6 @@
 import {afterAll, afterEach, beforeAll, expect, it} from 'vitest'
 
 import type {ShutdownResult} from '../../src/annex/shutdown.js'
-import type {AnnexStatus} from '../../src/annex/status.js'
 
 import {describeOnRealHTCondor} from '../site/helpers.js'
 import {realAnnexSite, until, type RealAnnexSite} from './real-site.js'
@@ -31,14 +30,9 @@ describeOnRealHTCondor('annexes and requests on the loopback site', () => {
     a.onSite(`squeue --noheader --user="$(id -un)" --format='%i %j' | awk '$2 ~ /^(hpc-annex\\.|blocker$)/ {print $1}' | xargs -r scancel`)
   })
 
-  const statusOf = async (name?: string): Promise<AnnexStatus[]> => {
-    const r = await a.cli(['status', ...(name ? [name] : []), '--json'])
-    if (r.code !== 0) throw new Error(`status failed (${r.code}): ${r.stderr}`)
-    return (JSON.parse(r.stdout) as {annexes: AnnexStatus[]}).annexes
-  }
   const joined = (name: string, nodes: number) =>
     until(`${nodes} node(s) of ${name} joined`, async () => {
-      const annex = (await statusOf(name)).find((x) => x.name === name)
+      const annex = (await a.status(name)).find((x) => x.name === name)
       return annex && annex.nodes.joined === nodes ? annex : undefined
     }, 90_000)
   const create = async (verb: 'create' | 'add', name: string, extra: string[] = []): Promise<Created> => {
@@ -74,7 +68,7 @@ describeOnRealHTCondor('annexes and requests on the loopback site', () => {
     expect(await ranOn(laterJob)).toBe('alpha')
 
     // Without a name, status shows both annexes.
-    expect((await statusOf()).map((x) => x.name).sort()).toEqual(['alpha', 'beta'])
+    expect((await a.status()).map((x) => x.name).sort()).toEqual(['alpha', 'beta'])
 
     // Shutting alpha down leaves beta alone.
     const off = await a.cli(['shutdown', 'alpha', '--json'])
@@ -133,7 +127,7 @@ describeOnRealHTCondor('annexes and requests on the loopback site', () => {
     await until('the idle pilot to leave', () => a.ads('idle', 'master').length === 0 && a.ads('idle').length === 0, 90_000)
     await until('the batch job to end', () => a.onSite(`squeue --noheader -j ${idle.batchJobId} -o %T 2>/dev/null`).stdout.trim() === '', 60_000)
     await until('the pilot directory to go', () => a.onSite(`test -e '${idle.pilotDir}' || echo gone`).stdout.includes('gone'), 30_000)
-    const [request] = (await statusOf('idle'))[0]!.requestList
+    const [request] = (await a.status('idle'))[0]!.requestList
     expect(request!.nodesJoined).toBe(0)
   })
 })

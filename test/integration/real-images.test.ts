@@ -13,7 +13,7 @@ import {join} from 'node:path'
 import {afterAll, beforeAll, expect, it} from 'vitest'
 
 import {describeOnRealHTCondor, freshOtpCode, logOffsets, sshdCounts} from '../site/helpers.js'
-import {ROOT} from './annex-site.js'
+import {lenientMachines, ROOT} from './annex-site.js'
 import {realAnnexSite, type RealAnnexSite} from './real-site.js'
 
 const CHAIN = 'HPCANNEX_WIRE'
@@ -60,10 +60,9 @@ describeOnRealHTCondor('images and 2FA on the loopback site', () => {
     execFileSync('bash', ['-c', `head -c ${32 * MiB} /dev/urandom > '${image}'; touch '${join(a.home, 'input.dat')}'`])
     chownSync(image, a.ap.uid, a.ap.gid)
     // A machine file that allows more than SLURM's debug partition does: sbatch refuses.
-    machines = join(a.home, 'machines')
-    mkdirSync(machines)
-    const sandbox = readFileSync(join(ROOT, 'test', 'site', 'machines', 'sandbox.toml'), 'utf8')
-    writeFileSync(join(machines, 'lenient.toml'), sandbox.replace(/(\[queues\.debug\][^[]*max_duration = )1800/, '$17200').replace('Loopback sandbox', 'Lenient sandbox'))
+    const dir = join(a.home, 'machines')
+    mkdirSync(dir)
+    machines = lenientMachines(dir)
     wire.install(a.s.ports.key)
   })
   afterAll(() => {
@@ -134,7 +133,7 @@ describeOnRealHTCondor('images and 2FA on the loopback site', () => {
   it('a request that fails after the image edits puts the real job back as it was', async () => {
     const id = containerJob('refused')
     const original = job(id)
-    const run = await a.cli(['create', 'refused', 'debug@lenient', '--lifetime', '3600', '--condor-tarball', a.tarball], {HPC_ANNEX_MACHINES: `${machines}:${join(ROOT, 'test', 'site', 'machines')}`})
+    const run = await a.cli(['create', 'refused', 'debug@lenient', '--lifetime', '3600', '--condor-tarball', a.tarball], {HPC_ANNEX_MACHINES: machines})
     expect(run.code).toBe(2)
     expect(run.stderr).toMatch(/^Error: Staging and submitting .* failed: .*\(undone: .*restored the jobs' container images/m)
     const now = job(id)

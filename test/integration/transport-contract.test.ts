@@ -203,9 +203,10 @@ describeOnSite('the transport contract', () => {
       try {
         await mine.connect(target('hpc-one'), recorder())
         port = await concurrently(mine, 25, '')
-        // ssh2 sees its channels open and learns the limit exactly; ssh's mux clients only show refusals.
+        // ssh2 sees its channels open and learns the limit exactly. ssh's mux clients learn it only from
+        // refusals, which a loaded machine, starting them one by one, may never cause: that case is
+        // checked in the unit tests of the session pool.
         if (kind.name === 'ssh2') expect(mine.sessionCap).toBe(1)
-        else expect(mine.sessionCap).toBeLessThan(10)
       } finally {
         await mine.close()
       }

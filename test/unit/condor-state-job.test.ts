@@ -6,6 +6,7 @@ import {afterEach, beforeEach, describe, expect, it} from 'vitest'
 import {markStarted} from '../../src/annex/mark-started.js'
 import {
   annexJobs,
+  annexQueue,
   checkAnnexNameRule,
   checkRequireJob,
   editJobsForStagedImages,
@@ -158,6 +159,15 @@ describe('checks before any login', () => {
     expect(await findScheddName(COLLECTOR)).toBe('ap@vm')
     fake.advertise({MyType: 'Scheduler', Name: 'other@vm'})
     await expect(findScheddName(COLLECTOR)).rejects.toThrow(/Found 2 schedulers/)
+  })
+
+  it('a removed job still leaving the queue holds no name and needs no annex', async () => {
+    fake.addJob({hpc_annex_name: 'gone', JobStatus: 3})
+    fake.addJob({TargetAnnexName: 'gone', JobStatus: 3})
+    expect(await annexQueue('gone')).toEqual({nameTaken: false, jobs: []})
+    await expect(checkAnnexNameRule('create', 'gone')).resolves.toBeUndefined()
+    fake.addJob({hpc_annex_name: 'gone', JobStatus: 1})
+    expect((await annexQueue('gone')).nameTaken).toBe(true)
   })
 
   it('finds .sif images of queued jobs (relative to Iwd); a missing one names the job', async () => {
