@@ -56,7 +56,11 @@ async function cacheTarget(options: CacheOptions, catalog: Catalog): Promise<{gr
   if (refused) throw userError(`Refusing the machine file for '${machine.key}': ${formatProblem(refused)}.`)
   // As `login`: the admin's overrides, none when HTCondor cannot be asked (the cache needs no Access Point).
   const overrides = await loginOverrides(machine.key).catch(() => ({}))
-  const flags = {...(options.loginHost === undefined ? {} : {host: options.loginHost}), ...(options.loginName === undefined ? {} : {user: options.loginName})}
+  const flags = {
+    ...(options.loginHost === undefined ? {} : {host: options.loginHost}),
+    ...(options.loginName === undefined ? {} : {user: options.loginName}),
+    ...(options.login.controlDir === undefined ? {} : {controlDir: options.login.controlDir}),
+  }
   const target = loginTarget(machine.host, {flags, overrides}, options.login.sshConfigFile)
   return {group: {system: machine.key, batch: machine.batch, target, requests: []}}
 }

@@ -8,7 +8,7 @@ import {oneLine, systemError} from '../errors.js'
 import {projectPath} from '../paths.js'
 import {shellQuote} from '../quote.js'
 import type {Transport} from '../ssh/transport.js'
-import {closeLogins, describeTarget, sentence, findRequests, groupByLogin, lastLine, openLogins, type AnnexRequest, type LoginOptions} from './requests.js'
+import {closeLogins, describeTarget, sentence, findRequests, groupByLogin, lastLine, loginSources, openLogins, type AnnexRequest, type LoginOptions} from './requests.js'
 
 /** The script `logs` runs on the login node (templates/logs.sh); its arguments carry every value. */
 const LOGS_SCRIPT = readFileSync(join(projectPath('templates'), 'logs.sh'), 'utf8')
@@ -97,7 +97,7 @@ export async function showLogs(options: LogsOptions): Promise<LogsResult> {
     }
     usable.push(request)
   }
-  const {groups, unreachable} = await groupByLogin(usable, options.login.sshConfigFile === undefined ? {} : {sshConfigFile: options.login.sshConfigFile})
+  const {groups, unreachable} = await groupByLogin(usable, loginSources(options.login))
   for (const {request, reason} of unreachable) Object.assign(reports.get(request.requestId)!, {outcome: 'unreachable', detail: `cannot log in for it: ${reason}`})
   const logins = await openLogins(groups, options.login)
   const loginOf = new Map(logins.flatMap((login) => login.group.requests.map((r) => [r.requestId, login] as const)))

@@ -97,7 +97,7 @@ export interface Grouped {
  * logged in: the host and user the state job recorded, else the admin's
  * per-system overrides and the machine's host.
  */
-export async function groupByLogin(requests: AnnexRequest[], options: {catalog?: Catalog; sshConfigFile?: string} = {}): Promise<Grouped> {
+export async function groupByLogin(requests: AnnexRequest[], options: {catalog?: Catalog; sshConfigFile?: string; controlDir?: string} = {}): Promise<Grouped> {
   const catalog = options.catalog ?? loadCatalog()
   const groups = new Map<string, LoginGroup>()
   const unreachable: Grouped['unreachable'] = []
@@ -115,7 +115,8 @@ export async function groupByLogin(requests: AnnexRequest[], options: {catalog?:
     if (!overrides.has(machine.key)) overrides.set(machine.key, await loginOverrides(machine.key))
     const admin = overrides.get(machine.key)!
     const recorded = {...(request.loginHost === undefined ? {} : {host: request.loginHost}), ...(request.loginUser === undefined ? {} : {user: request.loginUser})}
-    const target = loginTarget(machine.host, {recorded, overrides: admin}, options.sshConfigFile)
+    const flags = options.controlDir === undefined ? {} : {controlDir: options.controlDir}
+    const target = loginTarget(machine.host, {flags, recorded, overrides: admin}, options.sshConfigFile)
     const key = JSON.stringify([machine.key, target.host, target.user ?? null])
     let group = groups.get(key)
     if (group === undefined) {
@@ -136,6 +137,18 @@ export interface LoginOptions {
   open: (group: LoginGroup) => Transport
   /** Who answers the login node's questions (2FA) for this group's login. */
   interaction: (group: LoginGroup) => Interaction
+  /** An ssh_config file to resolve login hosts with (HPC_ANNEX_SSH_CONFIG). */
+  sshConfigFile?: string
+  /** --tmp_dir: the directory of the SSH control sockets. */
+  controlDir?: string
+}
+
+/** The parts of LoginOptions groupByLogin takes. */
+export function loginSources(login: LoginOptions): {sshConfigFile?: string; controlDir?: string} {
+  return {
+    ...(login.sshConfigFile === undefined ? {} : {sshConfigFile: login.sshConfigFile}),
+    ...(login.controlDir === undefined ? {} : {controlDir: login.controlDir}),
+  }
 }
 
 export type Login = {group: LoginGroup; transport: Transport} | {group: LoginGroup; error: string}

@@ -5,7 +5,7 @@ import {batchSystem} from '../batch/index.js'
 import {classadString} from '../quote.js'
 import {removePilotDirLines} from '../backend/pilot-dir.js'
 import type {Transport} from '../ssh/transport.js'
-import {closeLogins, describeTarget, sentence, findRequests, groupByLogin, lastLine, openLogins, type AnnexRequest, type LoginGroup, type LoginOptions} from './requests.js'
+import {closeLogins, describeTarget, sentence, findRequests, groupByLogin, lastLine, loginSources, openLogins, type AnnexRequest, type LoginGroup, type LoginOptions} from './requests.js'
 import {currentUser} from './user.js'
 
 /** What --cancel-pending did for one request whose pilots had not joined. */
@@ -111,7 +111,7 @@ export async function shutdownAnnex(options: ShutdownOptions): Promise<ShutdownR
 /** Logs in once per target and cancels each request's batch job there; removes the state jobs of those it settled. */
 export async function cancelRequests(annexName: string, requests: AnnexRequest[], login: LoginOptions & {sshConfigFile?: string}): Promise<CancelReport[]> {
   if (requests.length === 0) return []
-  const {groups, unreachable} = await groupByLogin(requests, login.sshConfigFile === undefined ? {} : {sshConfigFile: login.sshConfigFile})
+  const {groups, unreachable} = await groupByLogin(requests, loginSources(login))
   const reports = new Map<string, CancelReport>()
   const base = (request: AnnexRequest) => ({
     requestId: request.requestId,

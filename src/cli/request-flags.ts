@@ -1,5 +1,6 @@
 import type {RequestInput} from '../catalog/index.js'
 import {Args, Flags} from './oclif.js'
+import {tmpDirFlag} from './ssh-flag.js'
 
 /**
  * The request flags of `create` and `add`, spelled as HTCondor's
@@ -29,7 +30,7 @@ export const requestFlags = {
   pool: Flags.string({description: 'Collector the pilots report to. [default: ANNEX_COLLECTOR]', helpValue: 'ADDRESS'}),
   token_file: Flags.string({description: 'Use this HTCondor token instead of minting one.', helpValue: 'PATH'}),
   password_file: Flags.string({description: 'Annex password file. [default: ANNEX_PASSWORD_FILE]', helpValue: 'PATH'}),
-  tmp_dir: Flags.string({description: 'Local directory for connection state. [default: ANNEX_TMP_DIR]', helpValue: 'DIR'}),
+  tmp_dir: tmpDirFlag,
   owners: Flags.string({description: 'Comma-separated users whose jobs may run on the annex. [default: you]', helpValue: 'USERS'}),
 }
 
@@ -57,4 +58,26 @@ export function requestInput(args: {name: string; target: string}, flags: Reques
   ]
   for (const [key, value] of map) if (value !== undefined) input[key] = value
   return input
+}
+
+/**
+ * HTCondor's hidden `--test N` (N = 1: validate only) takes a value; hpc-annex's
+ * `--test` is --dry-run and takes none. `--test N` and `--test=N` become `--test`.
+ */
+export function htcondorTestFlag(argv: string[]): string[] {
+  const out: string[] = []
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!
+    if (arg === '--') {
+      out.push(...argv.slice(i))
+      break
+    }
+    if (/^--test=\d+$/.test(arg)) {
+      out.push('--test')
+    } else {
+      out.push(arg)
+      if (arg === '--test' && /^\d+$/.test(argv[i + 1] ?? '')) i++
+    }
+  }
+  return out
 }

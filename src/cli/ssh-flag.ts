@@ -1,3 +1,4 @@
+import {expandHome} from '../paths.js'
 import {Flags} from './oclif.js'
 
 /** --ssh: which SSH client logs in, for every verb that logs in. */
@@ -5,3 +6,14 @@ export const sshFlag = Flags.option({
   options: ['ssh2', 'openssh'] as const,
   description: 'SSH client: ssh2 (built in) or openssh (the system ssh, with a ControlMaster). [default: openssh when `hpc-annex login` left a live connection, else ssh2]',
 })()
+
+/**
+ * --tmp_dir: the directory of the OpenSSH control socket, `DIR/master-%C`, as
+ * HTCondor's `htcondor annex` takes it, so that a connection either tool
+ * opened serves the other (`~` is expanded, as HTCondor does).
+ */
+export const tmpDirFlag = Flags.string({
+  description: 'Directory of the SSH control socket (DIR/master-%C), shared with `htcondor annex`. [default: ANNEX_TMP_DIR, else ~/.hpc-annex]',
+  helpValue: 'DIR',
+  parse: async (value) => expandHome(value),
+})

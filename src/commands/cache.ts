@@ -2,7 +2,7 @@ import {showCache, type CacheResult} from '../annex/cache.js'
 import {AnnexCommand} from '../cli/base.js'
 import {formatCacheList, formatCachePrune, parseByteCount, parseDays} from '../cli/cache-text.js'
 import {interruptSignal} from '../cli/interrupt.js'
-import {loginOptions, sshFlag} from '../cli/login.js'
+import {loginOptions, sshFlag, tmpDirFlag} from '../cli/login.js'
 import {Args, Flags} from '../cli/oclif.js'
 import {userError} from '../errors.js'
 
@@ -31,6 +31,7 @@ export default class Cache extends AnnexCommand {
     'login-name': Flags.string({aliases: ['login'], description: 'User name on the login node.', helpValue: 'USER'}),
     'login-host': Flags.string({aliases: ['host'], description: "Login node to use instead of the system's.", helpValue: 'HOST'}),
     ssh: sshFlag,
+    tmp_dir: tmpDirFlag,
   }
 
   async run(): Promise<CacheResult> {
@@ -48,7 +49,7 @@ export default class Cache extends AnnexCommand {
       ...(flags.prune
         ? {prune: {dryRun: flags['dry-run'], ...(olderThanDays === undefined ? {} : {olderThanDays}), ...(keepBytes === undefined ? {} : {keepBytes})}}
         : {}),
-      login: loginOptions(flags.ssh, json),
+      login: loginOptions(flags.ssh, json, flags.tmp_dir),
       signal: interruptSignal(),
     })
     if (!json) this.log(result.prune ? formatCachePrune(result) : formatCacheList(result))

@@ -1,6 +1,7 @@
 import {loginTarget} from '../annex/login-target.js'
 import {findSystem, formatProblem, loadCatalog} from '../catalog/index.js'
 import {AnnexCommand} from '../cli/base.js'
+import {tmpDirFlag} from '../cli/login.js'
 import {Args, Flags} from '../cli/oclif.js'
 import {TerminalInteraction} from '../cli/prompt.js'
 import {loginOverrides} from '../condor/index.js'
@@ -31,14 +32,23 @@ export default class Login extends AnnexCommand {
   static override description =
     'Opens an OpenSSH master connection (ControlMaster) to the login node, answering its questions on this terminal. ' +
     'Until it expires, every hpc-annex command for that system runs over it and asks nothing.'
-  static override examples = ['<%= config.bin %> login anvil', '<%= config.bin %> login expanse --login-name alice --persist 28800']
+  static override examples = [
+    '<%= config.bin %> login anvil',
+    '<%= config.bin %> login expanse --login-name alice --persist 28800',
+    '<%= config.bin %> login anvil --login alice --host login03.anvil.rcac.purdue.edu --tmp_dir ~/.hpc-annex',
+  ]
   static override args = {
     system: Args.string({description: 'The system to log in to (see `hpc-annex systems`).', required: true}),
   }
   static override flags = {
-    'login-name': Flags.string({description: 'The user name on the login node (default: from ~/.ssh/config, else yours).'}),
-    'login-host': Flags.string({description: "Log in to this host instead of the system's login host (an alias of ~/.ssh/config works)."}),
-    persist: Flags.integer({description: 'Keep the connection open this many seconds after its last use.', default: 4 * 3600, min: 60}),
+    'login-name': Flags.string({aliases: ['login'], description: 'The user name on the login node (default: from ~/.ssh/config, else yours).', helpValue: 'USER'}),
+    'login-host': Flags.string({
+      aliases: ['host'],
+      description: "Log in to this host instead of the system's login host (an alias of ~/.ssh/config works).",
+      helpValue: 'HOST',
+    }),
+    tmp_dir: tmpDirFlag,
+    persist: Flags.integer({description: 'Seconds the connection stays open after its last use.', helpValue: 'SECONDS', default: 4 * 3600, min: 60}),
   }
 
   async run(): Promise<LoginResult> {
@@ -54,14 +64,14 @@ export default class Login extends AnnexCommand {
     if (refused) throw userError(`Refusing the machine file for '${machine.key}': ${formatProblem(refused)}.`)
     // The same login create will use: the flags, else the admin's overrides (none when HTCondor cannot be asked), else the machine file.
     const overrides = await loginOverrides(machine.key).catch(() => ({}))
-    const chosen = {...(flags['login-host'] ? {host: flags['login-host']} : {}), ...(flags['login-name'] ? {user: flags['login-name']} : {})}
+    const chosen = {
+      ...(flags['login-host'] ? {host: flags['login-host']} : {}),
+      ...(flags['login-name'] ? {user: flags['login-name']} : {}),
+      ...(flags.tmp_dir === undefined ? {} : {controlDir: flags.tmp_dir}),
+    }
     const target = loginTarget(machine.host, {flags: chosen, overrides}, process.env.HPC_ANNEX_SSH_CONFIG || undefined)
     const interaction = new TerminalInteraction({system: machine.key, log: this.jsonEnabled() ? null : (message) => process.stderr.write(`${message}\n`)})
-    const transport = new OpenSshTransport({
-      persist: flags.persist,
-      keepMaster: true,
-      ...(process.env.HPC_ANNEX_SSH_DIR ? {controlDir: process.env.HPC_ANNEX_SSH_DIR} : {}),
-    })
+    const transport = new OpenSshTransport({persist: flags.persist, keepMaster: true})
     try {
       await transport.connect(target, interaction)
       await transport.exec('true')

@@ -1,7 +1,7 @@
 import {logsFailure, showLogs, type LogsResult} from '../annex/logs.js'
 import {AnnexCommand} from '../cli/base.js'
 import {interruptSignal} from '../cli/interrupt.js'
-import {loginOptions, sshFlag} from '../cli/login.js'
+import {loginOptions, sshFlag, tmpDirFlag} from '../cli/login.js'
 import {Args, Flags} from '../cli/oclif.js'
 import {userError} from '../errors.js'
 
@@ -25,6 +25,7 @@ export default class Logs extends AnnexCommand {
     follow: Flags.boolean({char: 'f', description: 'Keep printing new lines until interrupted.'}),
     node: Flags.string({description: "Only this node's HTCondor logs (its name under the pilot directory's hosts/).", helpValue: 'NODE'}),
     ssh: sshFlag,
+    tmp_dir: tmpDirFlag,
     lines: Flags.integer({char: 'n', description: 'Last lines of each file; 0 for whole files.', default: 100, min: 0, helpValue: 'N'}),
   }
 
@@ -42,7 +43,7 @@ export default class Logs extends AnnexCommand {
       ...(flags.node === undefined ? {} : {node: flags.node}),
       follow: flags.follow,
       lines: flags.lines,
-      login: loginOptions(flags.ssh, json),
+      login: loginOptions(flags.ssh, json, flags.tmp_dir),
       write: json ? (chunk) => (text += chunk) : (chunk) => process.stdout.write(chunk),
       signal: interruptSignal(),
     })

@@ -1,6 +1,6 @@
 import {cancelFailures, formatShutdown, shutdownAnnex, type ShutdownResult} from '../annex/shutdown.js'
 import {AnnexCommand} from '../cli/base.js'
-import {loginOptions, sshFlag} from '../cli/login.js'
+import {loginOptions, sshFlag, tmpDirFlag} from '../cli/login.js'
 import {Args, Flags} from '../cli/oclif.js'
 import {systemError} from '../errors.js'
 
@@ -19,6 +19,7 @@ export default class Shutdown extends AnnexCommand {
     pool: Flags.string({description: 'Annex collector to ask. [default: ANNEX_COLLECTOR]', helpValue: 'ADDRESS'}),
     'cancel-pending': Flags.boolean({description: 'Also log in and cancel the batch jobs of requests whose pilots have not joined yet.'}),
     ssh: sshFlag,
+    tmp_dir: tmpDirFlag,
   }
 
   async run(): Promise<ShutdownResult> {
@@ -26,7 +27,7 @@ export default class Shutdown extends AnnexCommand {
     const result = await shutdownAnnex({
       name: args.name,
       ...(flags.pool === undefined ? {} : {pool: flags.pool}),
-      ...(flags['cancel-pending'] ? {cancelPending: loginOptions(flags.ssh, this.jsonEnabled())} : {}),
+      ...(flags['cancel-pending'] ? {cancelPending: loginOptions(flags.ssh, this.jsonEnabled(), flags.tmp_dir)} : {}),
     })
     this.log(formatShutdown(result))
     const failed = cancelFailures(result)

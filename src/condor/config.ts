@@ -1,7 +1,5 @@
-import {homedir} from 'node:os'
-import {join} from 'node:path'
-
 import {systemError} from '../errors.js'
+import {expandHome} from '../paths.js'
 import {runTool} from './runner.js'
 
 const NAME = /^[A-Za-z0-9_][A-Za-z0-9_.:-]*$/
@@ -58,10 +56,6 @@ function configInteger(name: string, value: string | undefined, fallback: number
   return Number(value)
 }
 
-function expandHome(path: string): string {
-  return path === '~' ? homedir() : path.startsWith('~/') ? join(homedir(), path.slice(2)) : path
-}
-
 export interface AnnexTimeouts {
   initialConnection: number
   remoteCleanup: number
@@ -82,7 +76,6 @@ export interface AnnexConfig {
   tokenLifetime: number
   tokenDirectory: string
   passwordFile: string
-  tmpDir: string
   /** False only when HPC_ANNEX_REQUIRE_JOB is the string FALSE (any case). */
   requireJob: boolean
   timeouts: AnnexTimeouts
@@ -124,7 +117,6 @@ export function annexConfigFrom(v: Record<string, string | undefined>, root = pr
     tokenLifetime: configInteger('ANNEX_TOKEN_LIFETIME', v.ANNEX_TOKEN_LIFETIME, 60 * 60 * 24 * 90),
     tokenDirectory: expandHome(text('SEC_TOKEN_DIRECTORY') ?? (root ? (text('SEC_TOKEN_SYSTEM_DIRECTORY') ?? '/etc/condor/tokens.d') : '~/.condor/tokens.d')),
     passwordFile: expandHome(text('ANNEX_PASSWORD_FILE') ?? '~/.condor/annex_password_file'),
-    tmpDir: expandHome(text('ANNEX_TMP_DIR') ?? '~/.hpc-annex'),
     requireJob: text('HPC_ANNEX_REQUIRE_JOB')?.toUpperCase() !== 'FALSE',
     timeouts: {
       initialConnection: configInteger('ANNEX_INITIAL_CONNECTION_TIMEOUT', v.ANNEX_INITIAL_CONNECTION_TIMEOUT, 180),
@@ -144,7 +136,7 @@ export function annexConfigFrom(v: Record<string, string | undefined>, root = pr
 /** Reads the annex configuration in one condor_config_val call (with a system's login overrides when one is named). */
 export async function readAnnexConfig(system?: string): Promise<AnnexConfig & {loginOverrides: LoginOverrides}> {
   const names = system === undefined ? [] : loginOverrideNames(system)
-  const values = await configValues([...ANNEX_CONFIG_NAMES, ...names])
+  const values = await configValues([...new Set([...ANNEX_CONFIG_NAMES, ...names])])
   return {...annexConfigFrom(values), loginOverrides: system === undefined ? {} : overridesFrom(values, system)}
 }
 
@@ -157,13 +149,23 @@ export function requireAnnexEnabled(config: Pick<AnnexConfig, 'enabled'>): void 
   }
 }
 
-/** The annex collector: --pool if given, else ANNEX_COLLECTOR. */
+/** Where HTCondor's own tool sends pilots when ANNEX_COLLECTOR is not set: the CHTC's annex collector. */
+export const HTCONDOR_DEFAULT_ANNEX_COLLECTOR = 'htcondor-cm-hpcannex.osgdev.chtc.io'
+
+/**
+ * The annex collector: --pool if given, else ANNEX_COLLECTOR. Without either,
+ * hpc-annex does not fall back to HTCondor's default (someone else's
+ * collector): the error names the knob and the flag.
+ */
 export function annexCollector(config: Pick<AnnexConfig, 'collector'>, pool?: string): string {
   const collector = pool ?? config.collector
   if (collector === undefined) {
-    throw systemError('ANNEX_COLLECTOR is not defined on this Access Point, so there is no annex collector to ask.', {
-      hint: "give the collector with --pool, or ask your HTCondor administrator to run 'hpc-annex admin check'",
-    })
+    throw systemError(
+      'ANNEX_COLLECTOR is not set in this Access Point\'s HTCondor configuration, so there is no annex collector to use ' +
+        `(HTCondor's own tool would fall back to ${HTCONDOR_DEFAULT_ANNEX_COLLECTOR}, the CHTC's); ` +
+        'give one with --pool HOST[:PORT], or have the administrator set ANNEX_COLLECTOR.',
+      {hint: "hpc-annex admin check (it reports 'MISSING  The annex collector is defined', with the fix)"},
+    )
   }
   return collector
 }
@@ -181,17 +183,24 @@ export function tokenDomain(config: Pick<AnnexConfig, 'tokenDomain'>): string {
 export interface LoginOverrides {
   user?: string
   host?: string
+  /** ANNEX_TMP_DIR: the directory of the SSH control sockets (`<dir>/master-%C`), `~` expanded; undefined when not set. */
+  controlDir?: string
 }
 
-/** HPC_ANNEX_<SYSTEM>_USER_NAME and _HOST_NAME: the admin's per-system login overrides. */
-function loginOverrideNames(system: string): [string, string] {
+/** HPC_ANNEX_<SYSTEM>_USER_NAME and _HOST_NAME (the admin's per-system login overrides), and ANNEX_TMP_DIR. */
+function loginOverrideNames(system: string): [string, string, string] {
   const key = system.toUpperCase().replace(/[^A-Z0-9_]/g, '_')
-  return [`HPC_ANNEX_${key}_USER_NAME`, `HPC_ANNEX_${key}_HOST_NAME`]
+  return [`HPC_ANNEX_${key}_USER_NAME`, `HPC_ANNEX_${key}_HOST_NAME`, 'ANNEX_TMP_DIR']
 }
 
 function overridesFrom(values: Record<string, string | undefined>, system: string): LoginOverrides {
-  const [user, host] = loginOverrideNames(system)
-  return {...(values[user] ? {user: values[user]} : {}), ...(values[host] ? {host: values[host]} : {})}
+  const [user, host, tmp] = loginOverrideNames(system)
+  const controlDir = values[tmp]?.trim()
+  return {
+    ...(values[user] ? {user: values[user]} : {}),
+    ...(values[host] ? {host: values[host]} : {}),
+    ...(controlDir ? {controlDir: expandHome(controlDir)} : {}),
+  }
 }
 
 export async function loginOverrides(system: string): Promise<LoginOverrides> {

@@ -264,7 +264,8 @@ async function resolveWithParser(target: LoginTarget, env: NodeJS.ProcessEnv, de
 
 /** A target as one comparable string. */
 function targetKey(target: LoginTarget): string {
-  return JSON.stringify(Object.entries(target).filter(([, value]) => value !== undefined).sort(([a], [b]) => a.localeCompare(b)))
+  // Where the master socket lives does not change what ssh -G says.
+  return JSON.stringify(Object.entries(target).filter(([key, value]) => value !== undefined && key !== 'controlDir').sort(([a], [b]) => a.localeCompare(b)))
 }
 
 let early: {key: string; options: ResolveOptions; resolving: Promise<ResolvedTarget>} | undefined

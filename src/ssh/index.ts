@@ -1,6 +1,6 @@
 import {systemError} from '../errors.js'
 import {findSsh} from './config.js'
-import {defaultControlDir, hasLiveMaster, OpenSshTransport, type OpenSshOptions} from './openssh.js'
+import {controlDirOf, hasLiveMaster, OpenSshTransport, type OpenSshOptions} from './openssh.js'
 import {Ssh2Transport, type Ssh2Options} from './ssh2.js'
 import type {ExecOptions, ExecResult, Interaction, LoginTarget, Transport, TransportKind} from './transport.js'
 
@@ -53,7 +53,7 @@ class AutoTransport implements Transport {
   }
 
   async connect(target: LoginTarget, interaction: Interaction): Promise<void> {
-    const dir = this.options.openssh?.controlDir ?? defaultControlDir()
+    const dir = controlDirOf(target, this.options.openssh?.controlDir)
     const ssh = this.options.openssh?.ssh ?? (await findSsh())
     const live = ssh !== null && (await hasLiveMaster(target, dir, ssh))
     this.#chosen = live ? makeOpenSsh(this.options) : (this.#ssh2 ?? makeSsh2(this.options))

@@ -14,7 +14,7 @@ import {SessionPool, withSession} from './pool.js'
 import type {ExecOptions, ExecResult, Interaction, LoginTarget, Transport} from './transport.js'
 
 export interface OpenSshOptions {
-  /** Where master sockets live (mode 0700). Default ~/.hpc-annex/ssh. */
+  /** Where master sockets live (mode 0700) when the target names no directory. Default: defaultControlDir(). */
   controlDir?: string
   /** ControlPersist of a master this process opens, in seconds (default 300). */
   persist?: number
@@ -36,17 +36,51 @@ const SOCKET_PATH_MAX = 107
 const SOCKET_NAME_LENGTH = 'master-'.length + 40 + '.'.length + 16
 
 /**
- * Where master sockets live: ~/.hpc-annex/ssh, or, when a long HOME would
- * make the socket path too long for the kernel, a private directory under
- * /tmp named for the user (the same one every run computes).
+ * Where master sockets live by default: ~/.hpc-annex, as HTCondor's
+ * `htcondor annex` puts them (`<dir>/master-%C`), so that a connection
+ * either tool opened serves the other; or, when a long HOME would make the
+ * socket path too long for the kernel, a private directory under /tmp named
+ * for the user (the same one every run computes).
  */
 export function defaultControlDir(env: NodeJS.ProcessEnv = process.env): string {
-  const preferred = join(env.HOME || homedir(), '.hpc-annex', 'ssh')
-  if (Buffer.byteLength(preferred) + 1 + SOCKET_NAME_LENGTH <= SOCKET_PATH_MAX) return preferred
+  const preferred = join(env.HOME || homedir(), '.hpc-annex')
+  if (socketFits(preferred)) return preferred
   return join('/tmp', `hpc-annex-ssh-${process.getuid?.() ?? 'user'}`)
 }
 
-function ensureControlDir(dir: string): void {
+function socketFits(dir: string): boolean {
+  return Buffer.byteLength(dir) + 1 + SOCKET_NAME_LENGTH <= SOCKET_PATH_MAX
+}
+
+/** The directory of a target's master socket: the one it names (--tmp_dir, ANNEX_TMP_DIR), else `fallback`, else the default. */
+export function controlDirOf(target: LoginTarget, fallback?: string): string {
+  return target.controlDir?.path ?? fallback ?? defaultControlDir()
+}
+
+/**
+ * Makes sure the master socket's directory can be used. One the user named
+ * (`named`: '--tmp_dir' or 'ANNEX_TMP_DIR') must be a directory of theirs
+ * that nobody else can write to (made, mode 0700, when missing) and short
+ * enough for a socket path; one hpc-annex chose is made and kept at 0700.
+ */
+export function ensureControlDir(dir: string, named?: string): void {
+  if (named !== undefined) {
+    const where = `The SSH control directory '${dir}' (${named})`
+    if (!socketFits(dir)) {
+      throw userError(`${where} is too long for a socket path (at most ${SOCKET_PATH_MAX - 1 - SOCKET_NAME_LENGTH} bytes); change ${named}.`)
+    }
+    let info = lstatSync(dir, {throwIfNoEntry: false})
+    if (info === undefined) {
+      mkdirSync(dir, {recursive: true, mode: 0o700})
+      info = lstatSync(dir)
+    }
+    if (!info.isDirectory()) throw userError(`${where} is not a directory; change ${named}.`)
+    if (process.getuid && info.uid !== process.getuid()) throw userError(`${where} is not yours (another user could take over its connections); change ${named}.`)
+    if ((info.mode & 0o022) !== 0) {
+      throw userError(`${where} is writable by others (they could take over its connections); give a directory only you can write to (e.g. ~/.hpc-annex) with ${named}.`)
+    }
+    return
+  }
   mkdirSync(dir, {recursive: true, mode: 0o700})
   // Under /tmp someone else could have made it first: it must be ours, a real directory.
   const info = lstatSync(dir)
@@ -262,8 +296,8 @@ export class OpenSshTransport implements Transport {
     if (this.#ssh === 'ssh' && (await findSsh()) === null) {
       throw userError('The OpenSSH client (ssh) is not installed; install it, or use the built-in transport (--ssh ssh2).')
     }
-    const dir = this.#options.controlDir ?? defaultControlDir()
-    ensureControlDir(dir)
+    const dir = controlDirOf(target, this.#options.controlDir)
+    ensureControlDir(dir, target.controlDir?.from)
     const resolved = await resolveTarget(target, {ssh: this.#ssh})
     this.#target = target
     this.#resolved = resolved

@@ -15,6 +15,12 @@ export interface LoginTarget {
   knownHostsFile?: string
   /** A private key to offer before the configured ones. */
   identityFile?: string
+  /**
+   * OpenSSH: the directory of the master socket (`<path>/master-%C`) the user
+   * named, and where it was named (`--tmp_dir`, `ANNEX_TMP_DIR`); without it,
+   * the default directory (~/.hpc-annex, HTCondor's).
+   */
+  controlDir?: {path: string; from: string}
 }
 
 /** One keyboard-interactive (or password) question from the login node. */

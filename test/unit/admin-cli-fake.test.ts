@@ -82,3 +82,23 @@ describe('hpc-annex admin metaknob --install (against the fake condor tools)', (
     expect(readFileSync(join(dir, '50-hpc-annex.config'), 'utf8')).not.toMatch(/^use feature:HPC_ANNEX$/m)
   })
 })
+
+describe('an Access Point without ANNEX_COLLECTOR', () => {
+  it('status, shutdown and create name the knob, the flag, and the admin check item that reports it', () => {
+    fake = createFakeCondor({config: {...TRANSFORMS, ANNEX_COLLECTOR: null}})
+    for (const args of [['status'], ['shutdown', 'x'], ['create', 'x', 'wholenode@anvil']]) {
+      const {status, stderr} = runCli(args, fake.env)
+      expect(status, args.join(' ')).toBe(2)
+      const error = stderr.split('\n').find((line) => line.startsWith('Error: '))
+      const hint = stderr.split('\n').find((line) => line.startsWith('Try: '))
+      expect(error).toContain("ANNEX_COLLECTOR is not set in this Access Point's HTCondor configuration")
+      expect(error).toContain('htcondor-cm-hpcannex.osgdev.chtc.io')
+      expect(error).toContain('give one with --pool HOST[:PORT], or have the administrator set ANNEX_COLLECTOR.')
+      expect(hint).toBe("Try: hpc-annex admin check (it reports 'MISSING  The annex collector is defined', with the fix)")
+    }
+    // What the hint quotes is what admin check says.
+    expect(runCli(['admin', 'check'], fake.env).stdout).toMatch(/^MISSING {2}The annex collector is defined\s/m)
+    // --pool is enough.
+    expect(runCli(['status', '--pool', 'vm:9618?sock=ap_collector'], fake.env).stderr).not.toContain('ANNEX_COLLECTOR')
+  })
+})

@@ -11,4 +11,10 @@ describe('where every verb logs in', () => {
     expect(loginTarget('login.example', {flags: {user: 'me'}, recorded: {host: 'was.example', user: 'them'}, overrides})).toEqual({host: 'was.example', user: 'me'})
     expect(loginTarget('login.example', {flags: {host: 'flag.example'}, overrides}, '/cfg')).toEqual({host: 'flag.example', user: 'adminuser', configFile: '/cfg'})
   })
+
+  it("puts the SSH control socket where --tmp_dir says, else ANNEX_TMP_DIR, else the transport's default", () => {
+    expect(loginTarget('login.example', {overrides: {controlDir: '/knob'}})).toEqual({host: 'login.example', controlDir: {path: '/knob', from: 'ANNEX_TMP_DIR'}})
+    expect(loginTarget('login.example', {flags: {controlDir: '/flag'}, overrides: {controlDir: '/knob'}}).controlDir).toEqual({path: '/flag', from: '--tmp_dir'})
+    expect(loginTarget('login.example', {recorded: {host: 'was.example'}}).controlDir).toBeUndefined()
+  })
 })

@@ -1,4 +1,4 @@
-import {mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
@@ -158,9 +158,9 @@ describe('resolveEarly', () => {
 })
 
 describe('the OpenSSH master socket directory', () => {
-  it('is ~/.hpc-annex/ssh, or a private /tmp directory when HOME is too long for a socket path', async () => {
+  it("is ~/.hpc-annex, HTCondor's, or a private /tmp directory when HOME is too long for a socket path", async () => {
     const {defaultControlDir} = await import('../../src/ssh/openssh.js')
-    expect(defaultControlDir({HOME: '/home/alice'})).toBe('/home/alice/.hpc-annex/ssh')
+    expect(defaultControlDir({HOME: '/home/alice'})).toBe('/home/alice/.hpc-annex')
     // ssh binds the socket under a temporary name 17 bytes longer (seen with OpenSSH 9.2), then renames it.
     const temporary = (dir: string) => `${dir}/master-${'0'.repeat(40)}.${'x'.repeat(16)}`
     for (const home of [`/home/${'x'.repeat(60)}`, `/tmp/hpc-annex-site/ap/9124-ap/home-omU4Jq`]) {
@@ -168,6 +168,29 @@ describe('the OpenSSH master socket directory', () => {
       expect(dir.startsWith('/tmp/hpc-annex-ssh-')).toBe(true)
       expect(Buffer.byteLength(temporary(dir))).toBeLessThanOrEqual(107)
     }
-    expect(Buffer.byteLength(temporary('/home/alice/.hpc-annex/ssh'))).toBeLessThanOrEqual(107)
+    expect(Buffer.byteLength(temporary('/home/alice/.hpc-annex'))).toBeLessThanOrEqual(107)
+  })
+
+  it('is the one the target names (--tmp_dir, ANNEX_TMP_DIR), which must be a short directory of yours that others cannot write', async () => {
+    const {controlDirOf, ensureControlDir} = await import('../../src/ssh/openssh.js')
+    expect(controlDirOf({host: 'h', controlDir: {path: '/named', from: '--tmp_dir'}}, '/option')).toBe('/named')
+    expect(controlDirOf({host: 'h'}, '/option')).toBe('/option')
+    const base = mkdtempSync(join(tmpdir(), 'ctl-'))
+    // Made, 0700, when missing.
+    ensureControlDir(join(base, 'new'), '--tmp_dir')
+    expect(statSync(join(base, 'new')).mode & 0o777).toBe(0o700)
+    // A directory of the user's keeps its mode.
+    mkdirSync(join(base, 'mine'), {mode: 0o755})
+    chmodSync(join(base, 'mine'), 0o755)
+    ensureControlDir(join(base, 'mine'), 'ANNEX_TMP_DIR')
+    expect(statSync(join(base, 'mine')).mode & 0o777).toBe(0o755)
+    writeFileSync(join(base, 'file'), '')
+    expect(() => ensureControlDir(join(base, 'file'), '--tmp_dir')).toThrow(`The SSH control directory '${join(base, 'file')}' (--tmp_dir) is not a directory; change --tmp_dir.`)
+    mkdirSync(join(base, 'shared'))
+    chmodSync(join(base, 'shared'), 0o777)
+    expect(() => ensureControlDir(join(base, 'shared'), 'ANNEX_TMP_DIR')).toThrow(/is writable by others .*ANNEX_TMP_DIR/)
+    const long = join(base, 'x'.repeat(60))
+    expect(() => ensureControlDir(long, '--tmp_dir')).toThrow(/is too long for a socket path .*change --tmp_dir/)
+    rmSync(base, {recursive: true, force: true})
   })
 })
