@@ -1,6 +1,7 @@
 import {AnnexError, oneLine, type ExitCode} from '../errors.js'
 import {installInterruptHandler} from './interrupt.js'
 import {Command} from './oclif.js'
+import {parseErrorMessage, type CommandShape} from './parse-errors.js'
 
 /** What the user sees when a command fails: one line, and an exit code. */
 export interface Failure {
@@ -12,15 +13,20 @@ export interface Failure {
 /**
  * Turns anything thrown into a Failure. AnnexErrors keep their code; oclif's
  * own parse errors (unknown flag, missing argument) are the user's to fix
- * (exit 1) and keep only their first line; anything else is a system error.
+ * (exit 1), said in hpc-annex's words when the command's shape is known
+ * (else their first lines); anything else is a system error.
  */
-export function toFailure(error: unknown): Failure {
+export function toFailure(error: unknown, shape?: CommandShape): Failure {
   if (error instanceof AnnexError) {
-    return {message: oneLine(error.message), exitCode: error.exitCode, ...(error.hint ? {hint: error.hint} : {})}
+    // A flag's own parser threw it: oclif put "Parsing --FLAG" before it and "See more help" after.
+    const message = error.message.replace(/^Parsing --\S+\s*\n\t/, '').replace(/\nSee more help with --help$/, '')
+    return {message: oneLine(message), exitCode: error.exitCode, ...(error.hint ? {hint: error.hint} : {})}
   }
   const err = error as {message?: unknown; oclif?: {exit?: number}; name?: string}
   const text = typeof err?.message === 'string' ? err.message : String(error)
   if (err?.oclif !== undefined) {
+    const rewritten = shape === undefined ? undefined : parseErrorMessage(error, shape)
+    if (rewritten !== undefined) return {message: rewritten, exitCode: 1}
     // Keep what oclif says about the problem, not its "See more help" trailer.
     const lines = text.split('\n').filter((line) => line.trim() !== '' && !/^See more help/.test(line.trim()))
     return {message: oneLine(lines.join('\n')).replace(/\s+/g, ' '), exitCode: 1}
@@ -46,9 +52,20 @@ export abstract class AnnexCommand extends Command {
     await super.init()
   }
 
+  /** This command as parse errors are explained against it. */
+  private shape(): CommandShape {
+    const ctor = this.ctor as unknown as {flags?: CommandShape['flags']; baseFlags?: CommandShape['flags']; args?: CommandShape['args']}
+    return {
+      id: (this.id ?? '').replaceAll(':', ' '),
+      bin: this.config.bin,
+      flags: {...ctor.baseFlags, ...ctor.flags},
+      args: ctor.args ?? {},
+    }
+  }
+
   protected override async catch(error: Error & {exitCode?: number}): Promise<unknown> {
     if (isOclifExit(error)) throw error
-    const failure = toFailure(error)
+    const failure = toFailure(error, this.shape())
     if (this.jsonEnabled()) {
       this.logJson({error: failure})
     } else {

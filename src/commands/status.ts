@@ -19,7 +19,7 @@ export default class Status extends AnnexCommand {
 
   static override flags = {
     watch: Flags.boolean({description: 'Refresh until interrupted (on a terminal).'}),
-    interval: Flags.integer({description: 'Seconds between refreshes with --watch.', default: 10, min: 2}),
+    interval: Flags.integer({description: 'Seconds between refreshes with --watch.', helpValue: 'SECONDS', default: 10, min: 2}),
     pool: Flags.string({description: 'Annex collector to ask. [default: ANNEX_COLLECTOR]', helpValue: 'ADDRESS'}),
   }
 

@@ -70,8 +70,8 @@ describe('hpc-annex create --dry-run', () => {
 
   it.each([
     [['create', 'example', 'wholenode@anvil', '--nodes', 'abc'], /--nodes must be a positive whole number/],
-    [['create', 'example', 'wholenode@anvil', '--bogus'], /Nonexistent flag: --bogus/],
-    [['create', 'example'], /Missing 1 required arg: target/],
+    [['create', 'example', 'wholenode@anvil', '--bogus'], /Unknown flag --bogus for hpc-annex create/],
+    [['create', 'example'], /hpc-annex create needs TARGET/],
     [['create', 'bad name', 'wholenode@anvil'], /annex name/],
     [['create', 'x', 'anvil'], /QUEUE@SYSTEM.*default: wholenode/],
   ])('%j exits 1 with one line, no stack trace', (args, pattern) => {

@@ -20,8 +20,9 @@ export default class AdminMetaknob extends AnnexCommand {
 
   static override examples = [
     '<%= config.bin %> admin metaknob',
-    'sudo <%= config.bin %> admin metaknob --install',
-    'sudo <%= config.bin %> admin metaknob --install /etc/condor/config.d --prefer-builtin',
+    // oclif marks only examples that start with the command itself; these start with sudo.
+    '$ sudo <%= config.bin %> admin metaknob --install',
+    '$ sudo <%= config.bin %> admin metaknob --install /etc/condor/config.d --prefer-builtin',
   ]
 
   static override args = {
