@@ -1,7 +1,7 @@
 import {cacheListCommand, cachePruneCommand, parseCacheReport, type CacheReport} from '../backend/cache.js'
-import {findSystem, formatProblem, loadCatalog, type Catalog} from '../catalog/index.js'
+import {loadCatalog, requireSystem, type Catalog} from '../catalog/index.js'
 import {loginOverrides} from '../condor/index.js'
-import {oneLine, systemError, userError} from '../errors.js'
+import {oneLine, systemError} from '../errors.js'
 import {loginTarget} from './login-target.js'
 import {closeLogins, describeTarget, lastLine, openLogins, type LoginGroup, type LoginOptions} from './requests.js'
 
@@ -45,15 +45,8 @@ export interface CacheResult extends CacheReport {
 
 /** The login target for a system, as every verb finds it: the flags, else the admin's overrides, else the machine file's host. */
 async function cacheTarget(options: CacheOptions, catalog: Catalog): Promise<{group: LoginGroup}> {
-  const machine = findSystem(catalog, options.system)
-  if (!machine) {
-    const skipped = catalog.problems.find((problem) => problem.system === options.system.toLowerCase())
-    if (skipped) throw userError(`Refusing the machine file for '${skipped.system}': ${formatProblem(skipped)}.`)
-    throw userError(`Unknown system '${options.system}'; systems: ${[...catalog.systems.keys()].join(', ')}.`)
-  }
   // As create: a machine file another user could have written is refused, not replaced by an earlier definition.
-  const refused = catalog.problems.find((problem) => problem.untrusted && problem.system === machine.key)
-  if (refused) throw userError(`Refusing the machine file for '${machine.key}': ${formatProblem(refused)}.`)
+  const machine = requireSystem(catalog, options.system)
   // As `login`: the admin's overrides, none when HTCondor cannot be asked (the cache needs no Access Point).
   const overrides = await loginOverrides(machine.key).catch(() => ({}))
   const flags = {

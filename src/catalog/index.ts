@@ -1,5 +1,5 @@
 export {describePlan, describeResources} from './describe.js'
-export {findSystem, formatProblem, loadCatalog, machineDirectories, parseMachineFile, untrusted, type Catalog, type CatalogProblem, type Machine} from './load.js'
+export {catalogWarnings, findSystem, formatProblem, loadCatalog, requireSystem, machineDirectories, parseMachineFile, untrusted, type Catalog, type CatalogProblem, type Machine} from './load.js'
 export type {Plan} from './plan.js'
 export {ANNEX_NAME, checkAnnexName, parseRequest, splitTarget, type Request, type RequestInput} from './request.js'
 export {resolveQueue, validateRequest} from './validate.js'

@@ -35,6 +35,45 @@ export function formatProblem(problem: CatalogProblem): string {
   return `${where}: ${problem.key ? `${problem.key}: ` : ''}${problem.message}`
 }
 
+/** Every problem of one file, as one line: the first as formatProblem says it, the others after it. */
+function formatFileProblems(problems: CatalogProblem[]): string {
+  const [first, ...rest] = problems
+  if (first === undefined) return ''
+  const more = rest.map((p) => `${p.line === undefined ? '' : `line ${p.line}: `}${p.key ? `${p.key}: ` : ''}${p.message}`)
+  return [formatProblem(first), ...more].join('; ')
+}
+
+/** The problems grouped by file, in the order the files were read. */
+function byFile(problems: CatalogProblem[]): CatalogProblem[][] {
+  const files = new Map<string, CatalogProblem[]>()
+  for (const problem of problems) files.set(problem.file, [...(files.get(problem.file) ?? []), problem])
+  return [...files.values()]
+}
+
+/** One warning per machine file that was skipped, whatever is wrong with it and however many times (but none for `exceptSystem`'s). */
+export function catalogWarnings(catalog: Catalog, exceptSystem?: string): string[] {
+  return byFile(catalog.problems.filter((problem) => exceptSystem === undefined || problem.system !== exceptSystem)).map((problems) => `skipped ${problems[0]!.untrusted ? 'an untrusted' : 'an invalid'} machine file: ${formatFileProblems(problems)}`)
+}
+
+/**
+ * The system a user names, or an error that says why there is none: its
+ * machine file was refused (another user could have written it) or is
+ * invalid (the file and what is wrong, even when an earlier definition of the
+ * system exists, since a request for it would be refused), or no system has
+ * that name (the ones that exist, and the nearest).
+ */
+export function requireSystem(catalog: Catalog, word: string, change = ''): Machine {
+  const key = word.toLowerCase()
+  const problems = catalog.problems.filter((problem) => problem.system === key || problem.system === findSystem(catalog, word)?.key)
+  if (problems.some((problem) => problem.untrusted)) {
+    throw userError(`Refusing the machine file for '${problems[0]!.system}': ${formatFileProblems(problems.filter((problem) => problem.untrusted))}.`)
+  }
+  if (problems.length > 0) throw userError(`The machine file for '${problems[0]!.system}' is invalid: ${formatFileProblems(problems)}; fix the file or remove it.`)
+  const machine = findSystem(catalog, word)
+  if (!machine) throw userError(`Unknown system '${word}'; systems: ${[...catalog.systems.keys()].join(', ')}.${change ? ` ${change}` : ''}`)
+  return machine
+}
+
 export interface Catalog {
   /** Systems by key, in key order. */
   systems: Map<string, Machine>
@@ -121,9 +160,11 @@ export function parseMachineFile(file: string, text: string): {machine?: Machine
   try {
     data = TOML.parse(text)
   } catch (error) {
-    const err = error as {line?: number; message?: string}
-    const message = String(err.message ?? error).split('\n')[0] ?? 'invalid TOML'
-    return {problems: [{file, system, key: '', message: `invalid TOML: ${message}`, ...(typeof err.line === 'number' ? {line: err.line + 1} : {})}]}
+    const err = error as {line?: number; col?: number; message?: string}
+    // The parser's first line ends "at row R, col C, pos P:" before an excerpt of the file: the line goes where every problem's goes.
+    const first = (String(err.message ?? error).split('\n')[0] ?? '').replace(/\s*at row \d+, col \d+, pos \d+:?\s*$/, '').trim() || 'cannot be parsed'
+    const column = typeof err.col === 'number' ? ` (column ${err.col + 1})` : ''
+    return {problems: [{file, system, key: '', message: `invalid TOML: ${first}${column}`, ...(typeof err.line === 'number' ? {line: err.line + 1} : {})}]}
   }
   const result = machineSchema.safeParse(data)
   if (!result.success) {

@@ -36,6 +36,8 @@ export interface Request {
   memMb?: number
   gpus?: number
   gpuType?: string
+  /** The flag that gave the GPU type, for messages: --gpu-type, or --gpus TYPE:N. */
+  gpuTypeFrom?: '--gpu-type' | '--gpus'
   loginName?: string
   loginHost?: string
   pool?: string
@@ -71,13 +73,21 @@ function printable(value: string): string {
   return JSON.stringify(shown).slice(1, -1)
 }
 
-function positiveInteger(flag: string, value: string | undefined): number | undefined {
+/**
+ * A count or a duration: a positive whole number. What is wrong with the value
+ * is said as it is: not a number, zero, or more than any queue allows.
+ */
+function positiveInteger(flag: string, value: string | undefined, system?: string): number | undefined {
   if (value === undefined) return undefined
   const text = value.trim()
-  if (!/^\d+$/.test(text) || Number(text) <= 0 || !Number.isSafeInteger(Number(text))) {
-    throw userError(`${flag} must be a positive whole number, not '${printable(value)}'.`)
+  if (!/^\d+$/.test(text)) throw userError(`${flag} must be a positive whole number, not '${printable(value)}'; change ${flag}.`)
+  const number = Number(text)
+  if (number === 0) throw userError(`${flag} must be at least 1, not '${printable(value)}'; change ${flag}.`)
+  if (!Number.isSafeInteger(number)) {
+    const limits = system === undefined ? 'hpc-annex systems lists the limits' : `hpc-annex systems ${system} lists the limits`
+    throw userError(`${flag} ${printable(text)} is larger than any queue allows; change ${flag} (${limits}).`)
   }
-  return Number(text)
+  return number
 }
 
 function matching(flag: string, value: string | undefined, pattern: RegExp, what: string): string | undefined {
@@ -100,22 +110,34 @@ export function splitTarget(target: string): {queue: string; system: string} | u
   return {queue: target.slice(0, at), system: target.slice(at + 1)}
 }
 
+const GPUS_FORM = 'of the form N or TYPE:N (e.g. 4 or v100-32:4)'
+
 /** `--gpus N` or `--gpus TYPE:N`, reconciled with `--gpu-type`. */
-function parseGpus(gpus: string | undefined, gpuType: string | undefined): {gpus?: number; gpuType?: string} {
+function parseGpus(gpus: string | undefined, gpuType: string | undefined, system: string): {gpus?: number; gpuType?: string; gpuTypeFrom?: '--gpu-type' | '--gpus'} {
   const type = matching('--gpu-type', gpuType, GPU_TYPE, 'a GPU type')
-  if (gpus === undefined) return type === undefined ? {} : {gpuType: type}
-  const typed = /^([^:]+):(.*)$/.exec(gpus.trim())
+  const fromFlag = type === undefined ? {} : {gpuType: type, gpuTypeFrom: '--gpu-type' as const}
+  if (gpus === undefined) return fromFlag
+  const text = gpus.trim()
+  const typed = /^([^:]*):(.*)$/.exec(text)
   if (!typed) {
-    const count = positiveInteger('--gpus', gpus)
-    return {...(count === undefined ? {} : {gpus: count}), ...(type === undefined ? {} : {gpuType: type})}
+    if (!/^\d+$/.test(text)) throw userError(`--gpus '${printable(gpus)}' is not ${GPUS_FORM}; change --gpus.`)
+    const count = positiveInteger('--gpus', text, system)
+    return {...(count === undefined ? {} : {gpus: count}), ...fromFlag}
   }
-  const [, inlineType = '', countText] = typed
-  matching('--gpus', inlineType, GPU_TYPE, 'of the form N or TYPE:N')
+  const [, inlineType = '', countText = ''] = typed
+  if (!/^\d+$/.test(countText)) {
+    // The count first, the type second: the form the other way round.
+    if (/^\d+$/.test(inlineType) && GPU_TYPE.test(countText)) {
+      throw userError(`--gpus '${printable(gpus)}' is not ${GPUS_FORM}: the type comes first; did you mean --gpus ${countText}:${inlineType}?`)
+    }
+    throw userError(`--gpus '${printable(gpus)}' is not ${GPUS_FORM}; change --gpus.`)
+  }
+  if (!GPU_TYPE.test(inlineType)) throw userError(`--gpus '${printable(gpus)}' is not ${GPUS_FORM}; change --gpus.`)
   if (type !== undefined && type !== inlineType) {
     throw userError(`--gpus says the GPU type is '${inlineType}' but --gpu-type says '${type}'; give the type once.`)
   }
-  const count = positiveInteger('--gpus', countText)
-  return {...(count === undefined ? {} : {gpus: count}), gpuType: inlineType}
+  const count = positiveInteger('--gpus', countText, system)
+  return {...(count === undefined ? {} : {gpus: count}), gpuType: inlineType, gpuTypeFrom: type === undefined ? '--gpus' : '--gpu-type'}
 }
 
 /**
@@ -128,20 +150,20 @@ export function parseRequest(input: RequestInput, target: {queue: string; system
   const owners = input.owners?.split(',').map((owner) => owner.trim()).filter((owner) => owner !== '')
   if (input.owners !== undefined && owners?.length === 0) throw userError('--owners must list at least one user name; change --owners.')
   for (const owner of owners ?? []) matching('--owners', owner, USER_NAME, 'a user name')
-  const gpus = parseGpus(input.gpus, input.gpuType)
+  const gpus = parseGpus(input.gpus, input.gpuType, target.system)
   const request: Request = {
     name: input.name,
     queue: target.queue,
     system: target.system,
-    nodes: positiveInteger('--nodes', input.nodes) ?? DEFAULT_NODES,
-    lifetime: positiveInteger('--lifetime', input.lifetime) ?? DEFAULT_LIFETIME,
-    idleTime: positiveInteger('--idle-time', input.idleTime) ?? DEFAULT_IDLE_TIME,
+    nodes: positiveInteger('--nodes', input.nodes, target.system) ?? DEFAULT_NODES,
+    lifetime: positiveInteger('--lifetime', input.lifetime, target.system) ?? DEFAULT_LIFETIME,
+    idleTime: positiveInteger('--idle-time', input.idleTime, target.system) ?? DEFAULT_IDLE_TIME,
     ...gpus,
   }
   const optional: Partial<Request> = {
     project: matching('--project', input.project, PROJECT, 'a project (allocation) name'),
-    cpus: positiveInteger('--cpus', input.cpus),
-    memMb: positiveInteger('--mem_mb', input.memMb),
+    cpus: positiveInteger('--cpus', input.cpus, target.system),
+    memMb: positiveInteger('--mem_mb', input.memMb, target.system),
     loginName: matching('--login-name', input.loginName, USER_NAME, 'a login name'),
     loginHost: matching('--login-host', input.loginHost, HOST_NAME, 'a host name'),
     pool: matching('--pool', input.pool, COLLECTOR, 'a collector address'),

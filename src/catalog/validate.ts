@@ -1,5 +1,5 @@
 import {userError} from '../errors.js'
-import {findSystem, formatProblem, type Catalog, type Machine} from './load.js'
+import {findSystem, requireSystem, type Catalog, type Machine} from './load.js'
 import type {Plan, PlanGpus, PlanQueue} from './plan.js'
 import {parseRequest, splitTarget, type Request, type RequestInput} from './request.js'
 import type {QueueDefinition, ShapeDefinition} from './schema.js'
@@ -29,16 +29,12 @@ function resolveTarget(catalog: Catalog, target: string): {machine: Machine; que
     }
     throw userError(`Give the queue as QUEUE@SYSTEM (e.g. 'wholenode@anvil'), not '${target}'; systems: ${systemList(catalog)}. See 'hpc-annex systems'.`)
   }
-  const broken = catalog.problems.find((p) => p.system === split.system.toLowerCase())
-  if (broken?.untrusted) throw userError(`Refusing the machine file for '${split.system}': ${formatProblem(broken)}.`)
-  if (broken !== undefined) throw userError(`The machine file for '${split.system}' is invalid: ${formatProblem(broken)}; fix the file or remove it.`)
-  const machine = findSystem(catalog, split.system)
-  if (!machine) throw userError(`Unknown system '${split.system}'; systems: ${systemList(catalog)}. Change the SYSTEM in QUEUE@SYSTEM.`)
+  const machine = requireSystem(catalog, split.system, 'Change the SYSTEM in QUEUE@SYSTEM.')
   return {machine, ...split}
 }
 
 /** Rule 1 (and the shape the request selects): the queue exists on the system. */
-export function resolveQueue(machine: Machine, queueName: string, request: Pick<Request, 'gpus' | 'gpuType'>): ResolvedQueue {
+export function resolveQueue(machine: Machine, queueName: string, request: Pick<Request, 'gpus' | 'gpuType' | 'gpuTypeFrom'>): ResolvedQueue {
   let name = queueName in machine.queues ? queueName : undefined
   if (name === undefined) {
     const folded = Object.keys(machine.queues).filter((q) => q.toLowerCase() === queueName.toLowerCase())
@@ -56,6 +52,7 @@ export function resolveQueue(machine: Machine, queueName: string, request: Pick<
       (s.when_gpus === undefined || s.when_gpus === request.gpus))
     if (!shape) {
       if (definition.gpu_types) {
+        if (request.gpuType !== undefined && !definition.gpu_types.includes(request.gpuType)) throw unknownGpuType(machine, name, definition.gpu_types, request)
         throw userError(`The '${name}' queue on ${machine.name} has these GPU types: ${definition.gpu_types.join(', ')}; choose one with --gpu-type (or --gpus TYPE:N).`)
       }
       throw userError(`No node shape of the '${name}' queue on ${machine.name} fits this request; change --gpus.`)
@@ -82,6 +79,13 @@ export function resolveQueue(machine: Machine, queueName: string, request: Pick<
     if (value !== undefined) (resolved as unknown as Record<string, unknown>)[key] = value
   }
   return resolved
+}
+
+/** A GPU type the queue does not have, named with the flag that gave it. */
+function unknownGpuType(machine: Machine, queue: string, types: string[], request: Pick<Request, 'gpuType' | 'gpuTypeFrom' | 'gpus'>) {
+  const flag = request.gpuTypeFrom ?? '--gpu-type'
+  const given = flag === '--gpus' ? `--gpus ${request.gpuType}:${request.gpus}` : `--gpu-type ${request.gpuType}`
+  return userError(`${machine.name} has no GPU type '${request.gpuType}' on the '${queue}' queue (${given}); its types: ${types.join(', ')}. Change ${flag}.`)
 }
 
 /** Rules 2–13 of the catalog, in order; returns the GPUs as they will be sent. */
@@ -147,8 +151,13 @@ function checkLimits(machine: Machine, q: ResolvedQueue, r: Request): PlanGpus |
   // 11. A GPU type only where there is a choice, and one of the choices.
   if (r.gpuType !== undefined) {
     const types = q.definition.gpu_types
-    if (!types) throw userError(`The '${q.name}' queue offers no choice of GPU type; remove --gpu-type.`)
-    if (!types.includes(r.gpuType)) throw userError(`${machine.name} has these GPU types: ${types.join(', ')}; change --gpu-type.`)
+    if (!types) {
+      if (r.gpuTypeFrom === '--gpus') {
+        throw userError(`The '${q.name}' queue on ${machine.name} offers no choice of GPU type, so --gpus takes a count only: --gpus ${r.gpus}, not '${r.gpuType}:${r.gpus}'.`)
+      }
+      throw userError(`The '${q.name}' queue on ${machine.name} offers no choice of GPU type; remove --gpu-type ${r.gpuType}.`)
+    }
+    if (!types.includes(r.gpuType)) throw unknownGpuType(machine, q.name, types, r)
   }
   // 12. Queue-specific rules, written as data in the machine file.
   if (q.definition.mem_mb === 'forbidden' && r.memMb !== undefined) {

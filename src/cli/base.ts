@@ -40,12 +40,31 @@ function isOclifExit(error: unknown): boolean {
 
 /**
  * Base of every hpc-annex command: `--json` on every verb (oclif prints the
- * value `run()` returns), and failures as one line `Error: ...` with exit
+ * value `run()` returns, with the warnings in it), warnings as one line each,
+ * and failures as one line `Error: ...` with exit
  * status 1 (user error) or 2 (system error) — never a stack trace, unless
  * HPC_ANNEX_DEBUG is set.
  */
 export abstract class AnnexCommand extends Command {
   static override enableJsonFlag = true
+
+  /** What this command warned about, for the --json output. */
+  readonly #warnings: string[] = []
+
+  /** A warning: one line `Warning: ...` on stderr, or, under --json, an entry of `warnings`. */
+  override warn(input: string | Error): string | Error {
+    const text = oneLine(typeof input === 'string' ? input : input.message)
+    if (this.jsonEnabled()) this.#warnings.push(text)
+    else process.stderr.write(`Warning: ${text}\n`)
+    return input
+  }
+
+  /** The --json output: the command's result with every warning in `warnings`. */
+  protected override toSuccessJson(result: unknown): unknown {
+    if (result === null || typeof result !== 'object' || Array.isArray(result)) return result
+    const own = (result as {warnings?: unknown}).warnings
+    return {...result, warnings: [...(Array.isArray(own) ? (own as string[]) : []), ...this.#warnings]}
+  }
 
   override async init(): Promise<void> {
     installInterruptHandler()
@@ -67,7 +86,7 @@ export abstract class AnnexCommand extends Command {
     if (isOclifExit(error)) throw error
     const failure = toFailure(error, this.shape())
     if (this.jsonEnabled()) {
-      this.logJson({error: failure})
+      this.logJson({error: failure, warnings: this.#warnings})
     } else {
       process.stderr.write(`Error: ${failure.message}\n`)
       if (failure.hint) process.stderr.write(`Try: ${failure.hint}\n`)

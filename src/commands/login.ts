@@ -1,11 +1,10 @@
 import {loginTarget} from '../annex/login-target.js'
-import {findSystem, formatProblem, loadCatalog} from '../catalog/index.js'
+import {loadCatalog, requireSystem} from '../catalog/index.js'
 import {AnnexCommand} from '../cli/base.js'
 import {tmpDirFlag} from '../cli/login.js'
 import {Args, Flags} from '../cli/oclif.js'
 import {TerminalInteraction} from '../cli/prompt.js'
 import {loginOverrides} from '../condor/index.js'
-import {userError} from '../errors.js'
 import {shellQuote} from '../quote.js'
 import {OpenSshTransport} from '../ssh/openssh.js'
 
@@ -53,15 +52,8 @@ export default class Login extends AnnexCommand {
 
   async run(): Promise<LoginResult> {
     const {args, flags} = await this.parse(Login)
-    const catalog = loadCatalog()
-    const machine = findSystem(catalog, args.system)
-    if (!machine) {
-      for (const problem of catalog.problems) this.warn(`skipped ${problem.untrusted ? 'an untrusted' : 'an invalid'} machine file: ${formatProblem(problem)}`)
-      throw userError(`Unknown system '${args.system}'; systems: ${[...catalog.systems.keys()].join(', ')}.`)
-    }
     // As create: a machine file another user could have written is refused, not replaced by an earlier definition.
-    const refused = catalog.problems.find((problem) => problem.untrusted && problem.system === machine.key)
-    if (refused) throw userError(`Refusing the machine file for '${machine.key}': ${formatProblem(refused)}.`)
+    const machine = requireSystem(loadCatalog(), args.system)
     // The same login create will use: the flags, else the admin's overrides (none when HTCondor cannot be asked), else the machine file.
     const overrides = await loginOverrides(machine.key).catch(() => ({}))
     const chosen = {

@@ -1,10 +1,9 @@
-import {findSystem, formatProblem, loadCatalog} from '../catalog/index.js'
+import {catalogWarnings, loadCatalog, requireSystem} from '../catalog/index.js'
 import {summarizeSystem, type SystemSummary} from '../catalog/summary.js'
 import {AnnexCommand} from '../cli/base.js'
 import {Args} from '../cli/oclif.js'
 import {formatTable} from '../cli/table.js'
 import {batchSystem} from '../batch/index.js'
-import {userError} from '../errors.js'
 
 function duration(seconds: number): string {
   const hours = seconds / 3600
@@ -42,6 +41,11 @@ export function formatSystem(system: SystemSummary): string {
   return [header, table, ...(shapes.length ? ['Node shapes (chosen by --gpus / --gpu-type):', ...shapes] : [])].join('\n')
 }
 
+/** `systems --json`: the systems (one when a system is named), and the warnings. */
+export interface SystemsResult {
+  systems: SystemSummary[]
+}
+
 export default class Systems extends AnnexCommand {
   static override summary = 'List the HPC systems and their queues, with the limits a request is checked against.'
   static override examples = ['<%= config.bin %> systems', '<%= config.bin %> systems anvil', '<%= config.bin %> systems --json']
@@ -49,19 +53,15 @@ export default class Systems extends AnnexCommand {
     system: Args.string({description: 'Show only this system.'}),
   }
 
-  async run(): Promise<SystemSummary[]> {
+  async run(): Promise<SystemsResult> {
     const {args} = await this.parse(Systems)
     const catalog = loadCatalog()
-    for (const problem of catalog.problems) this.warn(`skipped ${problem.untrusted ? 'an untrusted' : 'an invalid'} machine file: ${formatProblem(problem)}`)
-    let machines = [...catalog.systems.values()]
-    if (args.system !== undefined) {
-      const machine = findSystem(catalog, args.system)
-      if (!machine) throw userError(`Unknown system '${args.system}'; systems: ${[...catalog.systems.keys()].join(', ')}.`)
-      machines = [machine]
-    }
+    // A system asked for: what is wrong with its own file is the error, not a warning.
+    const machines = args.system === undefined ? [...catalog.systems.values()] : [requireSystem(catalog, args.system)]
+    for (const warning of catalogWarnings(catalog, args.system === undefined ? undefined : machines[0]!.key)) this.warn(warning)
     const summaries = machines.map(summarizeSystem)
     this.log(summaries.map(formatSystem).join('\n\n'))
     if (args.system === undefined) this.log('\n* default queue. Ask with: hpc-annex create NAME QUEUE@SYSTEM')
-    return summaries
+    return {systems: summaries}
   }
 }

@@ -175,7 +175,7 @@ describe('machine-specific rules', () => {
     expect(plan('GPU@bridges2', {gpuType: 'v100-16'}).queue.ramPerNode).toBe(196608)
     const noType = rejection('GPU@bridges2', {})
     expect(noType.message).toMatch(/v100-32, v100-16.*--gpu-type/)
-    expect(rejection('GPU@bridges2', {gpus: 'a100:8'}).message).toMatch(/v100-32, v100-16.*--gpu-type/)
+    expect(rejection('GPU@bridges2', {gpus: 'a100:8'}).message).toBe("Bridges-2 has no GPU type 'a100' on the 'GPU' queue (--gpus a100:8); its types: v100-32, v100-16. Change --gpus.")
     expect(rejection('GPU@bridges2', {gpus: 'v100-32:8', gpuType: 'v100-16'}).message).toContain('--gpu-type')
   })
 

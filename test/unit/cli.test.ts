@@ -102,7 +102,7 @@ describe('hpc-annex systems', () => {
     expect(one.stdout).toContain('GPU — v100-32, all 16 GPUs: at most 1 node, 48 cores, 1572864 MB, 16 GPUs')
     expect(one.stdout).not.toContain('Anvil')
     const json = JSON.parse(cli(['systems', 'expanse', '--json']).stdout)
-    expect(json[0].queues.find((q: {name: string}) => q.name === 'gpu')).toMatchObject({gpuCountPer: 'job', gpusPerNode: 4, maxNodes: 4})
+    expect(json.systems[0].queues.find((q: {name: string}) => q.name === 'gpu')).toMatchObject({gpuCountPer: 'job', gpusPerNode: 4, maxNodes: 4})
     expect(cli(['systems', 'nowhere']).status).toBe(1)
   })
 
