@@ -124,6 +124,6 @@ describe('submit --annex-name', () => {
     const result = runCli(['submit', file, '--annex-name', 'alpha', '--json'], fake.env)
     expect(result.status).toBe(0)
     expect(JSON.parse(result.stdout)).toMatchObject({annexName: 'alpha', jobs: 1})
-    expect(runCli(['submit', file], fake.env)).toMatchObject({status: 1, stderr: expect.stringContaining('Missing required flag annex-name')})
+    expect(runCli(['submit', file], fake.env)).toMatchObject({status: 1, stderr: expect.stringContaining('--annex-name is required: add --annex-name NAME')})
   })
 })
