@@ -5,7 +5,7 @@
  * proves that package.json's `files` ship everything the CLI needs.
  */
 import {spawnSync} from 'node:child_process'
-import {mkdtempSync, readdirSync, rmSync} from 'node:fs'
+import {mkdtempSync, readdirSync, readFileSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
@@ -21,6 +21,11 @@ function run(command: string, args: string[], options: {cwd?: string; env?: Node
 }
 
 describe('npm pack, then npm install --global --prefix DIR TARBALL', () => {
+  it('bundles every dependency, by name (dependency-cruiser reads the list, and takes no `true`)', () => {
+    const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as {dependencies: Record<string, string>; bundleDependencies: string[]}
+    expect(pkg.bundleDependencies).toEqual(Object.keys(pkg.dependencies))
+  })
+
   it('installs offline, and hpc-annex on PATH runs --version and a dry run', {timeout: 240_000}, () => {
     // The build in dist/ is what is packed: take the lock others build under, when there is one.
     const flock = run('flock', ['--version']).status === 0
