@@ -13,8 +13,11 @@ export const htcondor: BatchSystem = {
   unpackTarballOnArrival: false,
   detectsLoginOs: false,
   describeRequest(plan: Plan): string {
+    return `submit the pilots with ${this.requestLine(plan)}`
+  },
+  requestLine(plan: Plan): string {
     const size = [plan.cpus && `request_cpus = ${plan.cpus}`, plan.memMb && `request_memory = ${plan.memMb}`].filter(Boolean).join(', ')
-    return `submit the pilots with condor_submit (${size})`
+    return `condor_submit (${size})`
   },
   cancelJob: (jobId) => `condor_rm ${shellQuote(jobId)}`,
   cancelRequest(_annexName, requestId) {

@@ -13,6 +13,9 @@ export const slurm: BatchSystem = {
   unpackTarballOnArrival: true,
   detectsLoginOs: true,
   describeRequest(plan: Plan): string {
+    return `submit: ${this.requestLine(plan)}`
+  },
+  requestLine(plan: Plan): string {
     const parts = [...plan.queueArgument, `--nodes=${plan.nodes}`]
     if (plan.cpus !== undefined) parts.push(`--cpus-per-task=${plan.cpus}`)
     if (plan.memMb !== undefined) parts.push(`--mem=${plan.memMb}M`)
@@ -20,7 +23,7 @@ export const slurm: BatchSystem = {
     if (plan.constraint) parts.push(`--constraint=${plan.constraint}`)
     parts.push(`--time=${Math.ceil(plan.lifetime / 60)}`)
     if (plan.project) parts.push(`--account=${plan.project}`)
-    return `submit: sbatch ${parts.join(' ')}`
+    return `sbatch ${parts.join(' ')}`
   },
   cancelJob: (jobId) => `scancel -- ${shellQuote(jobId)}`,
   cancelRequest(annexName, requestId) {

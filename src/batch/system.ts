@@ -27,6 +27,8 @@ export interface BatchSystem {
   detectsLoginOs: boolean
   /** The request in the batch system's own terms, for the dry-run text. */
   describeRequest(plan: Plan): string
+  /** What is asked of the batch system, as the dry-run text shows it ("sbatch -p wholenode --nodes=2 --time=60"), for --json. */
+  requestLine(plan: Plan): string
   /** A shell command that cancels one batch job by its id. */
   cancelJob(jobId: string): string
   /**

@@ -13,6 +13,10 @@ export interface QueueSummary {
   gpusPerNode?: number
   gpuTypes?: string[]
   gpuCountPer: 'node' | 'job'
+  /** --cpus must be a multiple of this. */
+  cpusMultipleOf?: number
+  /** How the queue takes --mem_mb: as given, refused, or RAM/node sent when it is not given. */
+  memMbFlag: QueueDefinition['mem_mb']
   maxJobsInQueue?: number
   notes: string[]
   shapes: {label: string; maxNodes?: number; coresPerNode?: number; ramPerNodeMb?: number; gpusPerNode?: number}[]
@@ -59,6 +63,8 @@ export function summarizeSystem(machine: Machine): SystemSummary {
         gpusPerNode: q.gpus_per_node,
         gpuTypes: q.gpu_types,
         gpuCountPer: q.gpu_count,
+        cpusMultipleOf: q.cpus_multiple_of,
+        memMbFlag: q.mem_mb,
         maxJobsInQueue: q.max_jobs_in_queue,
         notes,
         shapes: (q.shapes ?? []).map((s) =>

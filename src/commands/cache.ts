@@ -1,4 +1,6 @@
-import {showCache, type CacheResult} from '../annex/cache.js'
+import {showCache} from '../annex/cache.js'
+import {cacheJson} from '../cli/json/project.js'
+import type {CacheOutput} from '../cli/json/schemas.js'
 import {AnnexCommand} from '../cli/base.js'
 import {formatCacheList, formatCachePrune, parseByteCount, parseDays} from '../cli/cache-text.js'
 import {interruptSignal} from '../cli/interrupt.js'
@@ -34,7 +36,7 @@ export default class Cache extends AnnexCommand {
     tmp_dir: tmpDirFlag,
   }
 
-  async run(): Promise<CacheResult> {
+  async run(): Promise<CacheOutput> {
     const {args, flags} = await this.parse(Cache)
     for (const flag of ['older-than', 'keep-bytes', 'dry-run'] as const) {
       if (flags[flag] !== undefined && flags[flag] !== false && !flags.prune) throw userError(`--${flag} goes with --prune; add --prune, or drop --${flag}.`)
@@ -47,13 +49,13 @@ export default class Cache extends AnnexCommand {
       ...(flags['login-name'] === undefined ? {} : {loginName: flags['login-name']}),
       ...(flags['login-host'] === undefined ? {} : {loginHost: flags['login-host']}),
       ...(flags.prune
-        ? {prune: {dryRun: flags['dry-run'], ...(olderThanDays === undefined ? {} : {olderThanDays}), ...(keepBytes === undefined ? {} : {keepBytes})}}
+        ? {prune: {dryRun: flags['dry-run'] === true, ...(olderThanDays === undefined ? {} : {olderThanDays}), ...(keepBytes === undefined ? {} : {keepBytes})}}
         : {}),
       login: loginOptions(flags.ssh, json, flags.tmp_dir),
       signal: interruptSignal(),
     })
     if (!json) this.log(result.prune ? formatCachePrune(result) : formatCacheList(result))
     if ((result.prune?.failed ?? 0) > 0) process.exitCode = 2
-    return result
+    return cacheJson(result)
   }
 }

@@ -1,23 +1,13 @@
 import {loginTarget} from '../annex/login-target.js'
 import {loadCatalog, requireSystem} from '../catalog/index.js'
 import {AnnexCommand} from '../cli/base.js'
+import type {LoginOutput} from '../cli/json/schemas.js'
 import {tmpDirFlag} from '../cli/login.js'
 import {Args, Flags} from '../cli/oclif.js'
 import {TerminalInteraction} from '../cli/prompt.js'
 import {loginOverrides} from '../condor/index.js'
 import {shellQuote} from '../quote.js'
 import {OpenSshTransport} from '../ssh/openssh.js'
-
-export interface LoginResult {
-  system: string
-  host: string
-  user: string
-  controlPath: string
-  /** Seconds the connection stays open after its last use. */
-  persistSeconds: number
-  /** An already running connection was found (nothing was asked). */
-  reused: boolean
-}
 
 function duration(seconds: number): string {
   if (seconds % 3600 === 0) return `${seconds / 3600} h`
@@ -50,7 +40,7 @@ export default class Login extends AnnexCommand {
     persist: Flags.integer({description: 'Seconds the connection stays open after its last use.', helpValue: 'SECONDS', default: 4 * 3600, min: 60}),
   }
 
-  async run(): Promise<LoginResult> {
+  async run(): Promise<LoginOutput> {
     const {args, flags} = await this.parse(Login)
     // As create: a machine file another user could have written is refused, not replaced by an earlier definition.
     const machine = requireSystem(loadCatalog(), args.system)
@@ -72,7 +62,7 @@ export default class Login extends AnnexCommand {
     }
     const resolved = transport.target
     const path = transport.controlPath ?? ''
-    const result: LoginResult = {
+    const result: LoginOutput = {
       system: machine.key,
       host: resolved?.host ?? target.host,
       user: resolved?.user ?? target.user ?? '',

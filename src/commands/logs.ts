@@ -1,4 +1,5 @@
-import {logsFailure, showLogs, type LogsResult} from '../annex/logs.js'
+import {logsFailure, showLogs} from '../annex/logs.js'
+import type {LogsOutput} from '../cli/json/schemas.js'
 import {AnnexCommand} from '../cli/base.js'
 import {interruptSignal} from '../cli/interrupt.js'
 import {loginOptions, sshFlag, tmpDirFlag} from '../cli/login.js'
@@ -29,7 +30,7 @@ export default class Logs extends AnnexCommand {
     lines: Flags.integer({char: 'n', description: 'Last lines of each file; 0 for whole files.', default: 100, min: 0, helpValue: 'N'}),
   }
 
-  async run(): Promise<LogsResult> {
+  async run(): Promise<LogsOutput> {
     const {args, flags} = await this.parse(Logs)
     const json = this.jsonEnabled()
     if (flags.follow && json) throw userError('--follow and --json cannot be used together; drop one of them.')
@@ -50,6 +51,6 @@ export default class Logs extends AnnexCommand {
     const failure = logsFailure(result)
     if (failure && json) process.exitCode = 2
     else if (failure) throw failure
-    return json ? {...result, output: text} : result
+    return {...result, output: text}
   }
 }

@@ -1,4 +1,5 @@
-import {cancelFailures, formatShutdown, shutdownAnnex, type ShutdownResult} from '../annex/shutdown.js'
+import {cancelFailures, formatShutdown, shutdownAnnex} from '../annex/shutdown.js'
+import type {ShutdownOutput} from '../cli/json/schemas.js'
 import {AnnexCommand} from '../cli/base.js'
 import {loginOptions, sshFlag, tmpDirFlag} from '../cli/login.js'
 import {Args, Flags} from '../cli/oclif.js'
@@ -22,7 +23,7 @@ export default class Shutdown extends AnnexCommand {
     tmp_dir: tmpDirFlag,
   }
 
-  async run(): Promise<ShutdownResult> {
+  async run(): Promise<ShutdownOutput> {
     const {args, flags} = await this.parse(Shutdown)
     const result = await shutdownAnnex({
       name: args.name,

@@ -1,6 +1,8 @@
 import {setTimeout as sleep} from 'node:timers/promises'
 
 import {collectStatus, type StatusReport} from '../annex/status.js'
+import {statusJson} from '../cli/json/project.js'
+import type {StatusOutput} from '../cli/json/schemas.js'
 import {formatStatusParagraph, formatStatusTable} from '../cli/status-text.js'
 import {AnnexCommand} from '../cli/base.js'
 import {Args, Flags} from '../cli/oclif.js'
@@ -23,14 +25,14 @@ export default class Status extends AnnexCommand {
     pool: Flags.string({description: 'Annex collector to ask. [default: ANNEX_COLLECTOR]', helpValue: 'ADDRESS'}),
   }
 
-  async run(): Promise<StatusReport> {
+  async run(): Promise<StatusOutput> {
     const {args, flags} = await this.parse(Status)
     const options = {...(args.name === undefined ? {} : {name: args.name}), ...(flags.pool === undefined ? {} : {pool: flags.pool})}
     const show = (report: StatusReport) => (args.name === undefined ? formatStatusTable(report) : formatStatusParagraph(report))
     if (!flags.watch) {
       const report = await collectStatus(options)
       this.log(show(report))
-      return report
+      return statusJson(report)
     }
     if (this.jsonEnabled()) throw userError('--watch and --json cannot be used together; drop one of them.')
     if (!process.stdout.isTTY) throw userError('--watch needs a terminal; drop --watch when the output goes to a file or a pipe.')

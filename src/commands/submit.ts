@@ -1,4 +1,5 @@
-import {submitToAnnex, type SubmitToAnnexResult} from '../annex/submit.js'
+import {submitToAnnex} from '../annex/submit.js'
+import type {SubmitOutput} from '../cli/json/schemas.js'
 import {AnnexCommand} from '../cli/base.js'
 import {Args, Flags} from '../cli/oclif.js'
 
@@ -15,7 +16,7 @@ export default class Submit extends AnnexCommand {
     'annex-name': Flags.string({description: 'The annex the jobs will run on.', required: true, helpValue: 'NAME'}),
   }
 
-  async run(): Promise<SubmitToAnnexResult> {
+  async run(): Promise<SubmitOutput> {
     const {args, flags} = await this.parse(Submit)
     const result = await submitToAnnex({file: args.file, annexName: flags['annex-name']})
     this.log(`${result.jobs} job(s) submitted to cluster ${result.clusterId}, to run on the annex '${result.annexName}'.`)

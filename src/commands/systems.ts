@@ -1,6 +1,7 @@
 import {catalogWarnings, loadCatalog, requireSystem} from '../catalog/index.js'
 import {summarizeSystem, type SystemSummary} from '../catalog/summary.js'
 import {AnnexCommand} from '../cli/base.js'
+import type {SystemsOutput} from '../cli/json/schemas.js'
 import {Args} from '../cli/oclif.js'
 import {formatTable} from '../cli/table.js'
 import {batchSystem} from '../batch/index.js'
@@ -41,11 +42,6 @@ export function formatSystem(system: SystemSummary): string {
   return [header, table, ...(shapes.length ? ['Node shapes (chosen by --gpus / --gpu-type):', ...shapes] : [])].join('\n')
 }
 
-/** `systems --json`: the systems (one when a system is named), and the warnings. */
-export interface SystemsResult {
-  systems: SystemSummary[]
-}
-
 export default class Systems extends AnnexCommand {
   static override summary = 'List the HPC systems and their queues, with the limits a request is checked against.'
   static override examples = ['<%= config.bin %> systems', '<%= config.bin %> systems anvil', '<%= config.bin %> systems --json']
@@ -53,7 +49,7 @@ export default class Systems extends AnnexCommand {
     system: Args.string({description: 'Show only this system.'}),
   }
 
-  async run(): Promise<SystemsResult> {
+  async run(): Promise<SystemsOutput> {
     const {args} = await this.parse(Systems)
     const catalog = loadCatalog()
     // A system asked for: what is wrong with its own file is the error, not a warning.

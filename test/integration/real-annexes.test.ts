@@ -7,7 +7,8 @@
  */
 import {afterAll, afterEach, beforeAll, expect, it} from 'vitest'
 
-import type {ShutdownResult} from '../../src/annex/shutdown.js'
+import type {ShutdownOutput} from '../../src/cli/json/schemas.js'
+import {expectContract} from '../fixtures/json-contract.js'
 
 import {describeOnRealHTCondor} from '../site/helpers.js'
 import {realAnnexSite, until, type RealAnnexSite} from './real-site.js'
@@ -32,7 +33,7 @@ describeOnRealHTCondor('annexes and requests on the loopback site', () => {
 
   const joined = (name: string, nodes: number) =>
     until(`${nodes} node(s) of ${name} joined`, async () => {
-      const annex = (await a.status(name)).find((x) => x.name === name)
+      const annex = (await a.status(name)).find((x) => x.annexName === name)
       return annex && annex.nodes.joined === nodes ? annex : undefined
     }, 90_000)
   const create = async (verb: 'create' | 'add', name: string, extra: string[] = []): Promise<Created> => {
@@ -68,12 +69,12 @@ describeOnRealHTCondor('annexes and requests on the loopback site', () => {
     expect(await ranOn(laterJob)).toBe('alpha')
 
     // Without a name, status shows both annexes.
-    expect((await a.status()).map((x) => x.name).sort()).toEqual(['alpha', 'beta'])
+    expect((await a.status()).map((x) => x.annexName).sort()).toEqual(['alpha', 'beta'])
 
     // Shutting alpha down leaves beta alone.
     const off = await a.cli(['shutdown', 'alpha', '--json'])
     expect(off.code, off.stderr).toBe(0)
-    expect((JSON.parse(off.stdout) as ShutdownResult).told).toHaveLength(2)
+    expect((expectContract('shutdown', off.stdout) as ShutdownOutput).told).toHaveLength(2)
     await until('alpha\'s pilots to leave', () => a.ads('alpha', 'master').length === 0, 60_000)
     await until('alpha\'s batch jobs to end', () => !a.leftovers().jobs.some((j) => j.startsWith('hpc-annex.alpha.')), 60_000)
     expect(a.ads('beta', 'master')).toHaveLength(1)
@@ -94,10 +95,13 @@ describeOnRealHTCondor('annexes and requests on the loopback site', () => {
     const logs = await a.cli(['logs', 'held'])
     expect(logs.code, logs.stderr).toBe(0)
     expect(logs.stdout).toContain(`no logs yet in ${held.pilotDir} (the batch job has not started)`)
+    const logsJson = await a.cli(['logs', 'held', '--json'])
+    expect(logsJson.code, logsJson.stderr).toBe(0)
+    expect(expectContract('logs', logsJson.stdout)).toMatchObject({annexName: 'held', output: expect.stringContaining('no logs yet')})
 
     const off = await a.cli(['shutdown', 'held', '--cancel-pending', '--json'])
     expect(off.code, off.stderr).toBe(0)
-    const result = JSON.parse(off.stdout) as ShutdownResult
+    const result = expectContract('shutdown', off.stdout) as ShutdownOutput
     expect(result.found).toBe(0)
     expect(result.pending).toEqual([expect.objectContaining({requestId: held.requestId, outcome: 'cancelled', batchJobs: [held.batchJobId], pilotDirRemoved: true, stateJobRemoved: true})])
     // The real schedd no longer holds the state job; the site no longer holds the batch job or its pilot directory.

@@ -16,7 +16,8 @@ import {join} from 'node:path'
 
 import {afterAll, beforeAll, expect, it} from 'vitest'
 
-import type {CacheResult} from '../../src/annex/cache.js'
+import type {CacheOutput} from '../../src/cli/json/schemas.js'
+import {expectContract} from '../fixtures/json-contract.js'
 import {describeOnRealHTCondor} from '../site/helpers.js'
 import {realAnnexSite, until, type RealAnnexSite} from './real-site.js'
 
@@ -64,12 +65,12 @@ describeOnRealHTCondor("the login node's cache", () => {
     return made
   }
 
-  const cache = async (args: string[] = []): Promise<CacheResult> => {
+  const cache = async (args: string[] = []): Promise<CacheOutput> => {
     const r = await a.cli(['cache', 'sandbox', ...args, '--json'])
     expect(r.code, r.stdout + r.stderr).toBe(0)
-    return JSON.parse(r.stdout) as CacheResult
+    return expectContract('cache', r.stdout) as CacheOutput
   }
-  const entry = (result: CacheResult, name: string) => result.entries.find((e) => e.name === name)
+  const entry = (result: CacheOutput, name: string) => result.entries.find((e) => e.name === name)
   const onSiteOk = (command: string) => {
     const r = a.onSite(command)
     expect(r.code, r.stderr).toBe(0)
@@ -91,9 +92,9 @@ describeOnRealHTCondor("the login node's cache", () => {
     const listed = await cache()
     expect(listed.system).toBe('sandbox')
     expect(listed.cacheDir).toBe('/home/hpcuser/.hpc-annex/cache')
-    expect(entry(listed, images.large!.sha256)).toMatchObject({kind: 'image', label: 'large.sif', bytes: images.large!.bytes, annexes: ['cache-ended'], usedBy: [], inUse: false})
+    expect(entry(listed, images.large!.sha256)).toMatchObject({kind: 'image', label: 'large.sif', sizeBytes: images.large!.bytes, annexes: ['cache-ended'], usedBy: [], inUse: false})
     expect(entry(listed, images.small!.sha256)).toMatchObject({kind: 'image', label: 'small.sif', annexes: ['cache-ended'], inUse: false})
-    const pilot = {annex: 'cache-running', pilotDir: running.pilotDir}
+    const pilot = {annexName: 'cache-running', pilotDir: running.pilotDir}
     expect(entry(listed, images.running!.sha256)).toMatchObject({kind: 'image', label: 'running.sif', annexes: ['cache-running'], usedBy: [pilot], inUse: true})
     const tarball = sha256Of(a.tarball)
     for (const name of [tarball, `${tarball}.release`]) {
@@ -101,7 +102,7 @@ describeOnRealHTCondor("the login node's cache", () => {
       expect(entry(listed, name)!.usedBy).toContainEqual(pilot)
     }
     expect(entry(listed, `${tarball}.release`)!.kind).toBe('release')
-    expect(listed.totalBytes).toBe(listed.entries.reduce((sum, e) => sum + e.bytes, 0))
+    expect(listed.totalBytes).toBe(listed.entries.reduce((sum, e) => sum + e.sizeBytes, 0))
     expect(listed.totalBytes).toBeGreaterThan(images.large!.bytes)
     expect(listed.fileSystem?.availableBytes).toBeGreaterThan(0)
     const text = await a.cli(['cache', 'sandbox'])

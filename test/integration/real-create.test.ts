@@ -28,7 +28,7 @@ describeOnRealHTCondor('create on the loopback site', () => {
   })
   afterAll(() => a?.close())
 
-  const annex = async (name: string) => (await a.status(name)).find((x) => x.name === name)
+  const annex = async (name: string) => (await a.status(name)).find((x) => x.annexName === name)
 
   it('checks the Access Point, creates a two-node annex whose real pilots run the annex job, and shuts it down', async () => {
     const check = await a.cli(['admin', 'check'])

@@ -13,7 +13,8 @@ import {afterAll, beforeAll, expect, it} from 'vitest'
 
 import type {CheckItem, CheckReport} from '../../src/annex/admin-check.js'
 import {renderMetaknob} from '../../src/annex/metaknob.js'
-import type {AnnexStatus} from '../../src/annex/status.js'
+import type {StatusOutput} from '../../src/cli/json/schemas.js'
+import {expectContract} from '../fixtures/json-contract.js'
 import {configTemplate} from '../../src/condor/index.js'
 import {createFakeCondor} from '../fixtures/fake-condor/index.mjs'
 import {annexCollectorOf, apToolEnv, apUserDir, asApUser, startAccessPoint, stopAccessPoint, type AccessPoint} from '../site/htcondor.js'
@@ -239,10 +240,10 @@ describeOnRealHTCondor('an Access Point without the feature, set up by admin met
     if (ap) await stopAccessPoint(ap)
   })
 
-  const annex = async (name: string): Promise<AnnexStatus | undefined> => {
+  const annex = async (name: string): Promise<StatusOutput['annexes'][number] | undefined> => {
     const r = await a!.cli(['status', name, '--json'])
     if (r.code !== 0) throw new Error(`status failed (${r.code}): ${r.stderr}`)
-    return (JSON.parse(r.stdout) as {annexes: AnnexStatus[]}).annexes.find((x) => x.name === name)
+    return (expectContract('status', r.stdout) as StatusOutput).annexes.find((x) => x.annexName === name)
   }
 
   it('installs the configuration, restarts, passes admin check, and runs a job on an annex whose real pilots join', async () => {

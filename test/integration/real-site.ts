@@ -8,7 +8,8 @@ import {spawn} from 'node:child_process'
 import {chownSync, copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 
-import type {AnnexStatus} from '../../src/annex/status.js'
+import type {StatusOutput} from '../../src/cli/json/schemas.js'
+import {expectContract} from '../fixtures/json-contract.js'
 import {annexCollectorOf, apToolEnv, apUserDir, asApUser, type AccessPoint} from '../site/htcondor.js'
 import {realAccessPoint, runCommand, site, type RunResult, type SiteInfo} from '../site/helpers.js'
 import {ROOT, siteSide, type Leftovers} from './annex-site.js'
@@ -29,7 +30,7 @@ export interface RealAnnexSite {
   /** hpc-annex as a child process, for signals and prompts. */
   start(args: string[], extra?: NodeJS.ProcessEnv): ReturnType<typeof spawn>
   /** `hpc-annex status [NAME] --json`: the annexes it reports. */
-  status(name?: string): Promise<AnnexStatus[]>
+  status(name?: string): Promise<StatusOutput['annexes']>
   /** A real HTCondor tool as the Access Point's user. */
   condor(tool: string, args: string[], input?: string): RunResult
   /** `hpc-annex submit` of a job that prints its host name and sleeps `seconds`, for the annex `name`; its cluster id. */
@@ -94,7 +95,7 @@ export function realAnnexSite(ap: AccessPoint | undefined = realAccessPoint()): 
     async status(name) {
       const r = await cli(['status', ...(name === undefined ? [] : [name]), '--json'])
       if (r.code !== 0) throw new Error(`hpc-annex status failed (${r.code}): ${r.stderr}`)
-      return (JSON.parse(r.stdout) as {annexes: AnnexStatus[]}).annexes
+      return (expectContract('status', r.stdout) as StatusOutput).annexes
     },
     async submitJob(name, seconds = 0) {
       jobNumber += 1

@@ -17,10 +17,12 @@ import {bootstrapCommand, bundleStream, renderFiles, type BundleInputs, type Ren
 import {CACHE_RECENT_SECONDS, cacheEnforceCommand, cacheListCommand, cachePruneCommand, parseCacheReport} from '../../src/backend/cache.js'
 import {loadCatalog, parseMachineFile} from '../../src/catalog/index.js'
 import {formatBytes, formatCacheList, formatCachePrune, parseByteCount, parseDays} from '../../src/cli/cache-text.js'
+import {cacheJson} from '../../src/cli/json/project.js'
 import {projectPath} from '../../src/paths.js'
 import type {ApContext} from '../../src/render/context.js'
 import type {Transport} from '../../src/ssh/transport.js'
 import {createFakeCondor, type FakeCondor} from '../fixtures/fake-condor/index.mjs'
+import {expectContract} from '../fixtures/json-contract.js'
 import {LocalTransport} from '../fixtures/local-transport.js'
 import {runCli} from './helpers/cli.js'
 import {controlLines, fakeCondorTarball, makeStubs, planFor, runBash, sha256, tempDir} from './render-helpers.js'
@@ -160,10 +162,13 @@ describe('the back-end notes what each pilot directory takes from the cache', {t
     expect(byName(listed, `${digest}.release`).bytes).toBeGreaterThan(0)
     expect(listed.totalBytes).toBe(listed.entries.reduce((s, e) => s + e.bytes, 0))
     expect(listed.fileSystem?.bytes).toBeGreaterThan(0)
+    // What `cache --json` prints, in the published shape.
+    expect(expectContract('cache', {...cacheJson(listed), warnings: []})).toMatchObject({totalBytes: listed.totalBytes, fileSystem: {sizeBytes: listed.fileSystem!.bytes}})
 
     // A prune takes the first annex's image only: the rest is the running pilot's.
     const pruned = await cacheOf({dryRun: false})
     expect(pruned.entries.filter((e) => e.decision === 'removed').map((e) => e.name)).toEqual([one.sha256])
+    expectContract('cache', {...cacheJson(pruned), warnings: []})
     expect(entryNames()).toEqual([digest, `${digest}.release`, two.sha256].sort())
     expect(existsSync(join(cache, '.uses', one.sha256))).toBe(false)
   })

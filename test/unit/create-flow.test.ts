@@ -7,9 +7,11 @@ import {afterEach, beforeEach, describe, expect, it} from 'vitest'
 
 import {createAnnex, type CreateRequest} from '../../src/annex/create.js'
 import {describeResult} from '../../src/cli/annex-request.js'
+import {requestResultJson} from '../../src/cli/json/project.js'
 import {AnnexError} from '../../src/errors.js'
 import {sha256File} from '../../src/backend/index.js'
 import {createFakeCondor, type FakeCondor} from '../fixtures/fake-condor/index.mjs'
+import {expectContract} from '../fixtures/json-contract.js'
 import {LocalTransport} from '../fixtures/local-transport.js'
 import {fakeCondorTarball, makeStubs, planFor, tempDir} from './render-helpers.js'
 
@@ -71,7 +73,10 @@ describe('create, end to end against a local "login node"', () => {
     const sif = image('analysis.sif', 2 * 1024 * 1024)
     const job = fake.addJob({TargetAnnexName: 'demo', TransferContainer: true, ContainerImage: 'analysis.sif', Iwd: join(work, 'jobs'), TransferInput: 'analysis.sif,data.txt'})
 
-    const result = await createAnnex(request())
+    const asked = request()
+    const result = await createAnnex(asked)
+    // What `create --json` prints, in the published shape.
+    expectContract('create', {...requestResultJson(asked.plan, result), warnings: result.warnings})
 
     expect(transport.connects).toBe(1)
     expect(transport.commands).toHaveLength(1)

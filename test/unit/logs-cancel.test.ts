@@ -15,6 +15,7 @@ import {batchJobName} from '../../src/render/context.js'
 import type {Transport} from '../../src/ssh/transport.js'
 import {createFakeCondor, type FakeCondor} from '../fixtures/fake-condor/index.mjs'
 import {LocalTransport} from '../fixtures/local-transport.js'
+import {expectContract} from '../fixtures/json-contract.js'
 import {runCli} from './helpers/cli.js'
 import {tempDir} from './render-helpers.js'
 
@@ -277,6 +278,8 @@ describe('logs', () => {
     const o = options()
     const result = await showLogs(o)
     expect(result.requests.map((r) => r.outcome)).toEqual(['shown', 'no-pilot-dir'])
+    // What `logs --json` prints: the result and the text, in the published shape.
+    expectContract('logs', {...result, output: o.text(), warnings: []})
     expect(transports).toHaveLength(1)
     expect(transports[0]!.connects).toBe(1)
     expect(transports[0]!.commands).toHaveLength(1)

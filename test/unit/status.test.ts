@@ -8,6 +8,8 @@ import {aggregateStatus, collectStatus, requestState} from '../../src/annex/stat
 import {formatStatusParagraph, formatStatusTable} from '../../src/cli/status-text.js'
 import {AnnexError} from '../../src/errors.js'
 import {createFakeCondor, type Ad, type FakeCondor} from '../fixtures/fake-condor/index.mjs'
+import type {StatusOutput} from '../../src/cli/json/schemas.js'
+import {expectContract} from '../fixtures/json-contract.js'
 import {runCli} from './helpers/cli.js'
 
 const NOW = 1_800_000_000
@@ -212,8 +214,8 @@ describe('a batch job whose pilots have not joined', () => {
     const one = runCli(['status', 'delta'], env)
     expect(one.status).toBe(0)
     expect(one.stdout).toMatch(/^Request \S+: batch job 4242 was submitted 15 minutes ago and none of its pilots has joined: .* Look at: hpc-annex logs delta$/m)
-    const json = JSON.parse(runCli(['status', 'delta', '--json'], env).stdout) as {annexes: {requestList: {batchJobId?: string; hint?: string; submittedAt?: number}[]}[]}
-    expect(json.annexes[0]!.requestList[0]).toMatchObject({batchJobId: '4242', submittedAt: now - 900, hint: expect.stringMatching(/^batch job 4242 was submitted 15 minutes ago/)})
+    const json = expectContract('status', runCli(['status', 'delta', '--json'], env).stdout) as StatusOutput
+    expect(json.annexes[0]!.requestList[0]).toMatchObject({batchJobId: '4242', submittedEpochSeconds: now - 900, hint: expect.stringMatching(/^batch job 4242 was submitted 15 minutes ago/)})
   })
 })
 
@@ -229,8 +231,8 @@ describe('hpc-annex status', {timeout: 60_000}, () => {
     expect(one.stdout).toContain("Annex 'beta' is not established.")
     const json = runCli(['status', '--json'], env())
     expect(json.status).toBe(0)
-    const report = JSON.parse(json.stdout)
-    expect(report.annexes.map((a: {name: string}) => a.name)).toEqual(['alpha', 'beta', 'gamma'])
+    const report = expectContract('status', json.stdout) as StatusOutput
+    expect(report.annexes.map((a) => a.annexName)).toEqual(['alpha', 'beta', 'gamma'])
     expect(report.annexes[0]).toMatchObject({cpus: {total: 32, busy: 9}, jobs: {total: 3, running: 2}})
   })
 

@@ -1,4 +1,5 @@
-import {checkAp, formatReport, type CheckReport} from '../../annex/admin-check.js'
+import {checkAp, formatReport} from '../../annex/admin-check.js'
+import type {AdminCheckOutput} from '../../cli/json/schemas.js'
 import {apCondor} from '../../annex/admin-condor.js'
 import {AnnexCommand} from '../../cli/base.js'
 
@@ -10,7 +11,7 @@ export default class AdminCheck extends AnnexCommand {
 
   static override examples = ['<%= config.bin %> admin check', '<%= config.bin %> admin check --json']
 
-  async run(): Promise<CheckReport> {
+  async run(): Promise<AdminCheckOutput> {
     await this.parse(AdminCheck)
     const report = await checkAp(apCondor())
     this.log(formatReport(report))

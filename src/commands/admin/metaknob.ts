@@ -1,15 +1,9 @@
 import {type AdminCondor, apCondor} from '../../annex/admin-condor.js'
-import {chooseMetaknob, defaultConfigDir, installMetaknob, type InstallResult} from '../../annex/metaknob.js'
+import {chooseMetaknob, defaultConfigDir, installMetaknob} from '../../annex/metaknob.js'
 import {AnnexCommand} from '../../cli/base.js'
+import type {AdminMetaknobOutput} from '../../cli/json/schemas.js'
 import {Args, Flags} from '../../cli/oclif.js'
 import {userError} from '../../errors.js'
-
-export interface MetaknobResult {
-  content: string
-  /** True when the content is this HTCondor's own `use feature:HPC_ANNEX`. */
-  builtin: boolean
-  install?: InstallResult
-}
 
 export default class AdminMetaknob extends AnnexCommand {
   static override summary = 'Print, or install, the Access Point configuration that HPC annexes need.'
@@ -36,7 +30,7 @@ export default class AdminMetaknob extends AnnexCommand {
     'prefer-builtin': Flags.boolean({description: 'Use this HTCondor\'s own `use feature:HPC_ANNEX` when it has one.'}),
   }
 
-  async run(): Promise<MetaknobResult> {
+  async run(): Promise<AdminMetaknobOutput> {
     const {args, flags} = await this.parse(AdminMetaknob)
     if (args.dir !== undefined && !flags.install) {
       throw userError(`A directory (${args.dir}) is only taken with --install.`, `hpc-annex admin metaknob --install ${args.dir}`)

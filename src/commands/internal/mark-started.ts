@@ -1,4 +1,6 @@
-import {markStarted, type MarkStartedResult} from '../../annex/mark-started.js'
+import {markStarted} from '../../annex/mark-started.js'
+import {markStartedJson} from '../../cli/json/project.js'
+import type {MarkStartedOutput} from '../../cli/json/schemas.js'
 import {AnnexCommand} from '../../cli/base.js'
 import {Args} from '../../cli/oclif.js'
 import {userError} from '../../errors.js'
@@ -12,11 +14,11 @@ export default class MarkStarted extends AnnexCommand {
     job: Args.string({description: 'The state job, CLUSTER.PROC.', required: true}),
   }
 
-  async run(): Promise<MarkStartedResult> {
+  async run(): Promise<MarkStartedOutput> {
     const {args} = await this.parse(MarkStarted)
     if (!/^\d+\.\d+$/.test(args.job)) throw userError(`The job id '${args.job}' is not CLUSTER.PROC.`)
     const result = await markStarted(args.job)
     this.log(result.marked ? `${result.requestId}: started at ${result.startTime}` : `${result.requestId}: ${result.startTime === undefined ? 'no pilot yet' : 'already started'}`)
-    return result
+    return markStartedJson(result)
   }
 }

@@ -1,0 +1,153 @@
+/**
+ * Each verb's --json output, made from what the verb computed: field by
+ * field, so that nothing internal reaches it, in the names and units of
+ * ./schemas.ts (whose types these return).
+ */
+import type {CacheResult} from '../../annex/cache.js'
+import type {CreateResult} from '../../annex/create.js'
+import type {MarkStartedResult} from '../../annex/mark-started.js'
+import type {StatusReport} from '../../annex/status.js'
+import {batchSystem} from '../../batch/index.js'
+import type {Plan} from '../../catalog/index.js'
+import type {CacheOutput, DryRunOutput, MarkStartedOutput, RequestResultOutput, StatusOutput} from './schemas.js'
+
+type RequestFields = Omit<DryRunOutput, 'dryRun'>
+
+/** What a create or add asks for, as --dry-run shows it and a real request reports it. */
+function requestFields(verb: 'create' | 'add', plan: Plan): RequestFields {
+  const {system, queue} = plan
+  return {
+    verb,
+    annexName: plan.annexName,
+    system: {key: system.key, name: system.name, batch: system.batch, source: system.source},
+    queue: {
+      name: queue.name,
+      allocation: queue.allocation,
+      maxNodes: queue.maxNodes,
+      maxDurationSeconds: queue.maxDuration,
+      coresPerNode: queue.coresPerNode,
+      ramPerNodeMb: queue.ramPerNode,
+      gpusPerNode: queue.gpusPerNode,
+      maxJobsInQueue: queue.maxJobsInQueue,
+    },
+    nodes: plan.nodes,
+    cpus: plan.cpus,
+    memMb: plan.memMb,
+    gpus: plan.gpus && {perNode: plan.gpus.perNode, count: plan.gpus.count, countPer: plan.gpus.countPer, type: plan.gpus.type, flag: plan.gpus.flag, value: plan.gpus.value},
+    lifetimeSeconds: plan.lifetime,
+    idleTimeSeconds: plan.idleTime,
+    project: plan.project,
+    constraint: plan.constraint,
+    login: {host: plan.login.host, user: plan.login.user},
+    pool: plan.pool,
+    owners: plan.owners,
+    tokenFile: plan.tokenFile,
+    passwordFile: plan.passwordFile,
+    tmpDir: plan.tmpDir,
+    htcondor: {version: plan.htcondor.version, tarballs: plan.htcondor.tarballs.map((t) => ({os: t.os, url: t.url, sha256: t.sha256}))},
+    pilotJob: plan.pilotJob && {
+      requirements: plan.pilotJob.requirements,
+      containerImage: plan.pilotJob.containerImage,
+      containerOs: plan.pilotJob.containerOs,
+      diskPerCpuMb: plan.pilotJob.diskPerCpuMb,
+      defaultCpus: plan.pilotJob.defaultCpus,
+      defaultMemMb: plan.pilotJob.defaultMemMb,
+    },
+    batchRequest: batchSystem(plan.system.batch).requestLine(plan),
+    staging: plan.staging,
+  }
+}
+
+export function dryRunJson(verb: 'create' | 'add', plan: Plan): DryRunOutput {
+  return {dryRun: true, ...requestFields(verb, plan)}
+}
+
+export function requestResultJson(plan: Plan, result: CreateResult): RequestResultOutput {
+  return {
+    dryRun: false,
+    ...requestFields(result.verb, plan),
+    requestId: result.requestId,
+    stateJobId: result.stateJobId,
+    batchJobId: result.batchJobId,
+    pilotDir: result.pilotDir,
+    loginHost: result.loginHost,
+    images: result.images.map((i) => ({name: i.name, sha256: i.sha256, sizeBytes: i.bytes, sent: i.sent})),
+    sentBytes: result.bytesSent,
+    remoteCommands: result.remoteCommands,
+    bundleFile: result.bundleFile,
+    warnings: result.warnings,
+  }
+}
+
+export function statusJson(report: StatusReport): StatusOutput {
+  return {
+    annexName: report.name,
+    annexes: report.annexes.map((annex) => ({
+      annexName: annex.name,
+      established: annex.established,
+      nodes: {requested: annex.nodes.requested, joined: annex.nodes.joined},
+      cpus: {total: annex.cpus.total, busy: annex.cpus.busy},
+      jobs: {total: annex.jobs.total, running: annex.jobs.running},
+      requests: {total: annex.requests.total, pending: annex.requests.pending, active: annex.requests.active, retired: annex.requests.retired},
+      oldest: annex.oldest && {requestId: annex.oldest.requestId, ageSeconds: annex.oldest.ageSeconds, retiresInSeconds: annex.oldest.retiresInSeconds},
+      youngest: annex.youngest && {requestId: annex.youngest.requestId, ageSeconds: annex.youngest.ageSeconds, retiresInSeconds: annex.youngest.retiresInSeconds},
+      requestList: annex.requestList.map((r) => ({
+        requestId: r.requestId,
+        stateJobId: r.jobId,
+        state: r.state,
+        batchJobId: r.batchJobId,
+        nodesRequested: r.nodesRequested,
+        lifetimeSeconds: r.lifetime,
+        nodesJoined: r.nodesJoined,
+        cpus: r.cpus,
+        busyCpus: r.busyCpus,
+        firstStartEpochSeconds: r.firstStart,
+        lastStartEpochSeconds: r.lastStart,
+        submittedEpochSeconds: r.submittedAt,
+        hint: r.hint,
+      })),
+    })),
+    timeEpochSeconds: report.time,
+  }
+}
+
+export function cacheJson(result: CacheResult): CacheOutput {
+  const fs = result.fileSystem
+  return {
+    system: result.system,
+    login: result.login,
+    cacheDir: result.cacheDir,
+    exists: result.exists,
+    nowEpochSeconds: result.now,
+    totalBytes: result.totalBytes,
+    entries: result.entries.map((e) => ({
+      name: e.name,
+      kind: e.kind,
+      sizeBytes: e.bytes,
+      lastUseEpochSeconds: e.lastUse,
+      label: e.label,
+      annexes: e.annexes,
+      usedBy: e.usedBy.map((use) => ({annexName: use.annex, pilotDir: use.pilotDir})),
+      links: e.links,
+      inUse: e.inUse,
+      decision: e.decision,
+      reason: e.reason,
+    })),
+    quota: result.quota,
+    fileSystem: fs && {name: fs.name, sizeBytes: fs.bytes, usedBytes: fs.usedBytes, availableBytes: fs.availableBytes, mountedOn: fs.mountedOn},
+    prune: result.prune && {
+      dryRun: result.prune.dryRun,
+      olderThanDays: result.prune.olderThanDays,
+      keepBytes: result.prune.keepBytes,
+      removed: result.prune.removed,
+      removedBytes: result.prune.removedBytes,
+      kept: result.prune.kept,
+      failed: result.prune.failed,
+      totalBytesAfter: result.prune.totalBytesAfter,
+    },
+  }
+}
+
+export function markStartedJson(result: MarkStartedResult): MarkStartedOutput {
+  return {stateJobId: result.jobId, requestId: result.requestId, startEpochSeconds: result.startTime, marked: result.marked}
+}

@@ -1,0 +1,374 @@
+/**
+ * The --json output of every verb: one schema each, the stable interface
+ * for scripts. The types the commands return are inferred from these schemas
+ * (src/cli/json/project.ts builds them), so the code cannot print a field
+ * the schema does not have; `hpc-annex schema VERB` prints the JSON Schema
+ * made from them, and docs/json/ holds a copy of each.
+ *
+ * The rules every schema follows:
+ * - camelCase names; a quantity ends in its unit (`lifetimeSeconds`,
+ *   `ramPerNodeMb`, `sentBytes`), a moment in `EpochSeconds` (seconds since
+ *   1970-01-01 UTC); a count is a plural noun (`nodes`, `jobs`);
+ * - every object is closed (no field beyond the schema's) and holds what the
+ *   user asked about, never the tool's internals;
+ * - `warnings` (strings, possibly empty) in every output: what a run warned
+ *   about reaches scripts too;
+ * - a failure is `{error: {message, exitCode, hint?}, warnings}`.
+ *
+ * These use zod 4 ('zod/v4'), for its JSON Schema output; only the `schema`
+ * verb and the tests load them: a command imports their types alone.
+ */
+import {z} from 'zod/v4'
+
+const warnings = z.array(z.string()).describe('What the run warned about (one line each); empty when nothing.')
+const count = z.number().int().nonnegative()
+const seconds = z.number().int()
+const epochSeconds = z.number().int().describe('Seconds since 1970-01-01 UTC.')
+
+// --- systems ---------------------------------------------------------------
+
+const shape = z.strictObject({
+  label: z.string(),
+  maxNodes: count.optional(),
+  coresPerNode: count.optional(),
+  ramPerNodeMb: count.optional(),
+  gpusPerNode: count.optional(),
+})
+
+export const queueSummaryJson = z.strictObject({
+  name: z.string(),
+  default: z.boolean().describe('The system\'s default queue.'),
+  allocation: z.enum(['node', 'cores_or_ram', 'gpu-shared']).describe('node: whole nodes (--nodes); cores_or_ram: a share of a node (--cpus, --mem_mb); gpu-shared: a share by GPUs (--gpus).'),
+  maxNodes: count,
+  maxDurationSeconds: seconds,
+  coresPerNode: count.optional(),
+  ramPerNodeMb: count.optional(),
+  gpusPerNode: count.optional(),
+  gpuTypes: z.array(z.string()).optional().describe('The GPU types --gpu-type chooses from; absent: no choice.'),
+  gpuCountPer: z.enum(['node', 'job']).describe('Whether the GPU count is sent per node or for the whole job.'),
+  cpusMultipleOf: count.optional().describe('--cpus must be a multiple of this.'),
+  memMbFlag: z.enum(['allowed', 'forbidden', 'node-default']).describe('allowed: --mem_mb as given; forbidden: no --mem_mb (memory follows the CPUs); node-default: RAM/node is sent when --mem_mb is not given.'),
+  maxJobsInQueue: count.optional(),
+  notes: z.array(z.string()).describe('The same facts in words, for people.'),
+  shapes: z.array(shape).describe('Node variants, chosen by --gpus / --gpu-type.'),
+})
+
+export const systemSummaryJson = z.strictObject({
+  key: z.string().describe('What QUEUE@SYSTEM names.'),
+  name: z.string(),
+  host: z.string().describe('The login node.'),
+  batch: z.enum(['slurm', 'htcondor']),
+  defaultQueue: z.string(),
+  projectRequired: z.boolean(),
+  source: z.string().describe('The machine file it came from.'),
+  queues: z.array(queueSummaryJson),
+})
+
+export const systemsJson = z.strictObject({systems: z.array(systemSummaryJson), warnings})
+
+// --- create and add ----------------------------------------------------------
+
+const gpus = z.strictObject({
+  perNode: count,
+  count: count.describe('The count sent to the batch system: per node, or for the whole job (countPer).'),
+  countPer: z.enum(['node', 'job']),
+  type: z.string().optional(),
+  flag: z.string().describe('The batch system option, e.g. --gpus-per-node.'),
+  value: z.string().describe('Its value as sent, e.g. 4 or v100-32:16.'),
+})
+
+const requestFields = {
+  verb: z.enum(['create', 'add']),
+  annexName: z.string(),
+  system: z.strictObject({key: z.string(), name: z.string(), batch: z.enum(['slurm', 'htcondor']), source: z.string()}),
+  queue: z.strictObject({
+    name: z.string(),
+    allocation: z.enum(['node', 'cores_or_ram', 'gpu-shared']),
+    maxNodes: count,
+    maxDurationSeconds: seconds,
+    coresPerNode: count.optional(),
+    ramPerNodeMb: count.optional(),
+    gpusPerNode: count.optional(),
+    maxJobsInQueue: count.optional(),
+  }),
+  nodes: count,
+  cpus: count.optional().describe('CPUs per node (shared-node queues).'),
+  memMb: count.optional().describe('Memory per node sent to the batch system.'),
+  gpus: gpus.optional(),
+  lifetimeSeconds: seconds,
+  idleTimeSeconds: seconds,
+  project: z.string().optional(),
+  constraint: z.string().optional().describe('The SLURM --constraint sent.'),
+  login: z.strictObject({host: z.string(), user: z.string().optional()}),
+  pool: z.string().optional().describe('--pool; absent: the Access Point\'s ANNEX_COLLECTOR.'),
+  owners: z.array(z.string()),
+  tokenFile: z.string().optional(),
+  passwordFile: z.string().optional(),
+  tmpDir: z.string().optional(),
+  htcondor: z.strictObject({
+    version: z.string(),
+    tarballs: z.array(z.strictObject({os: z.string(), url: z.string(), sha256: z.string().optional()})),
+  }),
+  pilotJob: z
+    .strictObject({
+      requirements: z.string().optional(),
+      containerImage: z.string().optional(),
+      containerOs: z.string().optional(),
+      diskPerCpuMb: count.optional(),
+      defaultCpus: count,
+      defaultMemMb: count,
+    })
+    .optional()
+    .describe('HTCondor-batch systems: the pilot job\'s site policy.'),
+  batchRequest: z.string().describe('What is asked of the batch system, as the text shows it, e.g. "sbatch -p wholenode --nodes=2 --time=60".'),
+  staging: z.array(z.string()).describe('What travels to the login node, in words.'),
+}
+
+const image = z.strictObject({
+  name: z.string(),
+  sha256: z.string(),
+  sizeBytes: count,
+  sent: z.boolean().describe('False when the login node had it cached.'),
+})
+
+export const dryRunJson = z.strictObject({dryRun: z.literal(true), ...requestFields, warnings})
+
+export const requestResultJson = z.strictObject({
+  dryRun: z.literal(false),
+  ...requestFields,
+  requestId: z.string().describe('The state job\'s GlobalJobID; the batch job carries it.'),
+  stateJobId: z.string(),
+  batchJobId: z.string().optional(),
+  pilotDir: z.string().optional(),
+  loginHost: z.string().optional(),
+  images: z.array(image),
+  sentBytes: count.describe('Bytes sent over the connection.'),
+  remoteCommands: count.describe('Commands run on the login node after the login.'),
+  bundleFile: z.string().optional().describe('--bundle: the file written.'),
+  notices: z.array(z.string()).optional().describe('What the run did besides, worth knowing (one line each).'),
+  warnings,
+})
+
+export const createJson = z.discriminatedUnion('dryRun', [dryRunJson, requestResultJson])
+
+// --- status --------------------------------------------------------------------
+
+const requestStatus = z.strictObject({
+  requestId: z.string(),
+  stateJobId: z.string().optional().describe('Absent for a request seen only through its pilots.'),
+  state: z.enum(['requested', 'submitting', 'submitted', 'granted']).optional(),
+  batchJobId: z.string().optional(),
+  nodesRequested: count,
+  lifetimeSeconds: seconds.optional(),
+  nodesJoined: count,
+  cpus: count,
+  busyCpus: count,
+  firstStartEpochSeconds: epochSeconds.optional(),
+  lastStartEpochSeconds: epochSeconds.optional(),
+  submittedEpochSeconds: epochSeconds.optional(),
+  hint: z.string().optional().describe('Why no pilot has joined, when the batch job was submitted a while ago.'),
+})
+
+const established = z.strictObject({requestId: z.string(), ageSeconds: seconds, retiresInSeconds: seconds.optional()})
+
+const annexStatus = z.strictObject({
+  annexName: z.string(),
+  established: z.boolean(),
+  nodes: z.strictObject({requested: count, joined: count}),
+  cpus: z.strictObject({total: count, busy: count}),
+  jobs: z.strictObject({total: count, running: count}),
+  requests: z.strictObject({total: count, pending: count, active: count, retired: count}),
+  oldest: established.optional(),
+  youngest: established.optional(),
+  requestList: z.array(requestStatus),
+})
+
+export const statusJson = z.strictObject({
+  annexName: z.string().optional().describe('The annex asked about, if one was.'),
+  annexes: z.array(annexStatus),
+  timeEpochSeconds: epochSeconds.describe('When the report was made.'),
+  warnings,
+})
+
+// --- shutdown, logs, submit, login -----------------------------------------------
+
+const cancelReport = z.strictObject({
+  requestId: z.string(),
+  stateJobId: z.string(),
+  system: z.string().optional(),
+  loginHost: z.string().optional(),
+  outcome: z.enum(['cancelled', 'not-queued', 'unreachable', 'failed']),
+  batchJobs: z.array(z.string()).describe('Batch job ids cancelled.'),
+  detail: z.string().optional(),
+  pilotDirRemoved: z.boolean().optional(),
+  stateJobRemoved: z.boolean(),
+})
+
+export const shutdownJson = z.strictObject({
+  annexName: z.string(),
+  found: count.describe('Pilots (master ads) of the annex found in the annex collector.'),
+  told: z.array(z.string()).describe('The pilots told to shut down.'),
+  pending: z.array(cancelReport).optional().describe('With --cancel-pending: each request whose pilots had not joined.'),
+  notices: z.array(z.string()).optional().describe('What the run did besides, worth knowing (one line each).'),
+  warnings,
+})
+
+export const logsJson = z.strictObject({
+  annexName: z.string(),
+  requests: z.array(
+    z.strictObject({
+      requestId: z.string(),
+      stateJobId: z.string(),
+      pilotDir: z.string().optional(),
+      loginHost: z.string().optional(),
+      outcome: z.enum(['shown', 'no-pilot-dir', 'refused', 'gone', 'failed', 'unreachable']),
+      detail: z.string().optional(),
+    }),
+  ),
+  output: z.string().describe('Everything the logs printed.'),
+  warnings,
+})
+
+export const submitJson = z.strictObject({annexName: z.string(), clusterId: count, jobs: count, warnings})
+
+export const loginJson = z.strictObject({
+  system: z.string(),
+  host: z.string(),
+  user: z.string(),
+  controlPath: z.string().describe('The OpenSSH master socket (<tmp_dir>/master-%C), shared with htcondor annex.'),
+  persistSeconds: seconds,
+  reused: z.boolean().describe('An open connection was found; nothing was asked.'),
+  warnings,
+})
+
+// --- cache -------------------------------------------------------------------------
+
+const cacheEntry = z.strictObject({
+  name: z.string(),
+  kind: z.enum(['tarball', 'image', 'object', 'release', 'temporary', 'other']),
+  sizeBytes: count,
+  lastUseEpochSeconds: epochSeconds.describe('The login node\'s clock.'),
+  label: z.string().optional(),
+  annexes: z.array(z.string()),
+  usedBy: z.array(z.strictObject({annexName: z.string(), pilotDir: z.string()})),
+  links: count,
+  inUse: z.boolean(),
+  decision: z.enum(['removed', 'would-remove', 'kept', 'failed']).optional(),
+  reason: z.enum(['in-use', 'linked', 'recent', 'within-limit', 'temporary', 'other']).optional(),
+})
+
+export const cacheJson = z.strictObject({
+  system: z.string(),
+  login: z.string().describe('user@host'),
+  cacheDir: z.string(),
+  exists: z.boolean(),
+  nowEpochSeconds: epochSeconds.describe('The login node\'s clock when it looked.'),
+  totalBytes: count,
+  entries: z.array(cacheEntry),
+  quota: z.array(z.string()).describe('What quota -s printed there.'),
+  fileSystem: z.strictObject({name: z.string(), sizeBytes: count, usedBytes: count, availableBytes: count, mountedOn: z.string()}).optional(),
+  prune: z
+    .strictObject({
+      dryRun: z.boolean(),
+      olderThanDays: z.number().nonnegative().optional(),
+      keepBytes: count.optional(),
+      removed: count,
+      removedBytes: count,
+      kept: count,
+      failed: count,
+      totalBytesAfter: count,
+    })
+    .optional(),
+  warnings,
+})
+
+// --- admin -----------------------------------------------------------------------------
+
+export const adminCheckJson = z.strictObject({
+  ok: z.boolean().describe('No item is missing.'),
+  items: z.array(
+    z.strictObject({
+      id: z.string(),
+      title: z.string(),
+      status: z.enum(['ok', 'missing', 'unchecked', 'warning']),
+      detail: z.string(),
+      fix: z.string().optional(),
+    }),
+  ),
+  warnings,
+})
+
+export const adminMetaknobJson = z.strictObject({
+  content: z.string(),
+  builtin: z.boolean().describe('The content is this HTCondor\'s own `use feature:HPC_ANNEX`.'),
+  install: z.strictObject({path: z.string(), action: z.enum(['created', 'unchanged', 'replaced']), backup: z.string().optional()}).optional(),
+  warnings,
+})
+
+export const markStartedJson = z.strictObject({
+  stateJobId: z.string(),
+  requestId: z.string(),
+  startEpochSeconds: epochSeconds.optional(),
+  marked: z.boolean(),
+  warnings,
+})
+
+// --- failures -----------------------------------------------------------------------------
+
+export const errorJson = z.strictObject({
+  error: z.strictObject({
+    message: z.string().describe('One line: what is wrong and what to change.'),
+    exitCode: z.union([z.literal(1), z.literal(2), z.literal(129), z.literal(130), z.literal(143)]).describe('1: the input; 2: something outside; 129/130/143: a signal.'),
+    hint: z.string().optional().describe('A next step to try.'),
+  }),
+  warnings,
+})
+
+/** Each verb's output, by the verb as typed; `error` is every verb's failure. */
+export const VERB_SCHEMAS = {
+  create: createJson,
+  add: createJson,
+  status: statusJson,
+  shutdown: shutdownJson,
+  systems: systemsJson,
+  login: loginJson,
+  logs: logsJson,
+  submit: submitJson,
+  cache: cacheJson,
+  'admin check': adminCheckJson,
+  'admin metaknob': adminMetaknobJson,
+  'internal mark-started': markStartedJson,
+  error: errorJson,
+} as const
+
+export type SchemaName = keyof typeof VERB_SCHEMAS
+
+/** The outputs `hpc-annex schema` prints and docs/json/ holds: every verb's but the hidden one the state job runs. */
+export const PUBLISHED_SCHEMAS = (Object.keys(VERB_SCHEMAS) as SchemaName[]).filter((name) => !name.startsWith('internal '))
+
+/** docs/json/'s file for an output: `admin check` is admin-check.schema.json. */
+export function schemaFileName(name: SchemaName): string {
+  return `${name.replaceAll(' ', '-')}.schema.json`
+}
+
+/** The JSON Schema (draft 2020-12) of a verb's output. */
+export function jsonSchema(name: SchemaName): Record<string, unknown> {
+  const title = name === 'error' ? 'hpc-annex --json: a failure, of any verb' : `hpc-annex ${name} --json`
+  return z.toJSONSchema(VERB_SCHEMAS[name].meta({title}), {target: 'draft-2020-12'}) as Record<string, unknown>
+}
+
+/** What the commands return: the output without `warnings`, which every command adds (src/cli/base.ts). */
+export type Output<S extends z.ZodType> = Omit<z.infer<S>, 'warnings'> & {warnings?: string[]}
+export type SystemsOutput = Output<typeof systemsJson>
+export type DryRunOutput = Omit<z.infer<typeof dryRunJson>, 'warnings'>
+export type RequestResultOutput = Omit<z.infer<typeof requestResultJson>, 'warnings'> & {warnings: string[]}
+export type CreateOutputJson = DryRunOutput | RequestResultOutput
+export type StatusOutput = Output<typeof statusJson>
+export type ShutdownOutput = Output<typeof shutdownJson>
+export type LogsOutput = Output<typeof logsJson>
+export type SubmitOutput = Output<typeof submitJson>
+export type LoginOutput = Output<typeof loginJson>
+export type CacheOutput = Output<typeof cacheJson>
+export type AdminCheckOutput = Output<typeof adminCheckJson>
+export type AdminMetaknobOutput = Output<typeof adminMetaknobJson>
+export type MarkStartedOutput = Output<typeof markStartedJson>
