@@ -1,7 +1,7 @@
 import {AnnexError, oneLine, type ExitCode} from '../errors.js'
 import {installInterruptHandler} from './interrupt.js'
 import {Command} from './oclif.js'
-import {parseErrorMessage, type CommandShape} from './parse-errors.js'
+import type {CommandShape} from './parse-errors.js'
 
 /** What the user sees when a command fails: one line, and an exit code. */
 export interface Failure {
@@ -16,7 +16,7 @@ export interface Failure {
  * (exit 1), said in hpc-annex's words when the command's shape is known
  * (else their first lines); anything else is a system error.
  */
-export function toFailure(error: unknown, shape?: CommandShape): Failure {
+export function toFailure(error: unknown, explain?: (error: unknown) => string | undefined): Failure {
   if (error instanceof AnnexError) {
     // A flag's own parser threw it: oclif put "Parsing --FLAG" before it and "See more help" after.
     const message = error.message.replace(/^Parsing --\S+\s*\n\t/, '').replace(/\nSee more help with --help$/, '')
@@ -25,7 +25,7 @@ export function toFailure(error: unknown, shape?: CommandShape): Failure {
   const err = error as {message?: unknown; oclif?: {exit?: number}; name?: string}
   const text = typeof err?.message === 'string' ? err.message : String(error)
   if (err?.oclif !== undefined) {
-    const rewritten = shape === undefined ? undefined : parseErrorMessage(error, shape)
+    const rewritten = explain?.(error)
     if (rewritten !== undefined) return {message: rewritten, exitCode: 1}
     // Keep what oclif says about the problem, not its "See more help" trailer.
     const lines = text.split('\n').filter((line) => line.trim() !== '' && !/^See more help/.test(line.trim()))
@@ -84,7 +84,10 @@ export abstract class AnnexCommand extends Command {
 
   protected override async catch(error: Error & {exitCode?: number}): Promise<unknown> {
     if (isOclifExit(error)) throw error
-    const failure = toFailure(error, this.shape())
+    // Loaded only for a failure: a command that succeeds starts without it.
+    const {parseErrorMessage} = await import('./parse-errors.js')
+    const shape = this.shape()
+    const failure = toFailure(error, (parseError) => parseErrorMessage(parseError, shape))
     if (this.jsonEnabled()) {
       this.logJson({error: failure, warnings: this.#warnings})
     } else {
