@@ -11,6 +11,11 @@
  * directory is its own (else a pilot would get in as the site's user by
  * file system instead of by its token), and its ports are chosen free (test
  * runs of other checkouts may run their own).
+ *
+ * The benchmarks (bench/create.bench.js) run one too, with two options the
+ * tests do not use: another account (`user`), and a network namespace
+ * (`netns`, the workstation side of bench/net.sh's emulated link) that its
+ * daemons and asApUser's tools enter.
  */
 import {execFileSync, spawn, spawnSync} from 'node:child_process'
 import {createHash} from 'node:crypto'
@@ -99,6 +104,8 @@ export interface AccessPoint {
   /** Whether the configuration has `use feature:HPC_ANNEX`. */
   feature: boolean
   masterPid: number
+  /** The network namespace (`ip netns`) it runs in, when not this machine's own. */
+  netns?: string
 }
 
 /** The account for test Access Points: made once, unprivileged, not named condor. */
@@ -125,12 +132,22 @@ export function apToolEnv(ap: AccessPoint, base: NodeJS.ProcessEnv = process.env
   return {...base, CONDOR_CONFIG: ap.configFile, PATH: `${bin}:${base.PATH ?? '/usr/bin:/bin'}`}
 }
 
+/**
+ * A program run as the Access Point's user: with `uid`/`gid`, or, in a
+ * network namespace, through `nsenter` (which must start as root), which
+ * enters it and then takes the user's ids (and no supplementary groups).
+ */
+export function apUserCommand(ap: Pick<AccessPoint, 'uid' | 'gid' | 'netns'>, program: string, args: string[]): {command: string; args: string[]; ids: {uid?: number; gid?: number}} {
+  if (ap.netns === undefined) return {command: program, args, ids: {uid: ap.uid, gid: ap.gid}}
+  return {command: 'nsenter', args: [`--net=/run/netns/${ap.netns}`, '-S', String(ap.uid), '-G', String(ap.gid), program, ...args], ids: {}}
+}
+
 /** Runs an HTCondor tool (or any program) as the Access Point's user, to its end. */
 export function asApUser(ap: AccessPoint, program: string, args: string[], options: {env?: NodeJS.ProcessEnv; input?: string; cwd?: string} = {}) {
-  const r = spawnSync(program, args, {
+  const run = apUserCommand(ap, program, args)
+  const r = spawnSync(run.command, run.args, {
     env: options.env ?? apToolEnv(ap),
-    uid: ap.uid,
-    gid: ap.gid,
+    ...run.ids,
     cwd: options.cwd ?? ap.dir,
     encoding: 'utf8',
     input: options.input ?? '',
@@ -151,16 +168,20 @@ export interface AccessPointOptions {
   feature?: boolean
   /** Appended to the main configuration file. */
   extraConfig?: string
+  /** The unprivileged account that runs it (made when missing); AP_USER unless said. */
+  user?: string
+  /** A network namespace (`ip netns`) to run it in; asApUser's tools enter it too. */
+  netns?: string
 }
 
 /**
  * Starts a personal pool (collector, negotiator, schedd; with the feature, the
- * AP collector too) as AP_USER and waits, boundedly, until its schedd answers
- * (and is in the annex collector).
+ * AP collector too) as its user (AP_USER unless said) and waits, boundedly,
+ * until its schedd answers (and is in the annex collector).
  */
 export async function startAccessPoint(options: AccessPointOptions): Promise<AccessPoint> {
-  const {release, name = 'ap', feature = true, extraConfig = ''} = options
-  const {uid, gid} = ensureApUser()
+  const {release, name = 'ap', feature = true, extraConfig = '', user = AP_USER, netns} = options
+  const {uid, gid} = ensureApUser(user)
   const dir = join(SITE_DIR, 'ap', `${process.pid}-${name}`)
   rmSync(dir, {recursive: true, force: true})
   const local = join(dir, 'local')
@@ -186,7 +207,7 @@ export async function startAccessPoint(options: AccessPointOptions): Promise<Acc
       'SEC_TOKEN_DIRECTORY = $(LOCAL_DIR)/tokens.d',
       'SEC_PASSWORD_DIRECTORY = $(LOCAL_DIR)/passwords.d',
       'use ROLE:Personal',
-      `use SECURITY:recommended(${AP_USER})`,
+      `use SECURITY:recommended(${user})`,
       // A port of its own, so that runs of other checkouts can have theirs.
       `COLLECTOR_PORT = ${port}`,
       `SHARED_PORT_PORT = ${port}`,
@@ -209,11 +230,11 @@ export async function startAccessPoint(options: AccessPointOptions): Promise<Acc
   )
   chownTree(dir, uid, gid)
   execFileSync('chmod', ['700', join(local, 'fs'), join(local, 'passwords.d'), join(local, 'tokens.d')])
-  const ap: AccessPoint = {name, dir, configFile, configDir: join(local, 'config.d'), release, user: AP_USER, uid, gid, port, feature, masterPid: 0}
-  const master = spawn(join(release.releaseDir, 'sbin', 'condor_master'), ['-f'], {
+  const ap: AccessPoint = {name, dir, configFile, configDir: join(local, 'config.d'), release, user, uid, gid, port, feature, masterPid: 0, ...(netns === undefined ? {} : {netns})}
+  const run = apUserCommand(ap, join(release.releaseDir, 'sbin', 'condor_master'), ['-f'])
+  const master = spawn(run.command, run.args, {
     env: apToolEnv(ap),
-    uid,
-    gid,
+    ...run.ids,
     cwd: dir,
     detached: true,
     stdio: 'ignore',
