@@ -21,7 +21,8 @@ function procField(pid, file, field) {
 }
 
 /**
- * Runs a command and times it (wall clock, ms). With `watch`, polls the
+ * Runs a command and times it (wall clock, ms; `started` is performance.now()
+ * when it was spawned, for events timed from outside it). With `watch`, polls the
  * child's /proc every `pollMs`: the peak of VmHWM (KiB → bytes) and a series
  * of [ms, rchar] samples (bytes the process has read so far, files and pipes).
  */
@@ -47,7 +48,7 @@ export function timed(command, args, {env, input, watch = false, pollMs = 25, cw
     child.on('error', reject)
     child.on('close', (code, signal) => {
       if (poller) clearInterval(poller)
-      resolve({ms: performance.now() - started, code, signal, stdout, stderr, peakRss, reads})
+      resolve({ms: performance.now() - started, started, code, signal, stdout, stderr, peakRss, reads})
     })
     if (input !== undefined) child.stdin.end(input)
   })
@@ -72,6 +73,8 @@ export function table(rows) {
 }
 
 export const MiB = 1024 * 1024
+
+export const sleep = (ms) => new Promise((done) => setTimeout(done, ms))
 
 export function fmtMs(s) {
   if (!s || s.n === 0) return 'n/a'
