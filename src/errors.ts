@@ -3,9 +3,11 @@
  * AnnexError: a one-line message that names what to change, and an exit code.
  *   1 — the request or the input is wrong (the user can fix it);
  *   2 — something outside failed (network, login node, HTCondor, SLURM);
- *   130 — the user interrupted it (Ctrl-C), after undoing what was half-made.
+ *   129, 130, 143 — a signal ended it (HUP: the terminal was closed; INT:
+ *         Ctrl-C; TERM), after undoing what was half-made: 128 + the signal's
+ *         number, as a shell reports it.
  */
-export type ExitCode = 1 | 2 | 130
+export type ExitCode = 1 | 2 | 129 | 130 | 143
 
 export interface AnnexErrorOptions {
   exit?: ExitCode
@@ -36,9 +38,9 @@ export function systemError(message: string, options: Omit<AnnexErrorOptions, 'e
   return new AnnexError(message, {...options, exit: 2})
 }
 
-/** The user interrupted the command: exit 130, as a shell reports Ctrl-C. */
-export function interruptedError(message: string): AnnexError {
-  return new AnnexError(message, {exit: 130})
+/** A signal interrupted the command: by default exit 130, as a shell reports Ctrl-C. */
+export function interruptedError(message: string, exit: 129 | 130 | 143 = 130): AnnexError {
+  return new AnnexError(message, {exit})
 }
 
 /** One line, whatever the message holds: for terminals, logs and job-ad reasons. */

@@ -18,6 +18,8 @@ function openTerminal(): Terminal | undefined {
     const writeFd = openSync('/dev/tty', 'w')
     const input = new ReadStream(readFd)
     const output = new WriteStream(writeFd)
+    // A terminal closed during a question fails its reads and writes (EIO): the question fails (see lost()), the process goes on to undo.
+    output.on('error', () => undefined)
     return {
       input,
       output,
@@ -47,14 +49,27 @@ export function hasTerminal(): boolean {
   return terminal !== undefined
 }
 
+/** Rejects with a one-line error when the terminal fails under a question (it was closed); returns the listener's removal. */
+function lost(terminal: Terminal, reject: (error: unknown) => void): () => void {
+  const onError = (error: Error): void => reject(userError(`The terminal was lost at the login prompt (${error.message}).`))
+  terminal.input.on('error', onError)
+  return () => terminal.input.removeListener('error', onError)
+}
+
 function readVisible(terminal: Terminal, question: string): Promise<string> {
   return new Promise((resolve, reject) => {
     const rl = createInterface({input: terminal.input, output: terminal.output, terminal: true})
+    const forget = lost(terminal, (error) => {
+      rl.close()
+      reject(error)
+    })
     rl.on('SIGINT', () => {
+      forget()
       rl.close()
       reject(userError('Interrupted at the login prompt.'))
     })
     rl.question(question, (answer) => {
+      forget()
       rl.close()
       resolve(answer)
     })
@@ -70,7 +85,9 @@ function readHidden(terminal: Terminal, question: string): Promise<string> {
     if (raw) input.setRawMode(true)
     input.setEncoding('utf8')
     let answer = ''
+    const forget = lost(terminal, (error) => finish(error))
     const finish = (error?: unknown): void => {
+      forget()
       input.removeListener('data', onData)
       if (raw) input.setRawMode(false)
       input.pause()
