@@ -1,7 +1,8 @@
+import {randomBytes} from 'node:crypto'
 import {once} from 'node:events'
-import {createReadStream, createWriteStream} from 'node:fs'
-import {chmod, mkdir, stat, writeFile} from 'node:fs/promises'
-import {dirname, join} from 'node:path'
+import {createReadStream, type Stats} from 'node:fs'
+import {chmod, lstat, mkdir, open, rename, rm, stat, writeFile, type FileHandle} from 'node:fs/promises'
+import {basename, dirname, join} from 'node:path'
 import {Readable} from 'node:stream'
 import {pipeline} from 'node:stream/promises'
 
@@ -155,12 +156,52 @@ export function bundleStream(files: RenderedFile[], inputs: BundleInputs, option
   return out
 }
 
-/** Writes the bundle to a file only the user can read (it holds the token). */
+/** What is at `path` itself (a symbolic link is not followed); undefined when nothing is. */
+async function entryAt(path: string): Promise<Stats | undefined> {
+  try {
+    return await lstat(path)
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+    throw error
+  }
+}
+
+/**
+ * Writes the bundle (it holds the token) where only the user can ever read
+ * it: into a new file beside `file`, created exclusively (never one that was
+ * there, never through a link) with mode 0600, then renamed onto `file` once
+ * complete. Whatever was at `file` is never written into: a regular file of
+ * the user's is replaced (who had it open keeps its old contents); a symbolic
+ * link, anything but a regular file, or another user's file is refused.
+ */
 export async function writeBundle(file: string, files: RenderedFile[], inputs: BundleInputs, options: BundleOptions = {}): Promise<void> {
-  await mkdir(dirname(file), {recursive: true})
-  const sink = createWriteStream(file, {mode: SECRET_MODE})
-  await pipeline(bundleStream(files, inputs, options), sink)
-  await chmod(file, SECRET_MODE)
+  const there = await entryAt(file)
+  if (there?.isSymbolicLink()) throw userError(`--bundle ${file} is a symbolic link; the token is never written through one. Name another file.`)
+  if (there && !there.isFile()) throw userError(`--bundle ${file} is not a regular file; name another file.`)
+  const uid = process.getuid?.()
+  if (there && uid !== undefined && there.uid !== uid) throw userError(`--bundle ${file} belongs to another user; name a file of yours, or a new one.`)
+  const dir = dirname(file)
+  await mkdir(dir, {recursive: true})
+  let temp = ''
+  let handle: FileHandle | undefined
+  while (handle === undefined) {
+    temp = join(dir, `.${basename(file)}.${randomBytes(6).toString('hex')}.part`)
+    try {
+      handle = await open(temp, 'wx', SECRET_MODE)
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
+    }
+  }
+  try {
+    // The umask may only have narrowed the mode; make it exactly 0600 before a byte is written.
+    await handle.chmod(SECRET_MODE)
+    await pipeline(bundleStream(files, inputs, options), handle.createWriteStream())
+    await rename(temp, file)
+  } catch (error) {
+    await handle.close().catch(() => undefined)
+    await rm(temp, {force: true})
+    throw error
+  }
 }
 
 /** `--emit DIR`: every rendered file, with its mode, for reading and checking. */
@@ -218,9 +259,11 @@ export interface BootstrapOptions {
  * BYTES` for each object it holds, then `=-.-= CACHE_END`), so the sender
  * can leave those out of the same stream (with a cache limit, having first
  * made room in the cache for what it lacks); then it unpacks into a fresh
- * private directory under ~/.hpc-annex/tmp, runs the back-end, and removes
- * the directory whatever happens (the back-end moves what it keeps). A
- * cut-off upload fails tar, so nothing runs. Digests are checked to be hex.
+ * private directory under ~/.hpc-annex/tmp (noting in its .owner this host
+ * and its own pid), runs the back-end, and removes the directory whatever
+ * happens (the back-end moves what it keeps); one left by a run killed
+ * outright is swept by a later back-end. A cut-off upload fails tar, so
+ * nothing runs. Digests are checked to be hex.
  */
 export function bootstrapCommand(digests: string[] = [], options: BootstrapOptions = {}): string {
   for (const digest of digests) if (!SHA256.test(digest)) throw new TypeError(`not a sha256: ${JSON.stringify(digest)}`)
@@ -229,6 +272,8 @@ export function bootstrapCommand(digests: string[] = [], options: BootstrapOptio
     'mkdir -p -- "$HOME/.hpc-annex/tmp"',
     'staging=$(mktemp -d "$HOME/.hpc-annex/tmp/bundle.XXXXXXXX")',
     `trap 'rm -rf -- "$staging"' EXIT`,
+    // Whose it is, for the back-ends that sweep what a run killed outright left (sweep_staging).
+    `printf '%s %s\\n' "$(uname -n)" "$$" > "$staging/.owner"`,
     // A lost connection or a kill still runs the EXIT trap.
     `trap 'exit 129' HUP INT TERM PIPE`,
   ]

@@ -22,7 +22,18 @@ export const CONTROL = {
   cacheEnd: 'CACHE_END',
   /** Something the user should know that is not a failure. */
   warning: 'WARNING',
+  /** Something the back-end did on the user's behalf that they should know of (it swept what killed runs left). */
+  notice: 'NOTICE',
+  /**
+   * The back-end is working (no value): sent every HEARTBEAT_SECONDS, since
+   * some steps print nothing for minutes. The front-end's stall watchdog
+   * counts it as progress, and it is otherwise ignored.
+   */
+  heartbeat: 'HEARTBEAT',
 } as const
+
+/** Seconds between the back-end's heartbeats: well within the shortest --stall-timeout (5 s). */
+export const HEARTBEAT_SECONDS = 2
 
 export type ControlName = (typeof CONTROL)[keyof typeof CONTROL]
 

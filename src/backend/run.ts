@@ -42,6 +42,8 @@ export interface BackendResult {
   bytesSent: number
   /** What the back-end warned about (not failures). */
   warnings: string[]
+  /** What it did on the user's behalf that they should know of (it swept what killed runs left). */
+  notices: string[]
 }
 
 const MiB = 1024 * 1024
@@ -68,6 +70,7 @@ export async function runBackend(transport: Transport, plan: Plan, staging: Back
   const cached = new Map<string, number>()
   const offered = new Map<string, number>()
   const warnings: string[] = []
+  const notices: string[] = []
   const control: Partial<Record<RecordedControl, string>> = {}
   let bytesSent = 0
   let answer!: (cached: Map<string, number>) => void
@@ -112,6 +115,12 @@ export async function runBackend(transport: Transport, plan: Plan, staging: Back
         if (object) offered.set(...object)
       } else if (event.attribute === CONTROL.cacheEnd) cacheAnswered()
       else if (event.attribute === CONTROL.warning) warnings.push(event.value)
+      else if (event.attribute === CONTROL.notice) {
+        notices.push(event.value)
+        options.onProgress(event.value)
+      }
+      // A heartbeat only keeps the watchdog from firing: any output does (see onStdout).
+      else if (event.attribute === CONTROL.heartbeat) continue
       else if (recorded.has(event.attribute)) {
         const name = event.attribute as RecordedControl
         control[name] = event.value
@@ -157,5 +166,5 @@ export async function runBackend(transport: Transport, plan: Plan, staging: Back
   }
   const jobId = control[CONTROL.jobId]
   if (jobId === undefined) throw systemError('the back-end finished but reported no batch job id')
-  return {jobId, ...(control[CONTROL.pilotDir] === undefined ? {} : {pilotDir: control[CONTROL.pilotDir]}), cached, bytesSent, warnings}
+  return {jobId, ...(control[CONTROL.pilotDir] === undefined ? {} : {pilotDir: control[CONTROL.pilotDir]}), cached, bytesSent, warnings, notices}
 }
