@@ -1,7 +1,12 @@
 import {oneLine} from '../errors.js'
 
-/** An undo; it returns false when there was nothing to undo, and is then left out of the report. */
-type UndoRun = () => Promise<void | boolean>
+/**
+ * An undo. It returns false when there was nothing to undo, and is then left
+ * out of the report (which says only what was really undone); or a phrase
+ * that says more exactly what it did, which the report then gives instead of
+ * the phrase it was registered with.
+ */
+type UndoRun = () => Promise<void | boolean | string>
 
 interface Undo {
   what: string
@@ -49,7 +54,8 @@ export class CleanupStack {
       this.undos = []
       for (const undo of undos) {
         try {
-          if ((await undo.run()) !== false) report.undone.push(undo.what)
+          const outcome = await undo.run()
+          if (outcome !== false) report.undone.push(typeof outcome === 'string' ? outcome : undo.what)
         } catch (error) {
           report.failed.push({what: undo.what, error: oneLine(error instanceof Error ? error.message : String(error))})
         }

@@ -6,6 +6,7 @@ import {Listr, type ListrTaskWrapper} from 'listr2'
 import type {Plan} from '../catalog/plan.js'
 import {
   annexCollector,
+  editJobs,
   fetchToken,
   queryJobs,
   readAnnexConfig,
@@ -17,12 +18,15 @@ import {
 } from '../condor/index.js'
 import type {BackendInputs, BackendResult, BundleInputs} from '../backend/index.js'
 import {CoalescingWriter, type RecordedControl} from '../backend/protocol.js'
+import {removePilotDirLines} from '../backend/pilot-dir.js'
 import {batchSystem} from '../batch/index.js'
 import {AnnexError, lastLine, oneLine, userError} from '../errors.js'
 import type {ApContext} from '../render/context.js'
 import {classadString} from '../quote.js'
 import type {Interaction, LoginTarget, Transport} from '../ssh/transport.js'
 import {describeCleanup, CleanupStack} from './cleanup.js'
+import {thisRun} from './creator.js'
+import {sweepOrphanedRequests} from './orphans.js'
 import {loginTarget} from './login-target.js'
 import {annexQueue, checkRequireJob, editJobsForStagedImages, ensurePasswordFile, findScheddName, findSifImages, nameRule, revertImageEdits, type SifImage} from './preflight.js'
 import type {RequestJob} from './state-job.js'
@@ -73,6 +77,8 @@ export interface CreateResult {
   remoteCommands: number
   /** What the back-end warned about (e.g. an annex collector the login node cannot reach); the request went ahead. */
   warnings: string[]
+  /** What was done on the user's behalf that they should know of (what killed runs had left was swept). */
+  notices: string[]
   /** --bundle: the file written. */
   bundleFile?: string
 }
@@ -129,6 +135,8 @@ export async function createAnnex(request: CreateRequest): Promise<CreateResult>
   // condor_config_val first: while it runs, the SSH code loads.
   const configuring = readAnnexConfig(plan.system.key)
   configuring.catch(() => undefined)
+  // Beside it, the state jobs that killed runs left go (before the name check, which they would fail).
+  const sweeping = sweepOrphanedRequests()
   const transport = request.bundleFile === undefined ? request.transport() : undefined
   // The machine file's login target, unless the configuration overrides it.
   transport?.expect?.(requestTarget(request))
@@ -157,7 +165,7 @@ export async function createAnnex(request: CreateRequest): Promise<CreateResult>
   let secrets: Secrets | undefined
   try {
     const checked = await run('Checking the Access Point', async (task) => {
-      const found = await checkAccessPoint(request, configuring, (target) => {
+      const found = await checkAccessPoint(request, configuring, sweeping, (target) => {
         if (transport) login = startLogin(request, transport, target, cleanup)
         later().catch(() => undefined)
       })
@@ -194,7 +202,7 @@ export async function createAnnex(request: CreateRequest): Promise<CreateResult>
       // The bundle is the result; the local token copy goes.
       cleanup.dismiss()
       secrets?.removeLocalToken?.()
-      return result(request, {...made, checked}, {bundleFile: file})
+      return result(request, {...made, checked}, {bundleFile: file, swept: await sweeping})
     }
 
     // The bundle is rendered while the login is still under way; failures above are reported by their own steps.
@@ -219,16 +227,20 @@ export async function createAnnex(request: CreateRequest): Promise<CreateResult>
     cleanup.dismiss()
     await transport!.close()
     secrets?.removeLocalToken?.()
-    return result(request, {...made, checked}, {backend})
+    return result(request, {...made, checked}, {backend, swept: await sweeping})
   } catch (error) {
     login?.held.refuse(error)
     await background
     const report = await cleanup.unwind()
     const undone = describeCleanup(report)
-    const interrupted = request.signal.aborted
-    const reason = interrupted ? 'interrupted' : message(error)
-    const text = `${step} failed: ${reason}${undone ? ` (${undone})` : ''}`
-    if (interrupted) throw new AnnexError(text, {exit: 130, cause: error})
+    if (request.signal.aborted) {
+      // A signal: its reason says which ("interrupted", "terminated (SIGTERM)", ...) and the exit status (128 + its number).
+      const signal: unknown = request.signal.reason
+      const why = signal instanceof AnnexError ? signal : undefined
+      const text = `${step} failed: ${why ? message(why) : 'interrupted'}${undone ? ` (${undone})` : ''}`
+      throw new AnnexError(text, {exit: why && why.exitCode > 2 ? why.exitCode : 130, cause: error})
+    }
+    const text = `${step} failed: ${message(error)}${undone ? ` (${undone})` : ''}`
     throw new AnnexError(text, {exit: error instanceof AnnexError ? error.exitCode : 2, cause: error, ...(error instanceof AnnexError && error.hint ? {hint: error.hint} : {})})
   }
 }
@@ -237,6 +249,7 @@ export async function createAnnex(request: CreateRequest): Promise<CreateResult>
 async function checkAccessPoint(
   request: CreateRequest,
   configuring: Promise<AnnexConfig & {loginOverrides: LoginOverrides}>,
+  sweeping: Promise<unknown>,
   onTarget: (target: LoginTarget) => void,
 ): Promise<Checked> {
   const {plan} = request
@@ -246,7 +259,7 @@ async function checkAccessPoint(
   const target = requestTarget(request, config.loginOverrides)
   onTarget(target)
   // Independent questions, asked at once.
-  const [queue, scheddName] = await Promise.all([annexQueue(plan.annexName), findScheddName(collector)])
+  const [queue, scheddName] = await Promise.all([sweeping.then(() => annexQueue(plan.annexName)), findScheddName(collector)])
   nameRule(request.verb, plan.annexName, queue.nameTaken)
   checkRequireJob(config.requireJob, plan.annexName, queue.jobs)
   const sifs = findSifImages(queue.jobs)
@@ -303,11 +316,16 @@ function holdInteraction(inner: Interaction): HeldInteraction {
 /** Opens the one connection, its undo registered first; the login's questions are held until the checks pass. */
 function startLogin(request: CreateRequest, transport: Transport, target: LoginTarget, cleanup: CleanupStack): {connecting: Promise<void>; held: HeldInteraction} {
   const held = holdInteraction(request.interaction)
-  cleanup.register(`closed the connection to ${target.host}`, () => transport.close())
+  let connected = false
+  // Closing a login that never got through is not worth a mention.
+  cleanup.register(`closed the connection to ${target.host}`, async () => {
+    await transport.close()
+    return connected
+  })
   held.interaction.progress?.(`Logging in to ${target.user ? `${target.user}@` : ''}${target.host} ...`)
   const connecting = transport.connect(target, held.interaction)
   // Awaited once the checks pass; a failure before then is reported by the checks' own error.
-  connecting.catch(() => undefined)
+  connecting.then(() => (connected = true), () => undefined)
   return {connecting, held}
 }
 
@@ -332,22 +350,33 @@ async function mintToken(request: CreateRequest, config: AnnexConfig, cleanup: C
   return {token: {path: token.path}, removeLocalToken: () => token.remove()}
 }
 
-/** The state job, with its undo registered first (it finds the job even if condor_submit was cut short). */
+/**
+ * The state job, with its undo registered first. It records this run
+ * (hpc_annex_creator, creator.ts): the undo finds by it the job a condor_submit
+ * cut short may have made, this run's alone, never another run's of the same
+ * name. Two creates of one name may both pass the name check; each then looks
+ * at the state jobs of that name, and the one whose job is not the oldest
+ * withdraws (its undo removes its own job only).
+ */
 async function submitRequestJob(request: CreateRequest, checked: Checked, cleanup: CleanupStack, failedStep: () => string): Promise<RequestJob> {
   const {plan} = request
-  const since = Math.floor(Date.now() / 1000) - 1
+  const creator = thisRun()
   const submitted: {job?: RequestJob} = {}
   cleanup.register('removed the state job', async () => {
     const reason = `hpc-annex ${request.verb} failed at: ${failedStep()}`
     if (submitted.job) return removeJobs(submitted.job.jobId, reason)
-    const strays = await queryJobs({
-      constraint: `hpc_annex_name == ${classadString(plan.annexName)} && QDate >= ${since} && hpc_annex_JOB_ID =?= undefined`,
-      attributes: ['ClusterId', 'ProcId'],
-    })
+    const strays = await queryJobs({constraint: `hpc_annex_creator == ${classadString(creator)}`, attributes: ['ClusterId', 'ProcId']})
     for (const job of strays) await removeJobs(`${String(job.ClusterId)}.${String(job.ProcId)}`, reason)
+    return strays.length > 0
   })
   const {stateJob} = await later()
-  submitted.job = await stateJob.submitStateJob(plan, {collector: checked.collector, login: checked.target})
+  submitted.job = await stateJob.submitStateJob(plan, {collector: checked.collector, login: checked.target, creator})
+  if (request.verb === 'create' && submitted.job.firstOfName !== submitted.job.jobId) {
+    throw userError(
+      `Another create of annex '${plan.annexName}' ran at the same time and submitted its state job (${submitted.job.firstOfName}) first; this one withdrew.`,
+      `hpc-annex add ${plan.annexName} ${plan.queue.name}@${plan.system.key} to request more resources for it`,
+    )
+  }
   return submitted.job
 }
 
@@ -360,7 +389,7 @@ interface Made {
   stateJob: RequestJob
 }
 
-function result(request: CreateRequest, made: Made, extra: {backend?: BackendResult; bundleFile?: string}): CreateResult {
+function result(request: CreateRequest, made: Made, extra: {backend?: BackendResult; bundleFile?: string; swept: string | undefined}): CreateResult {
   const {plan} = request
   const {backend} = extra
   return {
@@ -379,6 +408,7 @@ function result(request: CreateRequest, made: Made, extra: {backend?: BackendRes
     bytesSent: backend?.bytesSent ?? 0,
     remoteCommands: backend === undefined ? 0 : 1,
     warnings: backend?.warnings ?? [],
+    notices: [...(extra.swept === undefined ? [] : [extra.swept]), ...(backend?.notices ?? [])],
     ...(extra.bundleFile === undefined ? {} : {bundleFile: extra.bundleFile}),
   }
 }
@@ -489,12 +519,25 @@ async function submitBatchJob(
   const batch = batchSystem(plan.system.batch)
   const {backend: {runBackend}, stateJob: {recordControlValues}} = await later()
   const control: Partial<Record<RecordedControl, string>> = {}
-  // Registered before the back-end can submit anything.
+  // Registered before the back-end can submit anything. Once the batch job is
+  // submitted the back-end leaves the pilot directory (and the token and
+  // password in it) to it, and a job cancelled before it ran never removes
+  // it: the undo cancels the job, then removes the directory the back-end
+  // reported, if it is one the back-end made. A back-end that failed before
+  // that removed its directory itself: then there is nothing to undo here.
   cleanup.register('cancelled the batch job', async () => {
-    const jobId = control.JOB_ID
-    if (jobId === undefined) return false
-    const result = await transport.exec(batch.cancelJob(jobId))
-    if (result.code !== 0) throw new Error(`${batch.cancelJob(jobId)} exited with status ${result.code}: ${lastLine(result.stderr)}`)
+    const {JOB_ID: jobId, PILOT_DIR: pilotDir} = control
+    const lines = [
+      ...(jobId === undefined ? [] : [`${batch.cancelJob(jobId)} || exit 4`]),
+      ...(pilotDir === undefined ? [] : removePilotDirLines(batch, pilotDir)),
+    ]
+    if (lines.length === 0) return false
+    const result = await transport.exec(lines.join('\n'))
+    if (result.code !== 0) throw new Error(`${batch.cancelJob(jobId!)} exited with status ${result.code}: ${lastLine(result.stderr)}`)
+    const removed = /^removed-pilot-dir$/m.test(result.stdout)
+    const dir = `the pilot directory ${pilotDir} on ${host}`
+    if (jobId === undefined) return removed ? `removed ${dir}` : false
+    return `cancelled the batch job ${jobId}${removed ? ` and removed ${dir}` : ''}`
   })
   // The state job always shows the latest values; what arrives during a condor_qedit goes in the next.
   const recorder = new CoalescingWriter<RecordedControl>((values) => recordControlValues(stateJob, values))
@@ -538,9 +581,16 @@ async function selfService(request: CreateRequest, made: Made, cleanup: CleanupS
   const {plan} = request
   const file = request.bundleFile!
   const {renderFiles, writeBundle} = (await later()).backend
+  let written = false
   await run(`Writing the self-service bundle ${file}`, async () => {
-    cleanup.register(`removed ${file}`, () => rm(file, {force: true}))
+    cleanup.register(`removed ${file}`, async () => {
+      if (!written) return false
+      await rm(file, {force: true})
+    })
     await writeBundle(file, renderFiles(plan, apContext(request, made), {setup: true}), bundleInputs(made), {prefix: `hpc-annex-${plan.annexName}`})
+    written = true
+    // This request gets no batch job id on the state job (its user submits by hand): the run's end is marked instead.
+    await editJobs(made.stateJob.jobId, {hpc_annex_creator: null})
   })
   await pointJobsAtImages(made.checked.sifs, cleanup, run)
   return file

@@ -7,6 +7,7 @@ import {removePilotDirLines} from '../backend/pilot-dir.js'
 import type {Transport} from '../ssh/transport.js'
 import {closeLogins, describeTarget, sentence, findRequests, groupByLogin, lastLine, loginSources, openLogins, type AnnexRequest, type LoginGroup, type LoginOptions} from './requests.js'
 import {currentUser} from './user.js'
+import {sweepOrphanedRequests} from './orphans.js'
 
 /** What --cancel-pending did for one request whose pilots had not joined. */
 export interface CancelReport {
@@ -39,6 +40,8 @@ export interface ShutdownResult {
   told: string[]
   /** With --cancel-pending: one entry per request whose pilots had not joined. */
   pending?: CancelReport[]
+  /** What was done first on the user's behalf (state jobs that killed runs left were removed). */
+  notices?: string[]
 }
 
 export interface ShutdownOptions {
@@ -87,6 +90,7 @@ export async function shutdownAnnex(options: ShutdownOptions): Promise<ShutdownR
   const config = await readAnnexConfig()
   requireAnnexEnabled(config)
   const collector = annexCollector(config, options.pool)
+  const swept = await sweepOrphanedRequests()
   const token = {
     type: 'shutdown', user: currentUser(), domain: tokenDomain(config), keyName: config.tokenKeyName,
     lifetime: config.tokenLifetime, directory: config.tokenDirectory, timeout: config.timeouts.tokenFetch,
@@ -98,7 +102,7 @@ export async function shutdownAnnex(options: ShutdownOptions): Promise<ShutdownR
     const told = await annexOff({annexName, pool: collector, passwordFile: config.passwordFile})
     return {found: mine.length, told, joined}
   })
-  const result: ShutdownResult = {annexName, found: off.found, told: off.told}
+  const result: ShutdownResult = {annexName, found: off.found, told: off.told, ...(swept === undefined ? {} : {notices: [swept]})}
   if (options.cancelPending === undefined) return result
 
   // Pending: no pilot in the collector, and never granted (a granted request's pilots have come and gone).
@@ -194,7 +198,7 @@ async function cancelOne(transport: Transport, group: LoginGroup, annexName: str
 }
 
 export function formatShutdown(result: ShutdownResult): string {
-  const lines: string[] = []
+  const lines: string[] = (result.notices ?? []).map((notice) => `note: ${notice}`)
   if (result.found === 0) lines.push(`No resources found in annex '${result.annexName}'.`)
   else {
     const n = result.told.length

@@ -3,8 +3,9 @@ import {fileURLToPath} from 'node:url'
 import type {RecordedControl} from '../backend/protocol.js'
 import type {Plan} from '../catalog/plan.js'
 import {editJobs, queryJobs, removeJobs, submitDescription} from '../condor/index.js'
-import {adString} from '../condor/classad.js'
+import {adNumber, adString, type Ad} from '../condor/classad.js'
 import {systemError} from '../errors.js'
+import {classadString} from '../quote.js'
 import {render} from '../render/index.js'
 
 /** What the Access Point adds to a Plan for the state job. */
@@ -18,6 +19,8 @@ export interface StateJobContext {
   /** How the schedd runs `hpc-annex internal mark-started`: node and our bin/run.js (default: this process's). */
   node?: string
   script?: string
+  /** The run that submits it (creator.ts), recorded as hpc_annex_creator. */
+  creator?: string
 }
 
 export interface RequestJob {
@@ -26,6 +29,12 @@ export interface RequestJob {
   jobId: string
   /** The job's GlobalJobID: the request id pilots advertise and the batch job carries. */
   requestId: string
+  /**
+   * The oldest state job of the annex's name still in the queue (by QDate,
+   * then cluster id), this one included: of two creates of one name that
+   * both passed the name check, only the one whose job this is goes on.
+   */
+  firstOfName: string
 }
 
 function defaultScript(): string {
@@ -61,20 +70,31 @@ export function stateJobDescription(plan: Plan, context: StateJobContext): strin
     system: plan.system.key,
     loginHost: context.login?.host ?? null,
     loginUser: context.login?.user ?? null,
+    creator: context.creator ?? null,
   })
 }
 
 /**
- * Submits the state job and reads its GlobalJobID back as the request id
- * (hpc_annex_request_id itself comes back as "/Expr(GlobalJobID)/").
+ * Submits the state job and reads back, in one condor_q, its GlobalJobID as
+ * the request id (hpc_annex_request_id itself comes back as
+ * "/Expr(GlobalJobID)/") and the oldest state job of the same name.
  */
 export async function submitStateJob(plan: Plan, context: StateJobContext): Promise<RequestJob> {
   const {clusterId} = await submitDescription(stateJobDescription(plan, context))
   const jobId = `${clusterId}.0`
-  const [ad] = await queryJobs({ids: [jobId], attributes: ['ClusterId', 'ProcId', 'GlobalJobID']})
+  const ads = await queryJobs({
+    constraint: `hpc_annex_name == ${classadString(plan.annexName)}`,
+    attributes: ['ClusterId', 'ProcId', 'GlobalJobID', 'QDate', 'JobStatus'],
+  })
+  const id = (ad: Ad) => `${String(adNumber(ad, 'ClusterId'))}.${String(adNumber(ad, 'ProcId'))}`
+  const ad = ads.find((a) => id(a) === jobId)
   const requestId = ad === undefined ? undefined : adString(ad, 'GlobalJobID')
   if (requestId === undefined) throw systemError(`The state job ${jobId} was submitted but condor_q does not show its GlobalJobID.`)
-  return {clusterId, jobId, requestId}
+  // Removed (3) and completed (4) jobs no longer hold the name.
+  const live = ads.filter((a) => a === ad || ![3, 4].includes(adNumber(a, 'JobStatus') ?? 0))
+  const order = (a: Ad) => [adNumber(a, 'QDate') ?? Number.MAX_SAFE_INTEGER, adNumber(a, 'ClusterId') ?? Number.MAX_SAFE_INTEGER] as const
+  const [first] = live.sort((a, b) => order(a)[0] - order(b)[0] || order(a)[1] - order(b)[1])
+  return {clusterId, jobId, requestId, firstOfName: id(first!)}
 }
 
 /** The back-end's recorded control values (`=-.-= PID 123` sets hpc_annex_PID = "123"), and the remote script directory. */

@@ -14,6 +14,7 @@ import {
 } from '../condor/index.js'
 import {classadString} from '../quote.js'
 import {currentUser} from './user.js'
+import {sweepOrphanedRequests} from './orphans.js'
 
 /** A request as its state job tells: HTCondor's tool's words. */
 export type RequestState = 'requested' | 'submitting' | 'submitted' | 'granted'
@@ -70,6 +71,8 @@ export interface StatusReport {
   annexes: AnnexStatus[]
   /** Seconds since the epoch when the report was made. */
   time: number
+  /** What was done on the user's behalf first (state jobs that killed runs left were removed). */
+  notices?: string[]
 }
 
 export const REQUEST_JOB_ATTRIBUTES = [
@@ -259,7 +262,9 @@ export async function collectStatus(options: StatusOptions = {}): Promise<Status
   const user = currentUser()
   const is = (attribute: string) => (name === undefined ? `${attribute} =!= undefined` : `${attribute} == ${classadString(name)}`)
 
-  const requestJobs = await queryJobs({constraint: is('hpc_annex_name'), attributes: REQUEST_JOB_ATTRIBUTES})
+  const swept = await sweepOrphanedRequests()
+  // A state job on its way out of the queue (removed, JobStatus 3) is no request any more.
+  const requestJobs = await queryJobs({constraint: `${is('hpc_annex_name')} && JobStatus =!= 3`, attributes: REQUEST_JOB_ATTRIBUTES})
   const slots = await withToken(
     {type: 'status', user, domain, keyName: config.tokenKeyName, lifetime: config.tokenLifetime, directory: config.tokenDirectory, timeout: config.timeouts.tokenFetch},
     () => queryCollector({
@@ -271,5 +276,5 @@ export async function collectStatus(options: StatusOptions = {}): Promise<Status
   )
   const targetJobs = await queryJobs({constraint: is('TargetAnnexName'), attributes: TARGET_JOB_ATTRIBUTES})
   const time = options.now ? options.now() : Math.floor(Date.now() / 1000)
-  return {...(name === undefined ? {} : {name}), annexes: aggregateStatus({requestJobs, slots, targetJobs}, time), time}
+  return {...(name === undefined ? {} : {name}), annexes: aggregateStatus({requestJobs, slots, targetJobs}, time), time, ...(swept === undefined ? {} : {notices: [swept]})}
 }

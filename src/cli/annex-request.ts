@@ -142,6 +142,7 @@ export function describeResult(result: CreateResult): string {
     lines.push(`${result.verb === 'add' ? 'Added to' : 'Created'} annex '${result.annexName}': requested ${what} as batch job ${result.batchJobId} on ${result.loginHost}.${images}`)
     lines.push('It may take a while for the batch system to start the job; the annex lives for its lifetime from then.')
     for (const warning of result.warnings) lines.push(`warning: ${warning}`)
+    for (const notice of result.notices) lines.push(`note: ${notice}`)
   }
   lines.push(`Follow it with: hpc-annex status ${result.annexName}`)
   return lines.join('\n')

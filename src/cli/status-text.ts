@@ -6,8 +6,17 @@ function hours(seconds: number): string {
   return (seconds / 3600).toFixed(2)
 }
 
+/** What was done first on the user's behalf, a line each, before the report. */
+function notes(report: StatusReport): string {
+  return (report.notices ?? []).map((notice) => `note: ${notice}\n`).join('')
+}
+
 /** One line per annex, for `hpc-annex status`. */
 export function formatStatusTable(report: StatusReport): string {
+  return notes(report) + statusTable(report)
+}
+
+function statusTable(report: StatusReport): string {
   if (report.annexes.length === 0) return 'Found no established or requested annexes.'
   const table = formatTable(
     ['ANNEX', 'STATE', 'NODES JOINED/ASKED', 'CPUS BUSY/TOTAL', 'JOBS RUNNING/TOTAL', 'REQUESTS PENDING/ACTIVE/RETIRED', 'AGE H', 'RETIRES IN H'],
@@ -33,6 +42,10 @@ function ageSentence(which: string, e: Established): string {
 
 /** The paragraph for `hpc-annex status NAME`, in HTCondor's tool's words. */
 export function formatStatusParagraph(report: StatusReport): string {
+  return notes(report) + statusParagraph(report)
+}
+
+function statusParagraph(report: StatusReport): string {
   const name = report.name ?? ''
   const annex = report.annexes.find((a) => a.name === name) ?? report.annexes[0]
   if (annex === undefined) return `Found no established or requested annexes named '${name}'.`

@@ -90,7 +90,7 @@ describe('the state job', () => {
   it('submits, and the request id is the job\'s GlobalJobID (read back, not the /Expr/)', async () => {
     const request = await submitStateJob(plan(), {collector: COLLECTOR, remoteScriptDir: '/scratch/x/remote_script.AB12'})
     const job = fake.state().jobs[0]!
-    expect(request).toEqual({clusterId: job.ClusterId, jobId: `${job.ClusterId}.0`, requestId: job.GlobalJobID})
+    expect(request).toEqual({clusterId: job.ClusterId, jobId: `${job.ClusterId}.0`, requestId: job.GlobalJobID, firstOfName: `${job.ClusterId}.0`})
     expect(request.requestId).toMatch(/^ap@vm#\d+\.0#\d+$/)
     expect(job).toMatchObject({
       JobUniverse: 12, CronMinute: '*/5', JobBatchName: 'demo [HPC Annex]', hpc_annex_request_id: {$expr: 'GlobalJobID'},
@@ -98,6 +98,19 @@ describe('the state job', () => {
       Requirements: {$expr: 'hpc_annex_start_time =?= undefined'}, Cmd: process.execPath,
     })
     expect(String(job.Args)).toMatch(/bin\/run\.js internal mark-started 1\.0$/)
+  })
+
+  it('records the run that submitted it, and names the oldest state job of its name still queued', async () => {
+    const first = await submitStateJob(plan(), {collector: COLLECTOR, creator: 'ap.example.org 4242 b-1:77 0a1b2c'})
+    const second = await submitStateJob(plan(), {collector: COLLECTOR})
+    expect(fake.state().jobs[0]).toMatchObject({hpc_annex_creator: 'ap.example.org 4242 b-1:77 0a1b2c'})
+    expect(fake.state().jobs[1]!.hpc_annex_creator ?? null).toBeNull()
+    expect(first.firstOfName).toBe(first.jobId)
+    expect(second.firstOfName).toBe(first.jobId)
+    // A removed state job no longer holds the name.
+    await abandonRequest(first, 'withdrawn')
+    const third = await submitStateJob(plan(), {collector: COLLECTOR})
+    expect(third.firstOfName).toBe(second.jobId)
   })
 
   it('values with $ and quotes reach the job ad unchanged (no macro expands)', async () => {

@@ -75,6 +75,7 @@ export function requestResultJson(plan: Plan, result: CreateResult): RequestResu
     sentBytes: result.bytesSent,
     remoteCommands: result.remoteCommands,
     bundleFile: result.bundleFile,
+    ...(result.notices.length === 0 ? {} : {notices: result.notices}),
     warnings: result.warnings,
   }
 }
@@ -108,6 +109,7 @@ export function statusJson(report: StatusReport): StatusOutput {
       })),
     })),
     timeEpochSeconds: report.time,
+    ...(report.notices === undefined ? {} : {notices: report.notices}),
   }
 }
 

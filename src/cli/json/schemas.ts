@@ -187,6 +187,7 @@ export const statusJson = z.strictObject({
   annexName: z.string().optional().describe('The annex asked about, if one was.'),
   annexes: z.array(annexStatus),
   timeEpochSeconds: epochSeconds.describe('When the report was made.'),
+  notices: z.array(z.string()).optional().describe('What the run did besides, worth knowing (one line each).'),
   warnings,
 })
 
