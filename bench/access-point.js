@@ -8,7 +8,7 @@
 //
 // Also here: what the benchmark watches on it without disturbing the
 // measured command: the schedd's job queue log (the moment the batch job id
-// lands in a state job).
+// lands in a state job) and the annex collector (all pilots advertised).
 import {spawn} from 'node:child_process'
 import {chownSync, closeSync, copyFileSync, mkdirSync, openSync, readFileSync, readSync, statSync, watch, writeFileSync} from 'node:fs'
 import {dirname, join} from 'node:path'
@@ -16,6 +16,9 @@ import {performance} from 'node:perf_hooks'
 import {fileURLToPath} from 'node:url'
 
 import {tsImport} from 'tsx/esm/api'
+
+import {sleep} from './lib.js'
+
 const here = dirname(fileURLToPath(import.meta.url))
 const ROOT = join(here, '..')
 
@@ -182,4 +185,20 @@ export function watchJobQueue(ap) {
     },
     close: () => watcher.close(),
   }
+}
+
+/**
+ * Polls the annex collector (every `everyMs`) until `nodes` machines of the
+ * annex `name` have advertised a slot; returns the start of the poll that saw
+ * them (performance.now()), or undefined after `timeoutMs`.
+ */
+export async function untilPilotsAdvertised(ap, collector, name, nodes, {everyMs = 100, timeoutMs = 180_000} = {}) {
+  const deadline = performance.now() + timeoutMs
+  while (performance.now() < deadline) {
+    const at = performance.now()
+    const r = await apTool(ap, 'condor_status', ['-pool', collector, '-constraint', `AnnexName == "${name}"`, '-af', 'Machine'])
+    if (r.code === 0 && new Set(r.stdout.split('\n').filter((l) => l.trim() !== '')).size >= nodes) return at
+    await sleep(Math.max(0, everyMs - (performance.now() - at)))
+  }
+  return undefined
 }
