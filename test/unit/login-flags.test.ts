@@ -47,6 +47,22 @@ describe("login takes HTCondor's flags", () => {
     }
   })
 
+  it("create takes its login's socket directory from --tmp_dir too", () => {
+    const dir = mkdtempSync('/tmp/h-')
+    const file = join(dir, 'f')
+    writeFileSync(file, '')
+    const fake = createFakeCondor({config: {HPC_ANNEX_REQUIRE_JOB: 'false'}})
+    fake.advertise({MyType: 'Scheduler', Name: 'ap@vm', MyAddress: '<192.0.2.2:9618>'})
+    try {
+      // The OpenSSH client keeps the socket; the refusal comes before any connection is tried.
+      const {status, stderr} = runCli(['create', 'x', 'wholenode@anvil', '--ssh', 'openssh', '--tmp_dir', file], {...fake.env, HOME: fake.dir})
+      expect(stderr).toContain(`Error: Logging in to anvil.rcac.purdue.edu failed: The SSH control directory '${file}' (--tmp_dir) is not a directory; change --tmp_dir.`)
+      expect(status).toBe(1)
+    } finally {
+      fake.cleanup()
+    }
+  })
+
   it.each([['logs', 'x'], ['shutdown', 'x'], ['cache', 'anvil'], ['create', 'x', 'wholenode@anvil'], ['add', 'x', 'wholenode@anvil']])('%s takes --tmp_dir too', (...args) => {
     expect(runCli([...args, '--help']).stdout).toContain('--tmp_dir=DIR')
   })
