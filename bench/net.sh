@@ -84,8 +84,12 @@ up() {
         "${NSX[@]}" ip addr add "$WS_IP/24" dev "$VETH_WS"
         "${NSX[@]}" ip link set "$VETH_WS" up
         "${NSX[@]}" ip link set lo up
-        "${NSX[@]}" ip route add default via "$ROOT_IP"
     fi
+    # No default route: all the namespace talks to is on the link (the site at
+    # ROOT_IP; the pilots come from it). With one, a name lookup there waits
+    # for a resolver it cannot reach (HTCondor's daemons look up their peers'
+    # names: 10 s each); without, it fails at once, as a real lookup answers.
+    "${NSX[@]}" ip route del default 2>/dev/null || true
     # The site listens on 127.0.0.1 only: let this veth (and nothing else) reach it.
     sysctl -qw "net.ipv4.conf.$VETH_ROOT.route_localnet=1"
     iptables -t nat -C "${DNAT[@]}" 2>/dev/null || iptables -t nat -A "${DNAT[@]}"
