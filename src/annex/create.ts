@@ -28,14 +28,15 @@ import {describeCleanup, CleanupStack} from './cleanup.js'
 import {thisRun} from './creator.js'
 import {sweepOrphanedRequests} from './orphans.js'
 import {loginTarget} from './login-target.js'
+import {listrOptions, type ProgressOutput} from './progress.js'
 import {annexQueue, checkRequireJob, editJobsForStagedImages, ensurePasswordFile, findScheddName, findSifImages, nameRule, revertImageEdits, type SifImage} from './preflight.js'
 import type {RequestJob} from './state-job.js'
 import {currentUser} from './user.js'
 
 export type CreateVerb = 'create' | 'add'
 
-/** How the task list is shown: live on a terminal, plain lines in logs, nothing under --json. */
-export type CreateOutput = 'tty' | 'plain' | 'silent'
+/** How the task list is shown: live on a terminal, plain lines (on stderr) in logs, nothing under --json. */
+export type CreateOutput = ProgressOutput
 
 export interface CreateRequest {
   verb: CreateVerb
@@ -152,11 +153,9 @@ export async function createAnnex(request: CreateRequest): Promise<CreateResult>
     request.signal.throwIfAborted()
     let value!: Awaited<ReturnType<typeof body>>
     await new Listr([{title, task: async (_ctx, task) => void (value = await body(task as never))}], {
-      renderer: request.output === 'tty' ? 'default' : request.output === 'plain' ? 'simple' : 'silent',
-      fallbackRenderer: 'simple',
+      ...listrOptions(request.output),
       registerSignalListeners: false,
       exitOnError: true,
-      rendererOptions: {collapseErrors: true},
     }).run()
     request.signal.throwIfAborted()
     return value
@@ -268,10 +267,14 @@ async function checkAccessPoint(
   return {config, collector, scheddName, target, sifs, password: {path: passwordFile}}
 }
 
-/** Where this request logs in: the flags, else the admin's overrides, else the machine file. */
+/** Where this request logs in: the flags, else the admin's overrides, else the machine file (and --tmp_dir, else ANNEX_TMP_DIR, for the control socket). */
 function requestTarget(request: CreateRequest, overrides: LoginOverrides = {}): LoginTarget {
   const {login} = request.plan
-  const flags = {...(login.hostFromFlag ? {host: login.host} : {}), ...(login.user === undefined ? {} : {user: login.user})}
+  const flags = {
+    ...(login.hostFromFlag ? {host: login.host} : {}),
+    ...(login.user === undefined ? {} : {user: login.user}),
+    ...(request.plan.tmpDir === undefined ? {} : {controlDir: request.plan.tmpDir}),
+  }
   return loginTarget(login.host, {flags, overrides}, request.sshConfigFile)
 }
 

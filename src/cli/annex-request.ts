@@ -2,7 +2,7 @@ import {open} from 'node:fs/promises'
 import {userInfo} from 'node:os'
 import {basename} from 'node:path'
 
-import type {CreateResult, CreateVerb} from '../annex/create.js'
+import type {CreateOutput, CreateResult, CreateVerb} from '../annex/create.js'
 import {describePlan, loadCatalog, validateRequest, type Plan} from '../catalog/index.js'
 import {plural, userError} from '../errors.js'
 import type {TransportKind} from '../ssh/transport.js'
@@ -15,15 +15,15 @@ import {sshFlag} from './ssh-flag.js'
 /** How a create or add is carried out, beyond what is requested. */
 export const deliveryFlags = {
   'dry-run': Flags.boolean({description: 'Validate and print the plan; touch no network and no HTCondor tool.'}),
+  // HTCondor's hidden --test (validate only): --dry-run, by its other name.
+  test: Flags.boolean({hidden: true, description: 'The same as --dry-run (HTCondor\'s name for it).'}),
   emit: Flags.string({
     description: 'With --dry-run: write every generated file (back-end, batch script, pilot configuration, pilots) into DIR.',
     helpValue: 'DIR',
-    dependsOn: ['dry-run'],
   }),
   bundle: Flags.string({
     description: 'Write a self-service bundle (with setup.sh) to FILE instead of logging in, for systems that allow no automated SSH.',
     helpValue: 'FILE',
-    exclusive: ['dry-run'],
   }),
   'condor-tarball': Flags.string({
     description: 'Stage this local HTCondor tarball into the login node\'s cache instead of downloading one there.',
@@ -35,6 +35,7 @@ export const deliveryFlags = {
   ssh: sshFlag,
   'stall-timeout': Flags.integer({
     description: 'Seconds a remote step may make no progress (no byte sent or received) before it fails; a slow but moving transfer never times out.',
+    helpValue: 'SECONDS',
     default: 120,
     min: 5,
   }),
@@ -42,6 +43,7 @@ export const deliveryFlags = {
 
 type DeliveryValues = {
   'dry-run'?: boolean
+  test?: boolean
   emit?: string
   bundle?: string
   'condor-tarball'?: string
@@ -73,6 +75,53 @@ async function stagedTarball(path: string): Promise<{path: string; sha256: Promi
   return {path, sha256}
 }
 
+/**
+ * --token_file: checked before anything else, with --dry-run too (as
+ * --condor-tarball is): it must be a file this user can read and others cannot.
+ */
+async function checkTokenFile(path: string): Promise<void> {
+  let mode: number
+  try {
+    const file = await open(path, 'r')
+    const info = await file.stat().finally(() => file.close())
+    if (!info.isFile()) throw new Error('not a file')
+    mode = info.mode
+  } catch (error) {
+    throw userError(`Cannot read the token file '${path}' (${(error as Error).message}); change --token_file.`)
+  }
+  if ((mode & 0o077) !== 0) throw userError(`The token file '${path}' is readable by others; run chmod 600 on it.`)
+}
+
+/**
+ * --emit DIR: refused before the plan is printed when DIR is not a directory
+ * (or cannot be made one): the dry run does nothing it cannot finish.
+ */
+async function checkEmitDirectory(dir: string): Promise<void> {
+  const {stat, access} = await import('node:fs/promises')
+  const {dirname, resolve} = await import('node:path')
+  const info = await stat(dir).catch(() => undefined)
+  if (info !== undefined) {
+    if (!info.isDirectory()) throw userError(`--emit '${dir}' is not a directory; give a directory (it is made when missing).`)
+    await access(dir, 2).catch(() => {
+      throw userError(`--emit '${dir}' is a directory you cannot write to; change --emit.`)
+    })
+    return
+  }
+  // Made when missing: the nearest existing parent must be a directory this user can write to.
+  let parent = dirname(resolve(dir))
+  for (;;) {
+    const above = await stat(parent).catch(() => undefined)
+    if (above !== undefined) {
+      if (!above.isDirectory()) throw userError(`--emit '${dir}' cannot be made: '${parent}' is not a directory; change --emit.`)
+      await access(parent, 2).catch(() => {
+        throw userError(`--emit '${dir}' cannot be made in '${parent}', which you cannot write to; change --emit.`)
+      })
+      return
+    }
+    parent = dirname(parent)
+  }
+}
+
 /** --dry-run returns the Plan (as before any login); a real request its result. */
 export type RequestOutcome = Plan | CreateResult
 
@@ -87,9 +136,14 @@ export async function runRequest(
   flags: Parameters<typeof requestInput>[1] & DeliveryValues,
   io: {log: (line: string) => void; json: boolean},
 ): Promise<RequestOutcome> {
+  const dryRun = flags['dry-run'] === true || flags.test === true
+  if (dryRun && flags.bundle !== undefined) throw userError('--bundle and --dry-run cannot be used together; drop one of them.')
+  if (!dryRun && flags.emit !== undefined) throw userError('--emit goes with --dry-run; add --dry-run, or drop --emit.')
   const plan = validateRequest(loadCatalog(), requestInput(args, flags), {defaultOwner: userInfo().username})
+  if (plan.tokenFile !== undefined) await checkTokenFile(plan.tokenFile)
+  if (dryRun && flags.emit !== undefined) await checkEmitDirectory(flags.emit)
   const tarball = flags['condor-tarball'] === undefined ? undefined : await stagedTarball(flags['condor-tarball'])
-  if (flags['dry-run']) {
+  if (dryRun) {
     io.log(describePlan(plan))
     if (flags.emit !== undefined) {
       const {dryRunContext, emitFiles, renderFiles} = await import('../backend/index.js')
@@ -120,7 +174,7 @@ export async function runRequest(
       ...(flags.bundle === undefined ? {} : {bundleFile: flags.bundle}),
       stallTimeout: flags['stall-timeout'],
       signal: interruptSignal(),
-      output: io.json ? 'silent' : process.stderr.isTTY ? 'tty' : 'plain',
+      output: progressOutput(io.json),
     }),
   )
   io.log(describeResult(result))
@@ -146,4 +200,15 @@ export function describeResult(result: CreateResult): string {
   }
   lines.push(`Follow it with: hpc-annex status ${result.annexName}`)
   return lines.join('\n')
+}
+
+/**
+ * How a create shows its steps: nothing under --json; live (redrawn) where it
+ * draws, a terminal on stdout and stderr wide enough to draw on (`script`
+ * without a terminal gives one of 0 columns); plain lines on stderr otherwise.
+ */
+export function progressOutput(json: boolean, streams: {stdout: Partial<NodeJS.WriteStream>; stderr: Partial<NodeJS.WriteStream>} = process): CreateOutput {
+  if (json) return 'silent'
+  const drawable = (stream: Partial<NodeJS.WriteStream>) => stream.isTTY === true && (stream.columns ?? 0) >= 20
+  return drawable(streams.stdout) && drawable(streams.stderr) ? 'tty' : 'plain'
 }

@@ -1,6 +1,6 @@
 import {AnnexCommand} from '../cli/base.js'
 import {deliveryFlags, runRequest, type RequestOutcome} from '../cli/annex-request.js'
-import {requestArgs, requestFlags} from '../cli/request-flags.js'
+import {htcondorTestFlag, requestArgs, requestFlags} from '../cli/request-flags.js'
 
 export default class Create extends AnnexCommand {
   static override summary = 'Create an annex: lease nodes on an HPC system for your HTCondor jobs.'
@@ -17,6 +17,7 @@ export default class Create extends AnnexCommand {
   static override flags = {...requestFlags, ...deliveryFlags}
 
   async run(): Promise<RequestOutcome> {
+    this.argv = htcondorTestFlag(this.argv)
     const {args, flags} = await this.parse(Create)
     return runRequest('create', args, flags, {log: (line) => this.log(line), json: this.jsonEnabled()})
   }

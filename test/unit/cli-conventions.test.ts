@@ -19,6 +19,8 @@ describe("oclif's own errors, in hpc-annex's words: one line naming the flag and
   it.each([
     [['submit', 'job.sub'], '--annex-name is required: add --annex-name NAME (the annex the jobs will run on).'],
     [['create', 'x', 'wholenode@anvil', '--dry-run', '--bundle', 'f.tar'], '--bundle and --dry-run cannot be used together; drop one of them.'],
+    [['create', 'x', 'wholenode@anvil', '--stall-timeout', '-3'], "--stall-timeout must be at least 5 seconds, not '-3'; change --stall-timeout."],
+    [['create', 'x', 'wholenode@anvil', '--stall-timeout', 'soon'], "--stall-timeout must be a whole number of seconds, not 'soon'; change --stall-timeout."],
     [['create', 'x', 'wholenode@anvil', '--emit', '/tmp/x'], '--emit goes with --dry-run; add --dry-run, or drop --emit.'],
     [['admin', 'metaknob', '--force'], '--force goes with --install; add --install, or drop --force.'],
     [['create', 'x', 'wholenode@anvil', '--nodse', '2'], 'Unknown flag --nodse (did you mean --nodes?) for hpc-annex create; see hpc-annex create --help.'],
@@ -36,9 +38,9 @@ describe("oclif's own errors, in hpc-annex's words: one line naming the flag and
   })
 
   it('under --json the same message is the error object', () => {
-    const {status, stdout} = runCli(['status', '--interval', '1', '--json'])
+    const {status, stdout} = runCli(['create', 'x', 'wholenode@anvil', '--stall-timeout', '-3', '--json'])
     expect(status).toBe(1)
-    expect(JSON.parse(stdout).error).toMatchObject({message: "--interval must be at least 2 seconds, not '1'; change --interval.", exitCode: 1})
+    expect(JSON.parse(stdout).error).toMatchObject({message: "--stall-timeout must be at least 5 seconds, not '-3'; change --stall-timeout.", exitCode: 1})
   })
 })
 
@@ -80,10 +82,25 @@ describe("HTCondor's spellings", () => {
     expect(status).toBe(0)
     expect(stdout).toMatch(/^hpc-annex\/\d+\.\d+\.\d+ /)
   })
+
+  it.each([{test: ['--test']}, {test: ['--test', '1']}, {test: ['--test=1']}, {test: ['--test', '2']}])('create $test validates only, as --dry-run', ({test}) => {
+    const {status, stdout} = runCli(['create', 'x', 'wholenode@anvil', '--nodes', '2', ...test])
+    expect(status).toBe(0)
+    expect(stdout).toContain('sbatch -p wholenode --nodes=2 --time=60')
+    expect(stdout).toContain('Nothing was submitted (--dry-run).')
+  })
+
+  it('--test is hidden, and refuses --bundle as --dry-run does', () => {
+    expect(runCli(['create', '--help']).stdout).not.toContain('--test')
+    expect(oneErrorLine(runCli(['add', 'x', 'wholenode@anvil', '--test', '--bundle', 'f']).stderr)).toBe('--bundle and --dry-run cannot be used together; drop one of them.')
+  })
 })
 
 describe('help', () => {
-  it('shows a unit for every duration', () => {
+  it('shows usage without empty alternatives, and a unit for every duration', () => {
+    const create = runCli(['create', '--help']).stdout
+    expect(create).not.toMatch(/\|\s*\]/)
+    expect(create).toContain('--stall-timeout=SECONDS')
     expect(runCli(['status', '--help']).stdout).toContain('--interval=SECONDS')
     expect(runCli(['login', '--help']).stdout).toContain('--persist=SECONDS')
   })

@@ -3,7 +3,7 @@
  * as the user typed it and the flag that took it, and refuses before anything
  * is done.
  */
-import {mkdtempSync, writeFileSync} from 'node:fs'
+import {chmodSync, mkdtempSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
@@ -55,6 +55,34 @@ describe('the value given, named', () => {
     expect(refused(['create', 'x', 'gpu@bridges2', '--gpus', 'h100:8', '--dry-run'])).toBe(
       "Error: Bridges-2 has no GPU type 'h100' on the 'GPU' queue (--gpus h100:8); its types: v100-32, v100-16. Change --gpus.",
     )
+  })
+})
+
+describe('files and directories, checked before anything is done', () => {
+  it('--emit that names a file is refused before the plan is printed, exit 1', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hpc-annex-emit-'))
+    const file = join(dir, 'a-file')
+    writeFileSync(file, '')
+    expect(refused(['create', 'x', 'wholenode@anvil', '--dry-run', '--emit', file])).toBe(
+      `Error: --emit '${file}' is not a directory; give a directory (it is made when missing).`,
+    )
+    expect(refused(['create', 'x', 'wholenode@anvil', '--dry-run', '--emit', join(file, 'below')])).toBe(
+      `Error: --emit '${join(file, 'below')}' cannot be made: '${file}' is not a directory; change --emit.`,
+    )
+  })
+
+  it('--token_file is checked with --dry-run too, as --condor-tarball is', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hpc-annex-token-'))
+    expect(refused(['create', 'x', 'wholenode@anvil', '--dry-run', '--token_file', join(dir, 'none')])).toMatch(
+      new RegExp(`^Error: Cannot read the token file '${join(dir, 'none')}' \\(ENOENT.*\\); change --token_file\\.$`),
+    )
+    const open = join(dir, 'open')
+    writeFileSync(open, 'token')
+    chmodSync(open, 0o644)
+    expect(refused(['create', 'x', 'wholenode@anvil', '--dry-run', '--token_file', open])).toBe(`Error: The token file '${open}' is readable by others; run chmod 600 on it.`)
+    const mine = join(dir, 'mine')
+    writeFileSync(mine, 'token', {mode: 0o600})
+    expect(runCli(['create', 'x', 'wholenode@anvil', '--dry-run', '--token_file', mine]).status).toBe(0)
   })
 })
 
