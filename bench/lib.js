@@ -78,7 +78,7 @@ export const sleep = (ms) => new Promise((done) => setTimeout(done, ms))
 
 export function fmtMs(s) {
   if (!s || s.n === 0) return 'n/a'
-  const f = (v) => (v >= 10_000 ? `${(v / 1000).toFixed(1)} s` : v >= 1000 ? `${(v / 1000).toFixed(2)} s` : `${v.toFixed(0)} ms`)
+  const f = (v) => (v >= 9_995 ? `${(v / 1000).toFixed(1)} s` : v >= 999.5 ? `${(v / 1000).toFixed(2)} s` : `${v.toFixed(0)} ms`)
   return s.n === 1 ? `${f(s.median)} (1 run)` : `${f(s.median)} [${f(s.min)}–${f(s.max)}]`
 }
 
