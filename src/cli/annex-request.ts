@@ -3,10 +3,12 @@ import {userInfo} from 'node:os'
 import {basename} from 'node:path'
 
 import type {CreateOutput, CreateResult, CreateVerb} from '../annex/create.js'
-import {describePlan, loadCatalog, validateRequest, type Plan} from '../catalog/index.js'
+import {describePlan, loadCatalog, validateRequest} from '../catalog/index.js'
 import {plural, userError} from '../errors.js'
 import type {TransportKind} from '../ssh/transport.js'
 import {interruptSignal, withInterruptGuard} from './interrupt.js'
+import {dryRunJson, requestResultJson} from './json/project.js'
+import type {CreateOutputJson} from './json/schemas.js'
 import {lazyTransport} from './lazy-transport.js'
 import {Flags} from './oclif.js'
 import {requestInput} from './request-flags.js'
@@ -122,8 +124,8 @@ async function checkEmitDirectory(dir: string): Promise<void> {
   }
 }
 
-/** --dry-run returns the Plan (as before any login); a real request its result. */
-export type RequestOutcome = Plan | CreateResult
+/** What create and add print under --json: what was asked for, and with a real request what became of it (src/cli/json/schemas.ts). */
+export type RequestOutcome = CreateOutputJson
 
 /**
  * create and add: validate (no network), then either describe (--dry-run)
@@ -155,7 +157,7 @@ export async function runRequest(
       io.log(`Wrote ${written.length} generated files (Access Point values are placeholders) to ${flags.emit}.`)
     }
     io.log('Nothing was submitted (--dry-run).')
-    return plan
+    return dryRunJson(verb, plan)
   }
   // Loaded only for a real request: --dry-run starts faster without listr, the condor tools and the
   // staging code (templates, tar); the SSH code only when the login starts, after the Access Point checks.
@@ -178,7 +180,7 @@ export async function runRequest(
     }),
   )
   io.log(describeResult(result))
-  return result
+  return requestResultJson(plan, result)
 }
 
 /** What was asked for and how to follow it. */

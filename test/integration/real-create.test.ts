@@ -12,6 +12,7 @@ import {afterAll, beforeAll, expect, it} from 'vitest'
 
 import {describeOnRealHTCondor, logOffsets, sshdCounts} from '../site/helpers.js'
 import {realAnnexSite, until, type RealAnnexSite} from './real-site.js'
+import {expectContract} from '../fixtures/json-contract.js'
 
 interface Created {
   batchJobId: string
@@ -40,7 +41,7 @@ describeOnRealHTCondor('create on the loopback site', () => {
     const before = logOffsets()
     const created = await a.cli(['create', 'demo', 'compute@sandbox', '--nodes', '2', '--lifetime', '1800', '--condor-tarball', a.tarball, '--json'])
     expect(created.code, created.stderr).toBe(0)
-    const result = JSON.parse(created.stdout) as Created
+    const result = expectContract('create', created.stdout) as unknown as Created
     expect(result.batchJobId).toMatch(/^\d+$/)
     expect(result.remoteCommands).toBe(1)
 

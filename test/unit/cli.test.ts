@@ -53,11 +53,12 @@ describe('hpc-annex create --dry-run', () => {
     expect(result.stdout).toContain('--mem=375808M')
   })
 
-  it('--json prints the Plan', () => {
+  it('--json prints what would be asked for, with the batch request the text shows', () => {
     const {status, stdout} = cli(['create', 'example', 'regular@perlmutter', '--project', 'm1', '--gpus', '4', '--dry-run', '--json'])
     expect(status).toBe(0)
     const plan = JSON.parse(stdout)
-    expect(plan).toMatchObject({annexName: 'example', queueArgument: ['-q', 'regular'], constraint: 'gpu', gpus: {flag: '--gpus-per-task', value: '4'}})
+    expect(plan).toMatchObject({dryRun: true, annexName: 'example', constraint: 'gpu', gpus: {flag: '--gpus-per-task', value: '4'}})
+    expect(plan.batchRequest).toBe('sbatch -q regular --nodes=1 --gpus-per-task=4 --constraint=gpu --time=60 --account=m1')
   })
 
   it('an invalid request exits 1 with one line naming the flag', () => {
@@ -85,7 +86,7 @@ describe('hpc-annex create --dry-run', () => {
     const {status, stdout} = cli(['create', 'x', 'shared@anvil', '--cpus', '4', '--mem_mb', '8192', '--startd-noclaim-shutdown', '600',
       '--login', 'alice', '--host', 'login04.anvil.rcac.purdue.edu', '--owners', 'alice,bob', '--lifetime', '7200', '--dry-run', '--json'])
     expect(status).toBe(0)
-    expect(JSON.parse(stdout)).toMatchObject({idleTime: 600, login: {user: 'alice', host: 'login04.anvil.rcac.purdue.edu'}, owners: ['alice', 'bob'], lifetime: 7200, cpus: 4, memMb: 8192})
+    expect(JSON.parse(stdout)).toMatchObject({idleTimeSeconds: 600, login: {user: 'alice', host: 'login04.anvil.rcac.purdue.edu'}, owners: ['alice', 'bob'], lifetimeSeconds: 7200, cpus: 4, memMb: 8192})
   })
 })
 

@@ -80,6 +80,25 @@ describe("every verb's --json output follows its schema (the fake condor tools)"
     expect(warned.warnings).toEqual([expect.stringMatching(/^skipped an invalid machine file: .*broken\.toml:1: invalid TOML/)])
   })
 
+  it('create and add --dry-run: what would be asked for, on every kind of queue and batch system', () => {
+    for (const args of [
+      ['create', 'x', 'wholenode@anvil', '--nodes', '2'],
+      ['create', 'x', 'regular@perlmutter', '--project', 'm1', '--gpus', '4'],
+      ['create', 'x', 'EM@bridges2', '--cpus', '48', '--project', 'abc'],
+      ['create', 'x', 'GPU@bridges2', '--gpus', 'v100-32:16', '--project', 'abc'],
+      ['create', 'x', 'shared@expanse', '--cpus', '4', '--mem_mb', '8192', '--project', 'abc123'],
+      ['create', 'x', 'cpu@path-facility', '--cpus', '4'],
+      ['add', 'x', 'wholenode@anvil', '--login', 'alice', '--owners', 'alice,bob', '--pool', 'cm.example.org:9618', '--tmp_dir', '/tmp/x'],
+    ]) {
+      const {status, output} = json([...args, '--dry-run'])
+      expect(status, args.join(' ')).toBe(0)
+      const plan = expectContract('create', output)
+      expect(plan).toMatchObject({dryRun: true, verb: args[0], batchRequest: expect.any(String)})
+      // Nothing internal: the batch system's quirks and the machine file's fragments stay out.
+      for (const internal of ['memoryChunkMb', 'fanOut', 'shellFragment', 'configFragment', 'pilotDirFragment', 'scratch', 'queueArgument']) expect(plan).not.toHaveProperty(internal)
+    }
+  })
+
   it('status: every annex, and one', () => {
     const all = expectContract('status', json(['status']).output) as {annexes: {annexName: string; requestList: {submittedEpochSeconds?: number}[]}[]}
     expect(all.annexes.map((a) => a.annexName)).toEqual(['alpha'])
