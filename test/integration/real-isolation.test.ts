@@ -117,9 +117,9 @@ describeOnRealHTCondor("other users' jobs, overlapping runs and image URLs", () 
     submit('ap', 'mine', ['+TargetAnnexName = "shared"'])
     json(await cli(['create', 'shared', 'compute@sandbox', '--bundle', join(home, 'shared.bundle'), '--json']))
     expect(job(theirRequest)).toMatchObject({Owner: OTHER, JobStatus: 5})
-    const status = json<{annexes: {name: string; requests: {pending: number; active: number; retired: number}; jobs: {total: number}}[]}>(await cli(['status', 'shared', '--json']))
+    const status = json<{annexes: {annexName: string; requests: {pending: number; active: number; retired: number}; jobs: {total: number}}[]}>(await cli(['status', 'shared', '--json']))
     expect(status.annexes).toHaveLength(1)
-    expect(status.annexes[0]).toMatchObject({name: 'shared', jobs: {total: 1}})
+    expect(status.annexes[0]).toMatchObject({annexName: 'shared', jobs: {total: 1}})
     const requests = status.annexes[0]!.requests
     expect(requests.pending + requests.active + requests.retired).toBe(1)
     // The user's own request does: the next create of the name is refused, pointing to add.
