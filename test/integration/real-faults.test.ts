@@ -144,7 +144,8 @@ describeOnRealHTCondor('faults and signals during a create', () => {
 
   /** What a request of `name` may have left anywhere. */
   const leftOf = (name: string) => ({
-    stateJobs: a.jobs(`hpc_annex_name == "${name}"`).map((j) => `${String(j.ClusterId)}.${String(j.ProcId)}`),
+    // (A state job removed while it ran at its cron minute stays a moment as Removed: it is on its way out.)
+    stateJobs: a.jobs(`hpc_annex_name == "${name}" && JobStatus =!= 3`).map((j) => `${String(j.ClusterId)}.${String(j.ProcId)}`),
     batchJobs: a.onSite(`squeue --noheader --user="$(id -un)" --format=%j | grep -F 'hpc-annex.${name}.' || true`).stdout.split('\n').filter(Boolean),
     pilotDirs: readdirSync(join(area, 'pilots')),
     staging: a.onSite(`grep -l 'ANNEX_NAME=.*${name}' ~/.hpc-annex/tmp/*/backend.sh 2>/dev/null || true`).stdout.split('\n').filter(Boolean),
