@@ -526,17 +526,18 @@ async function submitBatchJob(
   // submitted the back-end leaves the pilot directory (and the token and
   // password in it) to it, and a job cancelled before it ran never removes
   // it: the undo cancels the job, then removes the directory the back-end
-  // reported, if it is one the back-end made. A back-end that failed before
+  // reported, if it is one the back-end made, once the job has left the
+  // batch system (until then its processes may still write there). A back-end that failed before
   // that removed its directory itself: then there is nothing to undo here.
   cleanup.register('cancelled the batch job', async () => {
     const {JOB_ID: jobId, PILOT_DIR: pilotDir} = control
     const lines = [
-      ...(jobId === undefined ? [] : [`${batch.cancelJob(jobId)} || exit 4`]),
+      ...(jobId === undefined ? [] : [`${batch.cancelJob(jobId)} || exit 4`, ...batch.awaitJobGone(jobId)]),
       ...(pilotDir === undefined ? [] : removePilotDirLines(batch, pilotDir)),
     ]
     if (lines.length === 0) return false
     const result = await transport.exec(lines.join('\n'))
-    if (result.code !== 0) throw new Error(`${batch.cancelJob(jobId!)} exited with status ${result.code}: ${lastLine(result.stderr)}`)
+    if (result.code !== 0) throw new Error(`${result.code === 4 ? batch.tools.cancel : 'the clean-up'} on ${host} exited with status ${result.code}: ${lastLine(result.stderr)}`)
     const removed = /^removed-pilot-dir$/m.test(result.stdout)
     const dir = `the pilot directory ${pilotDir} on ${host}`
     if (jobId === undefined) return removed ? `removed ${dir}` : false

@@ -20,6 +20,9 @@ export const htcondor: BatchSystem = {
     return `condor_submit (${size})`
   },
   cancelJob: (jobId) => `condor_rm ${shellQuote(jobId)}`,
+  awaitJobGone: (jobId) => [
+    `for _ in $(seq 120); do [ -z "$(condor_q ${shellQuote(jobId)} -af ClusterId 2>/dev/null)" ] && break; sleep 0.25; done`,
+  ],
   cancelRequest(_annexName, requestId) {
     // Only the login user's own jobs (a user name among condor_q's arguments is ANDed with
     // -constraint), removed by their ids: a queue superuser's condor_rm -constraint would

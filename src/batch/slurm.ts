@@ -26,6 +26,9 @@ export const slurm: BatchSystem = {
     return `sbatch ${parts.join(' ')}`
   },
   cancelJob: (jobId) => `scancel -- ${shellQuote(jobId)}`,
+  awaitJobGone: (jobId) => [
+    `for _ in $(seq 120); do [ -z "$(squeue --noheader --jobs=${shellQuote(jobId)} --format=%i 2>/dev/null)" ] && break; sleep 0.25; done`,
+  ],
   cancelRequest(annexName, requestId) {
     const name = shellQuote(batchJobName(annexName, requestId))
     return [

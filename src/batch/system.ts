@@ -32,6 +32,12 @@ export interface BatchSystem {
   /** A shell command that cancels one batch job by its id. */
   cancelJob(jobId: string): string
   /**
+   * Shell lines that wait, 30 s at most, until that job has left the batch
+   * system: a cancelled job's processes may still write into its pilot
+   * directory while they stop.
+   */
+  awaitJobGone(jobId: string): string[]
+  /**
    * Shell lines that cancel a request's batch jobs, found by the request id
    * (never by a job id the state job may not have learned), only the login
    * user's own: `cancelled <id>` for each; exit 3 when listing them failed,
