@@ -5,6 +5,7 @@ import {userInfo} from 'node:os'
 import {join} from 'node:path'
 
 import {oneLine, plural} from '../errors.js'
+import {collectorEndpoint} from '../render/address.js'
 import type {AdminCondor, CondorAd} from './admin-condor.js'
 import {DEFAULT_TOKEN_KEY_NAME} from './metaknob.js'
 
@@ -125,17 +126,6 @@ function missing(id: string, title: string, detail: string, fix: string, status:
   return {id, title, status, detail, fix}
 }
 
-/** The host of a collector address: `host:port?sock=x`, `<1.2.3.4:port?...>`, `[::1]:port`, `host`. */
-export function collectorHost(address: string): string | undefined {
-  const bare = address.trim().replace(/^<(.*)>$/, '$1').replace(/\?.*$/, '')
-  const bracketed = /^\[([^\]]+)\]/.exec(bare)
-  if (bracketed) return bracketed[1]
-  // More than one colon and no brackets: an IPv6 address with no port.
-  if ((bare.match(/:/g) ?? []).length > 1) return bare
-  const host = bare.replace(/:\d*$/, '')
-  return host === '' ? undefined : host
-}
-
 /** The eight 16-bit groups of an IPv6 address (a trailing dotted IPv4 part included). */
 function ipv6Groups(address: string): number[] | undefined {
   let text = address.replace(/%.*$/, '')
@@ -169,7 +159,7 @@ async function addressItem(collector: string | undefined, host: CheckHost): Prom
   const id = 'annex-collector-address'
   const title = 'The annex collector\'s host is not a loopback address'
   if (collector === undefined) return missing(id, title, 'not checked: ANNEX_COLLECTOR is not defined', 'define ANNEX_COLLECTOR first', 'unchecked')
-  const name = collectorHost(collector)
+  const name = collectorEndpoint(collector)?.host
   if (name === undefined) return missing(id, title, `could not be verified: no host in ANNEX_COLLECTOR = ${collector}`, REACH_FIX, 'unchecked')
   const unreachable = 'pilots on compute nodes elsewhere cannot reach the annex collector there'
   if (isIP(name) !== 0) {

@@ -8,12 +8,14 @@ export interface Endpoint {
 export const DEFAULT_COLLECTOR_PORT = 9618
 
 const HOST_NAME = /^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?$/
-const IPV6 = /^[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*$/
+// An IPv6 address, with a zone (%eth0) where it is link-local.
+const IPV6 = /^[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*(?:%[A-Za-z0-9_.-]+)?$/
 
 /**
  * Where a collector address points: `host`, `host:port`, either followed by
  * `?sock=...`, or a sinful string `<1.2.3.4:9618?addrs=...&sock=...>` (its
- * primary address); an IPv6 address in brackets. Of a list, the first.
+ * primary address); an IPv6 address in brackets, or bare without a port.
+ * Of a list, the first.
  * Pure; undefined when the text is none of these.
  */
 export function collectorEndpoint(address: string): Endpoint | undefined {
@@ -27,9 +29,11 @@ export function collectorEndpoint(address: string): Endpoint | undefined {
   let host: string
   let port: string | undefined
   const bracketed = /^\[([^\]]+)\](?::(\d+))?$/.exec(text)
-  if (bracketed) {
-    host = bracketed[1]!
-    port = bracketed[2]
+  // Two colons or more and no brackets: an IPv6 address with no port.
+  const bareV6 = !bracketed && /:.*:/.test(text)
+  if (bracketed || bareV6) {
+    host = bracketed ? bracketed[1]! : text
+    port = bracketed?.[2]
     if (!IPV6.test(host)) return undefined
   } else {
     const plain = /^([^:]+)(?::(\d+))?$/.exec(text)

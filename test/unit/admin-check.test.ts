@@ -1,6 +1,7 @@
 import {describe, expect, it} from 'vitest'
 
-import {checkAp, collectorHost, formatReport, isLoopback, type CheckHost, type KeyFileState} from '../../src/annex/admin-check.js'
+import {collectorEndpoint} from '../../src/render/address.js'
+import {checkAp, formatReport, isLoopback, type CheckHost, type KeyFileState} from '../../src/annex/admin-check.js'
 import type {AdminCondor, CondorAd} from '../../src/annex/admin-condor.js'
 import {renderMetaknob} from '../../src/annex/metaknob.js'
 import {systemError} from '../../src/errors.js'
@@ -252,7 +253,7 @@ describe('admin check', () => {
   })
 
   it('reads the host out of every form of collector address, and knows loopback addresses', () => {
-    expect(['vm:9618?sock=ap_collector', '<192.0.2.2:9618?sock=ap_collector>', '[::1]:9618?sock=x', 'host', '<[fe80::1]:9618>'].map(collectorHost)).toEqual(['vm', '192.0.2.2', '::1', 'host', 'fe80::1'])
+    expect(['vm:9618?sock=ap_collector', '<192.0.2.2:9618?sock=ap_collector>', '[::1]:9618?sock=x', 'host', '<[fe80::1]:9618>', '::1'].map((a) => collectorEndpoint(a)?.host)).toEqual(['vm', '192.0.2.2', '::1', 'host', 'fe80::1', '::1'])
     const loopback = ['127.0.0.1', '127.0.1.1', '::1', '0:0:0:0:0:0:0:1', '::ffff:127.0.0.1', '::ffff:7f00:1']
     const other = ['10.0.0.1', '192.0.2.2', '::ffff:10.0.0.1', 'fe80::1', '::', '1::1', 'localhost']
     expect(loopback.filter(isLoopback)).toEqual(loopback)

@@ -12,6 +12,8 @@ describe('collectorEndpoint', () => {
     ['127.0.0.1:41234?sock=ap_collector', {host: '127.0.0.1', port: 41234}],
     ['<[2001:db8::2]:9618?sock=ap_collector>', {host: '2001:db8::2', port: 9618}],
     ['[::1]', {host: '::1', port: 9618}],
+    ['fe80::1%eth0', {host: 'fe80::1%eth0', port: 9618}],
+    ['::1', {host: '::1', port: 9618}],
     ['  cm1.example.org:9618, cm2.example.org:9618', {host: 'cm1.example.org', port: 9618}],
   ])('%s', (address, endpoint) => {
     expect(collectorEndpoint(address)).toEqual(endpoint)
