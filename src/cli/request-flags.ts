@@ -1,6 +1,6 @@
 import type {RequestInput} from '../catalog/index.js'
 import {Args, Flags} from './oclif.js'
-import {tmpDirFlag} from './ssh-flag.js'
+import {loginTargetFlags, tmpDirFlag} from './ssh-flag.js'
 
 /**
  * The request flags of `create` and `add`, spelled as HTCondor's
@@ -25,8 +25,7 @@ export const requestFlags = {
     description: 'Seconds a pilot may run no job before it shuts down. [default: 300]',
     helpValue: 'SECONDS',
   }),
-  'login-name': Flags.string({aliases: ['login'], description: 'User name on the login node.', helpValue: 'USER'}),
-  'login-host': Flags.string({aliases: ['host'], description: 'Login node to use instead of the system\'s.', helpValue: 'HOST'}),
+  ...loginTargetFlags,
   pool: Flags.string({description: 'Collector the pilots report to. [default: ANNEX_COLLECTOR]', helpValue: 'ADDRESS'}),
   token_file: Flags.string({description: 'Use this HTCondor token instead of minting one.', helpValue: 'PATH'}),
   password_file: Flags.string({description: 'Annex password file. [default: ANNEX_PASSWORD_FILE]', helpValue: 'PATH'}),

@@ -17,3 +17,9 @@ export const tmpDirFlag = Flags.string({
   helpValue: 'DIR',
   parse: async (value) => expandHome(value),
 })
+
+/** --login-name (--login) and --login-host (--host): where a verb for one system logs in, as HTCondor's tool spells them. */
+export const loginTargetFlags = {
+  'login-name': Flags.string({aliases: ['login'], description: 'User name on the login node.', helpValue: 'USER'}),
+  'login-host': Flags.string({aliases: ['host'], description: 'Login node to use instead of the system\'s.', helpValue: 'HOST'}),
+}

@@ -6,6 +6,7 @@ import {formatCacheList, formatCachePrune, parseByteCount, parseDays} from '../c
 import {interruptSignal} from '../cli/interrupt.js'
 import {loginOptions, sshFlag, tmpDirFlag} from '../cli/login.js'
 import {Args, Flags} from '../cli/oclif.js'
+import {loginTargetFlags} from '../cli/ssh-flag.js'
 import {userError} from '../errors.js'
 
 export default class Cache extends AnnexCommand {
@@ -30,8 +31,7 @@ export default class Cache extends AnnexCommand {
     'older-than': Flags.string({description: 'With --prune: only objects not used for DAYS days.', helpValue: 'DAYS'}),
     'keep-bytes': Flags.string({description: 'With --prune: stop once the cache holds at most N bytes (K, M, G, T: powers of 1024).', helpValue: 'N'}),
     'dry-run': Flags.boolean({description: 'With --prune: say what would be removed, remove nothing.'}),
-    'login-name': Flags.string({aliases: ['login'], description: 'User name on the login node.', helpValue: 'USER'}),
-    'login-host': Flags.string({aliases: ['host'], description: "Login node to use instead of the system's.", helpValue: 'HOST'}),
+    ...loginTargetFlags,
     ssh: sshFlag,
     tmp_dir: tmpDirFlag,
   }
