@@ -6,7 +6,10 @@
 #   pilot.sh run PILOT_DIR [CUDA_VISIBLE_DEVICES [NODE_NAME]]
 #       on each node: waits for the shared file system to show the pilot
 #       directory, makes this node's LOCAL_DIR in it and a LOCK directory on
-#       node-local storage, then becomes condor_master (in the foreground).
+#       node-local storage, puts job sandboxes (EXECUTE) on the machine's
+#       node-local directory when it passes the checks (PILOT_DIR/node-local.sh),
+#       else on shared scratch, then runs condor_master in the foreground and
+#       removes the node-local directories when it ends, however it ends.
 #   pilot.sh sandbox
 #       in an HTCondor job (no shared file system): unpacks condor.tar.gz from
 #       the job's directory, then prepares and runs there.
@@ -67,8 +70,83 @@ CONF
     mv -f -- "$dir/condor_config.new" "$dir/condor_config" || die 32 "cannot write $dir/condor_config"
 }
 
+# pilot_log LOCAL_DIR MESSAGE: a line in this node's PilotLog, beside HTCondor's logs.
+pilot_log() {
+    printf '%s %s\n' "$(date '+%m/%d/%y %H:%M:%S')" "$2" >>"$1/log/PilotLog" 2>/dev/null
+}
+
+# node_local_problem BASE MIN_MB: why BASE cannot hold job sandboxes (printed,
+# status 1), or, when it can, makes this pilot's directory in it and prints it.
+node_local_problem() {
+    local base=$1 min_mb=$2 made free_kb
+    if ! safe_path "$base"; then
+        printf '%s is not an absolute path HTCondor'"'"'s configuration can carry' "$base"
+        return 1
+    fi
+    if [ ! -d "$base" ]; then
+        printf '%s does not exist' "$base"
+        return 1
+    fi
+    if ! made=$(mktemp -d "$base/$PILOT_NAME.XXXXXX" 2>/dev/null) || [ ! -w "$made" ]; then
+        printf '%s is not writable' "$base"
+        return 1
+    fi
+    free_kb=$(df -Pk -- "$made" 2>/dev/null | awk 'NR == 2 { print $4 }')
+    if ! [[ $free_kb =~ ^[0-9]+$ ]]; then
+        rmdir -- "$made"
+        printf 'cannot tell the free space of %s' "$base"
+        return 1
+    fi
+    if [ "$free_kb" -lt $((min_mb * 1024)) ]; then
+        rmdir -- "$made"
+        printf '%s has %s MB free, less than the %s MB needed (node_local_min_free_mb)' "$base" $((free_kb / 1024)) "$min_mb"
+        return 1
+    fi
+    printf '%s' "$made"
+}
+
+# choose_execute PILOT_DIR LOCAL_DIR NODE: sets EXECUTE_DIR and EXECUTE_ON
+# (node-local or shared) and EXECUTE_MADE (1: the pilot made EXECUTE_DIR on
+# node-local disk and removes it at its end). A node-local directory that is
+# missing, not writable or too full means shared scratch, said in the log.
+choose_execute() {
+    local dir=$1 local_dir=$2 node=$3 base='' found
+    EXECUTE_DIR="$local_dir/execute"
+    EXECUTE_ON=shared
+    EXECUTE_MADE=0
+    if [ "${SANDBOX_PILOT:-0}" = 1 ]; then
+        # An HTCondor job's sandbox is on its execute node's own disk.
+        EXECUTE_ON='node-local'
+        pilot_log "$local_dir" "job sandboxes in this pilot's job sandbox, on the execute node's disk: $EXECUTE_DIR"
+        return 0
+    fi
+    NODE_LOCAL_CONFIGURED=0
+    NODE_LOCAL_MIN_FREE_MB=4096
+    if [ -r "$dir/node-local.sh" ]; then
+        # shellcheck source=/dev/null # rendered from the machine file at create time
+        . "$dir/node-local.sh"
+        base=$(node_local_base 2>/dev/null)
+    fi
+    if [ "$NODE_LOCAL_CONFIGURED" != 1 ]; then
+        pilot_log "$local_dir" "job sandboxes on shared scratch, $EXECUTE_DIR: the machine file names no node-local directory"
+        return 0
+    fi
+    PILOT_NAME="hpc-annex.${dir##*/}.$node"
+    if [ -z "$base" ]; then
+        found="the machine file's node_local_dir is empty on this node"
+    elif found=$(node_local_problem "$base" "$NODE_LOCAL_MIN_FREE_MB"); then
+        EXECUTE_DIR=$found
+        EXECUTE_ON='node-local'
+        EXECUTE_MADE=1
+        pilot_log "$local_dir" "job sandboxes on node-local disk: $EXECUTE_DIR"
+        return 0
+    fi
+    pilot_log "$local_dir" "job sandboxes on shared scratch, $EXECUTE_DIR, not node-local disk: $found"
+    printf 'hpc-annex pilot on %s: job sandboxes on shared scratch, not node-local disk: %s\n' "$node" "$found" >&2
+}
+
 run() {
-    local dir=$1 node=${3:-} local_dir lock waited=0
+    local dir=$1 node=${3:-} local_dir lock waited=0 master status
     if [ -n "${2:-}" ]; then
         export CUDA_VISIBLE_DEVICES=$2
     fi
@@ -98,15 +176,36 @@ run() {
         lock=$(mktemp -d /tmp/hpc-annex-lock.XXXXXXXX) || die 35 'cannot make a lock directory in /tmp'
     fi
 
+    choose_execute "$dir" "$local_dir" "$node"
+
     export CONDOR_CONFIG="$dir/condor_config"
     export _CONDOR_LOCAL_DIR="$local_dir"
     export _CONDOR_LOCK="$lock"
+    export _CONDOR_EXECUTE="$EXECUTE_DIR"
+    # Which one this node uses, in its startd's ad (see pilot.conf).
+    export _CONDOR_hpc_annex_execute_on="\"$EXECUTE_ON\""
+    export _CONDOR_hpc_annex_execute_dir="\"$EXECUTE_DIR\""
     export _CONDOR_MASTER_NAME="${dir##*/}.$node"
     export _CONDOR_STARTD_NAME="${dir##*/}.$node"
     export _CONDOR_ANNEX_SETUP_SECONDS=$(($(date +%s) - START))
     export PATH="$dir/condor/bin:$dir/condor/sbin:$PATH"
-    # In the foreground: the batch system's task ends when HTCondor does.
-    exec "$dir/condor/sbin/condor_master" -f
+    # In the foreground: the batch system's task ends when HTCondor does. Not
+    # exec'd: once the master has ended (shutdown, idle, lifetime, the job's
+    # end, scancel's TERM passed on) the node-local directories go too.
+    remove_on_exit=("$lock")
+    [ "$EXECUTE_ON" = node-local ] && [ "$EXECUTE_MADE" = 1 ] && remove_on_exit+=("$EXECUTE_DIR")
+    trap 'rm -rf -- "${remove_on_exit[@]}"' EXIT
+    "$dir/condor/sbin/condor_master" -f &
+    master=$!
+    trap 'kill -TERM "$master" 2>/dev/null' TERM INT HUP
+    wait "$master"
+    status=$?
+    while kill -0 "$master" 2>/dev/null; do
+        wait "$master"
+        status=$?
+    done
+    trap - TERM INT HUP
+    exit "$status"
 }
 
 sandbox() {
@@ -129,7 +228,7 @@ sandbox() {
     mv -- "$dir/password" "$dir/secrets/password" || die 32 'cannot move the password file'
     mkdir -p -- "$dir/sif" || die 34 'cannot make the container image directory'
     prepare "$dir"
-    run "$dir"
+    SANDBOX_PILOT=1 run "$dir"
 }
 
 case ${1:-} in
