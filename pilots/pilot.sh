@@ -75,45 +75,29 @@ pilot_log() {
     printf '%s %s\n' "$(date '+%m/%d/%y %H:%M:%S')" "$2" >>"$1/log/PilotLog" 2>/dev/null
 }
 
-# node_local_problem BASE MIN_MB: why BASE cannot hold job sandboxes (printed,
-# status 1), or, when it can, makes this pilot's directory in it and prints it.
-node_local_problem() {
-    local base=$1 min_mb=$2 made free_kb
-    if ! safe_path "$base"; then
-        printf '%s is not an absolute path HTCondor'"'"'s configuration can carry' "$base"
-        return 1
-    fi
-    if [ ! -d "$base" ]; then
-        printf '%s does not exist' "$base"
-        return 1
-    fi
-    if ! made=$(mktemp -d "$base/$PILOT_NAME.XXXXXX" 2>/dev/null) || [ ! -w "$made" ]; then
-        printf '%s is not writable' "$base"
-        return 1
-    fi
-    free_kb=$(df -Pk -- "$made" 2>/dev/null | awk 'NR == 2 { print $4 }')
+# free_space_problem DIR MIN_MB BASE: prints why DIR (made in BASE) has too
+# little free space, or cannot tell; fails when it has enough.
+free_space_problem() {
+    local free_kb
+    free_kb=$(df -Pk -- "$1" 2>/dev/null | awk 'NR == 2 { print $4 }')
     if ! [[ $free_kb =~ ^[0-9]+$ ]]; then
-        rmdir -- "$made"
-        printf 'cannot tell the free space of %s' "$base"
+        printf 'cannot tell the free space of %s' "$3"
+    elif [ "$free_kb" -lt $(($2 * 1024)) ]; then
+        printf '%s has %s MB free, less than the %s MB needed (node_local_min_free_mb)' "$3" $((free_kb / 1024)) "$2"
+    else
         return 1
     fi
-    if [ "$free_kb" -lt $((min_mb * 1024)) ]; then
-        rmdir -- "$made"
-        printf '%s has %s MB free, less than the %s MB needed (node_local_min_free_mb)' "$base" $((free_kb / 1024)) "$min_mb"
-        return 1
-    fi
-    printf '%s' "$made"
 }
 
 # choose_execute PILOT_DIR LOCAL_DIR NODE: sets EXECUTE_DIR and EXECUTE_ON
-# (node-local or shared) and EXECUTE_MADE (1: the pilot made EXECUTE_DIR on
-# node-local disk and removes it at its end). A node-local directory that is
-# missing, not writable or too full means shared scratch, said in the log.
+# (node-local or shared). On node-local disk the pilot makes its own
+# directory, NODE_LOCAL_MADE, which its EXIT trap removes. A node-local
+# directory that is missing, not writable or too full means shared scratch,
+# said in the log.
 choose_execute() {
     local dir=$1 local_dir=$2 node=$3 base='' found
     EXECUTE_DIR="$local_dir/execute"
     EXECUTE_ON=shared
-    EXECUTE_MADE=0
     if [ "${SANDBOX_PILOT:-0}" = 1 ]; then
         # An HTCondor job's sandbox is on its execute node's own disk.
         EXECUTE_ON='node-local'
@@ -131,22 +115,36 @@ choose_execute() {
         pilot_log "$local_dir" "job sandboxes on shared scratch, $EXECUTE_DIR: the machine file names no node-local directory"
         return 0
     fi
-    PILOT_NAME="hpc-annex.${dir##*/}.$node"
     if [ -z "$base" ]; then
         found="the machine file's node_local_dir is empty on this node"
-    elif found=$(node_local_problem "$base" "$NODE_LOCAL_MIN_FREE_MB"); then
-        EXECUTE_DIR=$found
+    elif ! safe_path "$base"; then
+        found="$base is not an absolute path HTCondor's configuration can carry"
+    elif [ ! -d "$base" ]; then
+        found="$base does not exist"
+    elif ! NODE_LOCAL_MADE=$(mktemp -d "$base/hpc-annex.${dir##*/}.$node.XXXXXX" 2>/dev/null) || [ ! -w "$NODE_LOCAL_MADE" ]; then
+        found="$base is not writable"
+    elif ! found=$(free_space_problem "$NODE_LOCAL_MADE" "$NODE_LOCAL_MIN_FREE_MB" "$base"); then
+        EXECUTE_DIR=$NODE_LOCAL_MADE
         EXECUTE_ON='node-local'
-        EXECUTE_MADE=1
         pilot_log "$local_dir" "job sandboxes on node-local disk: $EXECUTE_DIR"
         return 0
+    fi
+    if [ -n "$NODE_LOCAL_MADE" ]; then
+        rm -rf -- "$NODE_LOCAL_MADE"
+        NODE_LOCAL_MADE=''
     fi
     pilot_log "$local_dir" "job sandboxes on shared scratch, $EXECUTE_DIR, not node-local disk: $found"
     printf 'hpc-annex pilot on %s: job sandboxes on shared scratch, not node-local disk: %s\n' "$node" "$found" >&2
 }
 
 run() {
-    local dir=$1 node=${3:-} local_dir lock waited=0 master status
+    local dir=$1 node=${3:-} local_dir waited=0 master status
+    # What the pilot makes on node-local storage (the lock directory, its
+    # sandboxes' directory) goes however it ends: a TERM (scancel, the job's
+    # end) before HTCondor runs ends it at once, one after is passed on.
+    LOCK_DIR='' NODE_LOCAL_MADE=''
+    trap 'rm -rf -- ${LOCK_DIR:+"$LOCK_DIR"} ${NODE_LOCAL_MADE:+"$NODE_LOCAL_MADE"}' EXIT
+    trap 'exit 143' TERM INT HUP
     if [ -n "${2:-}" ]; then
         export CUDA_VISIBLE_DEVICES=$2
     fi
@@ -171,16 +169,17 @@ run() {
     install -m 0600 -- "$dir/secrets/password" "$local_dir/passwords.d/POOL" || die 32 'cannot install the password file'
 
     # The lock directory must be node-local: a shared one stops a second master.
-    lock=$(mktemp -d "${TMPDIR:-/tmp}/hpc-annex-lock.XXXXXXXX" 2>/dev/null)
-    if [ -z "$lock" ] || ! safe_path "$lock"; then
-        lock=$(mktemp -d /tmp/hpc-annex-lock.XXXXXXXX) || die 35 'cannot make a lock directory in /tmp'
+    LOCK_DIR=$(mktemp -d "${TMPDIR:-/tmp}/hpc-annex-lock.XXXXXXXX" 2>/dev/null)
+    if [ -z "$LOCK_DIR" ] || ! safe_path "$LOCK_DIR"; then
+        [ -z "$LOCK_DIR" ] || rm -rf -- "$LOCK_DIR"
+        LOCK_DIR=$(mktemp -d /tmp/hpc-annex-lock.XXXXXXXX) || die 35 'cannot make a lock directory in /tmp'
     fi
 
     choose_execute "$dir" "$local_dir" "$node"
 
     export CONDOR_CONFIG="$dir/condor_config"
     export _CONDOR_LOCAL_DIR="$local_dir"
-    export _CONDOR_LOCK="$lock"
+    export _CONDOR_LOCK="$LOCK_DIR"
     export _CONDOR_EXECUTE="$EXECUTE_DIR"
     # Which one this node uses, in its startd's ad (see pilot.conf).
     export _CONDOR_hpc_annex_execute_on="\"$EXECUTE_ON\""
@@ -191,10 +190,7 @@ run() {
     export PATH="$dir/condor/bin:$dir/condor/sbin:$PATH"
     # In the foreground: the batch system's task ends when HTCondor does. Not
     # exec'd: once the master has ended (shutdown, idle, lifetime, the job's
-    # end, scancel's TERM passed on) the node-local directories go too.
-    remove_on_exit=("$lock")
-    [ "$EXECUTE_ON" = node-local ] && [ "$EXECUTE_MADE" = 1 ] && remove_on_exit+=("$EXECUTE_DIR")
-    trap 'rm -rf -- "${remove_on_exit[@]}"' EXIT
+    # end, scancel's TERM passed on) the EXIT trap removes the node-local directories.
     "$dir/condor/sbin/condor_master" -f &
     master=$!
     trap 'kill -TERM "$master" 2>/dev/null' TERM INT HUP

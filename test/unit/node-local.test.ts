@@ -234,6 +234,29 @@ describe('the pilot on a node (pilot.sh run)', {timeout: 60_000}, () => {
     expect(existsSync(join(dir, 'hosts', 'node1', 'log', 'master-termed'))).toBe(true)
     expect(readdirSync(join(local, 'node1'))).toEqual([])
   })
+  it('leaves nothing on node-local disk when TERM comes after it made its directory but before HTCondor runs', async () => {
+    mkdirSync(join(local, 'node1'), {recursive: true})
+    const dir = pilotDir({dir: `${local}/node1`, minFreeMb: 1})
+    // mktemp of the sandboxes' directory is followed at once by the TERM scancel would send.
+    const pidFile = join(work, 'pilot.pid')
+    writeFileSync(
+      join(stubs, 'mktemp'),
+      [
+        '#!/bin/bash',
+        '/usr/bin/mktemp "$@" || exit',
+        'case $* in *hpc-annex.pilot.*) ;; *) exit 0 ;; esac',
+        `for _ in $(seq 100); do [ -s '${pidFile}' ] && break; sleep 0.1; done`,
+        `kill -TERM "$(cat '${pidFile}')"`,
+      ].join('\n'),
+    )
+    chmodSync(join(stubs, 'mktemp'), 0o755)
+    const child = spawn('bash', [join(dir, 'pilot.sh'), 'run', dir, '', 'node1'], {env: env(), stdio: 'ignore'})
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
+    writeFileSync(pidFile, String(child.pid))
+    expect(await exited).toBe(143)
+    expect(existsSync(join(dir, 'hosts', 'node1', 'log', 'master-ran'))).toBe(false)
+    expect(readdirSync(join(local, 'node1'))).toEqual([])
+  })
 })
 
 describe('status shows where each pilot puts job sandboxes', () => {
