@@ -12,7 +12,7 @@ const name = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'letters, digits, 
  * Bash expression, evaluated by the pilot on each compute node, of the
  * node-local directory job sandboxes go under ('' : none, so shared scratch).
  */
-const nodeLocalDir = z.string().regex(/^[^\r\n]*$/, 'one line')
+const nodeLocalDir = z.string().regex(/^[^\r\n"]*$/, 'one line, without double quotes (the pilot expands it inside them)')
 
 /** A queue's limits; also what a shape may override. */
 const limits = {

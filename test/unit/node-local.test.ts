@@ -89,7 +89,7 @@ describe('node-local directories in the built-in machine files', () => {
     expect(nodeLocalOf(machine, {node_local_dir: ''})).toEqual({minFreeMb: 4096})
   })
 
-  it('reads per-queue settings from a machine file, and refuses a directory of two lines', () => {
+  it('reads per-queue settings from a machine file, and refuses a directory of two lines or with double quotes', () => {
     const dir = tempDir('node-local-machines')
     try {
       const base = readFileSync(join(import.meta.dirname, '..', 'site', 'machines', 'sandbox.toml'), 'utf8')
@@ -101,6 +101,8 @@ describe('node-local directories in the built-in machine files', () => {
       const refused = loadCatalog([dir])
       expect(refused.systems.has('site')).toBe(false)
       expect(refused.problems.map((p) => `${p.key}: ${p.message}`)).toEqual([expect.stringMatching(/^node_local_dir: .*one line/)])
+      writeFileSync(join(dir, 'site.toml'), base.replace(/^node_local_dir = .*$/m, `node_local_dir = '"/tmp"'`))
+      expect(loadCatalog([dir]).problems.map((p) => `${p.key}: ${p.message}`)).toEqual([expect.stringMatching(/^node_local_dir: .*without double quotes/)])
     } finally {
       rmSync(dir, {recursive: true, force: true})
     }
