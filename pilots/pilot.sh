@@ -6,7 +6,10 @@
 #   pilot.sh run PILOT_DIR [CUDA_VISIBLE_DEVICES [NODE_NAME]]
 #       on each node: waits for the shared file system to show the pilot
 #       directory, makes this node's LOCAL_DIR in it and a LOCK directory on
-#       node-local storage, then becomes condor_master (in the foreground).
+#       node-local storage, puts job sandboxes (EXECUTE) on the machine's
+#       node-local directory when it passes the checks (PILOT_DIR/node-local.sh),
+#       else on shared scratch, then runs condor_master in the foreground and
+#       removes the node-local directories when it ends, however it ends.
 #   pilot.sh sandbox
 #       in an HTCondor job (no shared file system): unpacks condor.tar.gz from
 #       the job's directory, then prepares and runs there.
@@ -67,8 +70,81 @@ CONF
     mv -f -- "$dir/condor_config.new" "$dir/condor_config" || die 32 "cannot write $dir/condor_config"
 }
 
+# pilot_log LOCAL_DIR MESSAGE: a line in this node's PilotLog, beside HTCondor's logs.
+pilot_log() {
+    printf '%s %s\n' "$(date '+%m/%d/%y %H:%M:%S')" "$2" >>"$1/log/PilotLog" 2>/dev/null
+}
+
+# free_space_problem DIR MIN_MB BASE: prints why DIR (made in BASE) has too
+# little free space, or cannot tell; fails when it has enough.
+free_space_problem() {
+    local free_kb
+    free_kb=$(df -Pk -- "$1" 2>/dev/null | awk 'NR == 2 { print $4 }')
+    if ! [[ $free_kb =~ ^[0-9]+$ ]]; then
+        printf 'cannot tell the free space of %s' "$3"
+    elif [ "$free_kb" -lt $(($2 * 1024)) ]; then
+        printf '%s has %s MB free, less than the %s MB needed (node_local_min_free_mb)' "$3" $((free_kb / 1024)) "$2"
+    else
+        return 1
+    fi
+}
+
+# choose_execute PILOT_DIR LOCAL_DIR NODE: sets EXECUTE_DIR and EXECUTE_ON
+# (node-local or shared). On node-local disk the pilot makes its own
+# directory, NODE_LOCAL_MADE, which its EXIT trap removes. A node-local
+# directory that is missing, not writable or too full means shared scratch,
+# said in the log.
+choose_execute() {
+    local dir=$1 local_dir=$2 node=$3 base='' found
+    EXECUTE_DIR="$local_dir/execute"
+    EXECUTE_ON=shared
+    if [ "${SANDBOX_PILOT:-0}" = 1 ]; then
+        # An HTCondor job's sandbox is on its execute node's own disk.
+        EXECUTE_ON='node-local'
+        pilot_log "$local_dir" "job sandboxes in this pilot's job sandbox, on the execute node's disk: $EXECUTE_DIR"
+        return 0
+    fi
+    NODE_LOCAL_CONFIGURED=0
+    NODE_LOCAL_MIN_FREE_MB=4096
+    if [ -r "$dir/node-local.sh" ]; then
+        # shellcheck source=/dev/null # rendered from the machine file at create time
+        . "$dir/node-local.sh"
+        base=$(node_local_base 2>/dev/null)
+    fi
+    if [ "$NODE_LOCAL_CONFIGURED" != 1 ]; then
+        pilot_log "$local_dir" "job sandboxes on shared scratch, $EXECUTE_DIR: the machine file names no node-local directory"
+        return 0
+    fi
+    if [ -z "$base" ]; then
+        found="the machine file's node_local_dir is empty on this node"
+    elif ! safe_path "$base"; then
+        found="$base is not an absolute path HTCondor's configuration can carry"
+    elif [ ! -d "$base" ]; then
+        found="$base does not exist"
+    elif ! NODE_LOCAL_MADE=$(mktemp -d "$base/hpc-annex.${dir##*/}.$node.XXXXXX" 2>/dev/null) || [ ! -w "$NODE_LOCAL_MADE" ]; then
+        found="$base is not writable"
+    elif ! found=$(free_space_problem "$NODE_LOCAL_MADE" "$NODE_LOCAL_MIN_FREE_MB" "$base"); then
+        EXECUTE_DIR=$NODE_LOCAL_MADE
+        EXECUTE_ON='node-local'
+        pilot_log "$local_dir" "job sandboxes on node-local disk: $EXECUTE_DIR"
+        return 0
+    fi
+    if [ -n "$NODE_LOCAL_MADE" ]; then
+        rm -rf -- "$NODE_LOCAL_MADE"
+        NODE_LOCAL_MADE=''
+    fi
+    pilot_log "$local_dir" "job sandboxes on shared scratch, $EXECUTE_DIR, not node-local disk: $found"
+    printf 'hpc-annex pilot on %s: job sandboxes on shared scratch, not node-local disk: %s\n' "$node" "$found" >&2
+}
+
 run() {
-    local dir=$1 node=${3:-} local_dir lock waited=0
+    local dir=$1 node=${3:-} local_dir waited=0 master status
+    # What the pilot makes on node-local storage (the lock directory, its
+    # sandboxes' directory) goes however it ends: a TERM (scancel, the job's
+    # end) before HTCondor runs ends it at once, one after is passed on.
+    LOCK_DIR='' NODE_LOCAL_MADE=''
+    trap 'rm -rf -- ${LOCK_DIR:+"$LOCK_DIR"} ${NODE_LOCAL_MADE:+"$NODE_LOCAL_MADE"}' EXIT
+    trap 'exit 143' TERM INT HUP
     if [ -n "${2:-}" ]; then
         export CUDA_VISIBLE_DEVICES=$2
     fi
@@ -93,20 +169,39 @@ run() {
     install -m 0600 -- "$dir/secrets/password" "$local_dir/passwords.d/POOL" || die 32 'cannot install the password file'
 
     # The lock directory must be node-local: a shared one stops a second master.
-    lock=$(mktemp -d "${TMPDIR:-/tmp}/hpc-annex-lock.XXXXXXXX" 2>/dev/null)
-    if [ -z "$lock" ] || ! safe_path "$lock"; then
-        lock=$(mktemp -d /tmp/hpc-annex-lock.XXXXXXXX) || die 35 'cannot make a lock directory in /tmp'
+    LOCK_DIR=$(mktemp -d "${TMPDIR:-/tmp}/hpc-annex-lock.XXXXXXXX" 2>/dev/null)
+    if [ -z "$LOCK_DIR" ] || ! safe_path "$LOCK_DIR"; then
+        [ -z "$LOCK_DIR" ] || rm -rf -- "$LOCK_DIR"
+        LOCK_DIR=$(mktemp -d /tmp/hpc-annex-lock.XXXXXXXX) || die 35 'cannot make a lock directory in /tmp'
     fi
+
+    choose_execute "$dir" "$local_dir" "$node"
 
     export CONDOR_CONFIG="$dir/condor_config"
     export _CONDOR_LOCAL_DIR="$local_dir"
-    export _CONDOR_LOCK="$lock"
+    export _CONDOR_LOCK="$LOCK_DIR"
+    export _CONDOR_EXECUTE="$EXECUTE_DIR"
+    # Which one this node uses, in its startd's ad (see pilot.conf).
+    export _CONDOR_hpc_annex_execute_on="\"$EXECUTE_ON\""
+    export _CONDOR_hpc_annex_execute_dir="\"$EXECUTE_DIR\""
     export _CONDOR_MASTER_NAME="${dir##*/}.$node"
     export _CONDOR_STARTD_NAME="${dir##*/}.$node"
     export _CONDOR_ANNEX_SETUP_SECONDS=$(($(date +%s) - START))
     export PATH="$dir/condor/bin:$dir/condor/sbin:$PATH"
-    # In the foreground: the batch system's task ends when HTCondor does.
-    exec "$dir/condor/sbin/condor_master" -f
+    # In the foreground: the batch system's task ends when HTCondor does. Not
+    # exec'd: once the master has ended (shutdown, idle, lifetime, the job's
+    # end, scancel's TERM passed on) the EXIT trap removes the node-local directories.
+    "$dir/condor/sbin/condor_master" -f &
+    master=$!
+    trap 'kill -TERM "$master" 2>/dev/null' TERM INT HUP
+    wait "$master"
+    status=$?
+    while kill -0 "$master" 2>/dev/null; do
+        wait "$master"
+        status=$?
+    done
+    trap - TERM INT HUP
+    exit "$status"
 }
 
 sandbox() {
@@ -129,7 +224,7 @@ sandbox() {
     mv -- "$dir/password" "$dir/secrets/password" || die 32 'cannot move the password file'
     mkdir -p -- "$dir/sif" || die 34 'cannot make the container image directory'
     prepare "$dir"
-    run "$dir"
+    SANDBOX_PILOT=1 run "$dir"
 }
 
 case ${1:-} in

@@ -31,7 +31,7 @@ discover() {
         [ -d "$d" ] || continue
         if [ "$kept" = 1 ]; then n=${d##*/}; else n=${d%/log}; n=${n##*/}; fi
         [ -z "$node" ] || [ "$n" = "$node" ] || continue
-        for f in "$d"/MasterLog "$d"/StartLog "$d"/StarterLog*; do
+        for f in "$d"/PilotLog "$d"/MasterLog "$d"/StartLog "$d"/StarterLog*; do
             [ -f "$f" ] && add "$prefix$n: ${f##*/}" "$f"
         done
     done

@@ -42,6 +42,16 @@ export interface RequestStatus {
    * more and none of its pilots has reported: what to look at, and why.
    */
   hint?: string
+  /** Each joined node's pilot (its partitionable slot): where it puts job sandboxes. */
+  pilots: PilotStatus[]
+}
+
+/** Where a pilot puts job sandboxes, as its startd advertises it (absent: a pilot that does not say). */
+export interface PilotStatus {
+  /** The startd's name (the slot's Name without "slotN@"). */
+  name: string
+  executeOn?: 'node-local' | 'shared'
+  executeDir?: string
 }
 
 export interface Established {
@@ -84,6 +94,7 @@ export const REQUEST_JOB_ATTRIBUTES = [
 export const NO_PILOT_HINT_AFTER = 300
 export const SLOT_ATTRIBUTES = [
   'Name', 'AnnexName', 'hpc_annex_request_id', 'PartitionableSlot', 'TotalSlotCpus', 'ChildCpus', 'DaemonStartTime', 'Cpus', 'State', 'Activity',
+  'hpc_annex_execute_on', 'hpc_annex_execute_dir',
 ]
 export const TARGET_JOB_ATTRIBUTES = ['ClusterId', 'ProcId', 'JobStatus', 'TargetAnnexName']
 
@@ -125,7 +136,17 @@ interface Building {
 }
 
 function newRequest(requestId: string): RequestStatus {
-  return {requestId, nodesRequested: 0, nodesJoined: 0, cpus: 0, busyCpus: 0}
+  return {requestId, nodesRequested: 0, nodesJoined: 0, cpus: 0, busyCpus: 0, pilots: []}
+}
+
+function pilotStatus(slot: Ad): PilotStatus {
+  const name = adString(slot, 'Name') ?? ''
+  const pilot: PilotStatus = {name: name.replace(/^[^@]*@/, '')}
+  const on = adString(slot, 'hpc_annex_execute_on')
+  if (on === 'node-local' || on === 'shared') pilot.executeOn = on
+  const dir = adString(slot, 'hpc_annex_execute_dir')
+  if (dir !== undefined) pilot.executeDir = dir
+  return pilot
 }
 
 /**
@@ -178,6 +199,7 @@ export function aggregateStatus(input: {requestJobs: Ad[]; slots: Ad[]; targetJo
       request.cpus += adNumber(slot, 'TotalSlotCpus') ?? adNumber(slot, 'Cpus') ?? 0
       request.busyCpus += busyCpus(adValue(slot, 'ChildCpus'))
       request.nodesJoined += 1
+      request.pilots.push(pilotStatus(slot))
     }
     const start = adNumber(slot, 'DaemonStartTime')
     if (start !== undefined) {

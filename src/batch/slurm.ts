@@ -8,7 +8,10 @@ export const slurm: BatchSystem = {
   label: 'SLURM',
   tools: {submit: 'sbatch', query: 'squeue', cancel: 'scancel'},
   backendTemplate: 'backend-slurm.sh.hbs',
-  jobTemplates: [{path: 'batch.slurm', template: 'batch.slurm.hbs', secret: false}],
+  jobTemplates: [
+    {path: 'batch.slurm', template: 'batch.slurm.hbs', secret: false},
+    {path: 'node-local.sh', template: 'node-local.sh.hbs', secret: false},
+  ],
   pilotScripts: ['pilot.sh', 'launcher.sh'],
   unpackTarballOnArrival: true,
   detectsLoginOs: true,

@@ -76,6 +76,14 @@ export interface PlanPilotJob {
   defaultMemMb: number
 }
 
+/** Where the pilots put job sandboxes: a node-local directory, checked on each node, else shared scratch. */
+export interface PlanNodeLocal {
+  /** Bash expression evaluated by the pilot on each compute node; absent: none (shared scratch). */
+  dir?: string
+  /** MB that must be free there when a pilot starts, else it falls back to shared scratch. */
+  minFreeMb: number
+}
+
 export interface Plan {
   annexName: string
   system: PlanSystem
@@ -105,6 +113,8 @@ export interface Plan {
   tmpDir?: string
   /** Shell expression, evaluated on the login node, of the directory pilot directories go under. */
   scratch: string
+  /** Where job sandboxes go on each node (absent: shared scratch, as before node-local directories existed). */
+  nodeLocal?: PlanNodeLocal
   /** MB: the pilot hands memory out in chunks of this size. */
   memoryChunkMb: number
   /** How the batch job starts one pilot per node. */

@@ -1,4 +1,5 @@
 import {z} from '../vendor/zod.js'
+import {DEFAULT_NODE_LOCAL_MIN_FREE_MB} from './node-local.js'
 
 /**
  * The schema of a machine file (backends/<key>.toml). Strict: an unknown key
@@ -6,6 +7,12 @@ import {z} from '../vendor/zod.js'
  */
 const positive = z.number().int().positive()
 const name = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'letters, digits, ".", "_" and "-" only')
+
+/**
+ * Bash expression, evaluated by the pilot on each compute node, of the
+ * node-local directory job sandboxes go under ('' : none, so shared scratch).
+ */
+const nodeLocalDir = z.string().regex(/^[^\r\n"]*$/, 'one line, without double quotes (the pilot expands it inside them)')
 
 /** A queue's limits; also what a shape may override. */
 const limits = {
@@ -53,6 +60,9 @@ const queue = z
     constraint: limits.constraint.optional(),
     note: z.string().optional(),
     shapes: z.array(shape).optional(),
+    /** Per queue, where its nodes differ from the machine's: see the machine's node_local_dir ('' : none, shared scratch). */
+    node_local_dir: nodeLocalDir.optional(),
+    node_local_min_free_mb: positive.optional(),
   })
   .strict()
 
@@ -98,6 +108,10 @@ export const machineSchema = z
     queue_flag: z.enum(['partition', 'qos']).default('partition'),
     /** Shell expression, evaluated by bash on the login node. */
     scratch: z.string().min(1),
+    /** Node-local directory for job sandboxes (bash, evaluated on each compute node); absent or '': shared scratch. */
+    node_local_dir: nodeLocalDir.default(''),
+    /** MB that must be free in it when a pilot starts, else the pilot falls back to shared scratch. */
+    node_local_min_free_mb: positive.default(DEFAULT_NODE_LOCAL_MIN_FREE_MB),
     gpu_flag: z.enum(['gpus', 'gpus-per-node', 'gpus-per-task']).default('gpus-per-node'),
     /** The GPU option carries the type: --gpus=v100-32:16. */
     gpu_flag_includes_type: z.boolean().default(false),

@@ -1,5 +1,6 @@
 import {userError} from '../errors.js'
 import {findSystem, requireSystem, type Catalog, type Machine} from './load.js'
+import {nodeLocalOf} from './node-local.js'
 import type {Plan, PlanGpus, PlanQueue} from './plan.js'
 import {parseRequest, splitTarget, type Request, type RequestInput} from './request.js'
 import type {QueueDefinition, ShapeDefinition} from './schema.js'
@@ -248,6 +249,7 @@ export function validateRequest(catalog: Catalog, input: RequestInput, options: 
     login: {host: request.loginHost ?? machine.host, hostFromFlag: request.loginHost !== undefined},
     owners: request.owners ?? [options.defaultOwner],
     scratch: machine.scratch,
+    nodeLocal: nodeLocalOf(machine, queue.definition),
     memoryChunkMb: machine.memory_chunk_mb,
     fanOut: machine.fan_out,
     htcondor: tarballs(machine),

@@ -1,5 +1,6 @@
 import type {Plan, PlanTarball} from '../catalog/plan.js'
 import {batchJobName, batchSystem} from '../batch/index.js'
+import {DEFAULT_NODE_LOCAL_MIN_FREE_MB} from '../catalog/node-local.js'
 
 export {batchJobName}
 import {collectorEndpoint, endpointText} from './address.js'
@@ -70,6 +71,8 @@ export interface RenderView {
   collectorCheck: {host: string; port: number; text: string} | false
   /** condor_q constraint finding this request's pilot job (HTCondor-batch systems). */
   requestConstraint: string
+  /** Where each node's pilot puts job sandboxes: the directory expression (false: none, shared scratch) and the MB it must have free. */
+  nodeLocal: {dir: string | false; minFreeMb: number}
   /** HTCondor-batch systems: the machine file's policy for the pilot job (false: not given). */
   pilotJob: {requirements: string | false; containerImage: string | false; diskPerCpuMb: number | false}
 }
@@ -112,6 +115,7 @@ export function renderView(plan: Plan, ap: ApContext): RenderView {
     sshFanOut: plan.fanOut === 'ssh',
     collectorCheck: collector ? {...collector, text: endpointText(collector)} : false,
     requestConstraint: `hpc_annex_request_id == ${classadString(ap.requestId)}`,
+    nodeLocal: {dir: plan.nodeLocal?.dir ?? false, minFreeMb: plan.nodeLocal?.minFreeMb ?? DEFAULT_NODE_LOCAL_MIN_FREE_MB},
     pilotJob: {requirements: policy?.requirements ?? false, containerImage: policy?.containerImage ?? false, diskPerCpuMb: policy?.diskPerCpuMb ?? false},
   }
 }

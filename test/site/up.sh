@@ -152,6 +152,8 @@ chmod 600 "$D/client/id_ed25519"
 install -d -o "$SITE_USER" -g "$SITE_USER" -m 700 "$HOME_U/.ssh"
 install -o "$SITE_USER" -g "$SITE_USER" -m 600 "$D/client/id_ed25519.pub" "$HOME_U/.ssh/authorized_keys"
 install -d -o "$SITE_USER" -g "$SITE_USER" -m 755 "$D/scratch"
+# Each node's "node-local" directory (the sandbox machine file's node_local_dir).
+for i in $(seq "$SITE_NODES"); do install -d -o "$SITE_USER" -g "$SITE_USER" -m 755 "$D/local" "$D/local/node$i"; done
 
 # TOTP secret read by pam_google_authenticator (as root: user=root below); the
 # module rewrites this file on every login. DISALLOW_REUSE: a code is accepted

@@ -404,6 +404,9 @@ describe('the HTCondor-batch back-end (PATh Facility)', {timeout: 60_000}, () =>
     expect(hosts).toHaveLength(1)
     const ran = readFileSync(join(sandbox, 'hosts', hosts[0]!, 'log', 'master-ran'), 'utf8')
     expect(ran).toContain(`CONDOR_CONFIG=${sandbox}/condor_config\n`)
+    // Its job sandboxes are in its own, on the execute node's disk.
+    expect(ran).toContain(`_CONDOR_EXECUTE=${sandbox}/hosts/${hosts[0]}/execute\n`)
+    expect(ran).toContain('_CONDOR_hpc_annex_execute_on="node-local"\n')
     expect(readFileSync(join(sandbox, 'condor_config'), 'utf8')).toContain('NUM_CPUS = 4\nMEMORY = 8192\n')
   })
 

@@ -68,6 +68,7 @@ describe('the self-service bundle (--bundle)', () => {
       ['drwx------', 'hpc-annex-demo/'],
       ['-rwx------', 'hpc-annex-demo/backend.sh'],
       ['-rwx------', 'hpc-annex-demo/batch.slurm'],
+      ['-rwx------', 'hpc-annex-demo/node-local.sh'],
       ['-rw-------', 'hpc-annex-demo/pilot.conf'],
       ['-rwx------', 'hpc-annex-demo/pilot.sh'],
       ['-rwx------', 'hpc-annex-demo/launcher.sh'],

@@ -23,6 +23,7 @@ const cases: [string, string, Omit<RequestInput, 'name'>][] = [
   ['bridges2-gpu-v100-32-16.slurm', 'batch.slurm', {target: 'GPU@bridges2', gpus: 'v100-32:16'}],
   ['path-facility-cpu.sub', 'pilot.sub', {target: 'cpu@path-facility', cpus: '4', memMb: '8192', owners: 'alice,bob'}],
   ['expanse-gpu.pilot.conf', 'pilot.conf', {target: 'gpu@expanse', project: 'abc123', nodes: '2', owners: 'alice,bob'}],
+  ['expanse-gpu.node-local.sh', 'node-local.sh', {target: 'gpu@expanse', project: 'abc123', nodes: '2'}],
 ]
 
 describe('golden files', () => {

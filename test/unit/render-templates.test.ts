@@ -79,6 +79,6 @@ describe('the templates', () => {
 
   it('machine-file text is the only verbatim text, and is marked so', () => {
     const trusted = files.flatMap((file) => mustaches(readFileSync(file, 'utf8')).filter((m) => m.text.startsWith('{{trusted ')).map((m) => m.text))
-    expect(new Set(trusted)).toEqual(new Set(['{{trusted plan.scratch}}', '{{trusted plan.shellFragment}}', '{{trusted plan.pilotDirFragment}}', '{{trusted plan.configFragment}}']))
+    expect(new Set(trusted)).toEqual(new Set(['{{trusted plan.scratch}}', '{{trusted nodeLocal.dir}}', '{{trusted plan.shellFragment}}', '{{trusted plan.pilotDirFragment}}', '{{trusted plan.configFragment}}']))
   })
 })

@@ -106,6 +106,7 @@ export function statusJson(report: StatusReport): StatusOutput {
         lastStartEpochSeconds: r.lastStart,
         submittedEpochSeconds: r.submittedAt,
         hint: r.hint,
+        pilots: r.pilots.map((p) => ({name: p.name, executeOn: p.executeOn, executeDir: p.executeDir})),
       })),
     })),
     timeEpochSeconds: report.time,

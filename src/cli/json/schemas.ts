@@ -167,6 +167,15 @@ const requestStatus = z.strictObject({
   lastStartEpochSeconds: epochSeconds.optional(),
   submittedEpochSeconds: epochSeconds.optional(),
   hint: z.string().optional().describe('Why no pilot has joined, when the batch job was submitted a while ago.'),
+  pilots: z
+    .array(
+      z.strictObject({
+        name: z.string().describe("The pilot's startd name."),
+        executeOn: z.enum(['node-local', 'shared']).optional().describe('Where its job sandboxes are: node-local disk, or shared scratch (the fallback). Absent: the pilot does not say.'),
+        executeDir: z.string().optional().describe('Its job sandboxes\' directory (EXECUTE) on the node.'),
+      }),
+    )
+    .describe('Each joined node\'s pilot.'),
 })
 
 const established = z.strictObject({requestId: z.string(), ageSeconds: seconds, retiresInSeconds: seconds.optional()})
