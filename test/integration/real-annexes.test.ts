@@ -60,7 +60,8 @@ describeOnRealHTCondor('annexes and requests on the loopback site', () => {
     expect(a.ads('beta')[0]!.Machine).not.toBe(alphaMachine)
 
     // A second request for alpha (jobs are waiting for it): its pilot joins the same annex, on the third node.
-    const laterJob = await a.submitJob('alpha')
+    // The job may start at once on alpha's idle pilot: it lasts long enough to be still queued when add checks.
+    const laterJob = await a.submitJob('alpha', 30)
     const grown = await create('add', 'alpha')
     expect(grown.requestId).not.toBe(alpha.requestId)
     const both = await joined('alpha', 2)
