@@ -70,6 +70,8 @@ export interface RenderView {
   collectorCheck: {host: string; port: number; text: string} | false
   /** condor_q constraint finding this request's pilot job (HTCondor-batch systems). */
   requestConstraint: string
+  /** Extra batch directives: value false for a bare option (#SBATCH --exclusive). */
+  batchOptions: {key: string; value: string | false}[]
   /** HTCondor-batch systems: the machine file's policy for the pilot job (false: not given). */
   pilotJob: {requirements: string | false; containerImage: string | false; diskPerCpuMb: number | false}
 }
@@ -112,6 +114,7 @@ export function renderView(plan: Plan, ap: ApContext): RenderView {
     sshFanOut: plan.fanOut === 'ssh',
     collectorCheck: collector ? {...collector, text: endpointText(collector)} : false,
     requestConstraint: `hpc_annex_request_id == ${classadString(ap.requestId)}`,
+    batchOptions: (plan.batchOptions ?? []).map((o) => ({key: o.key, value: o.value ?? false})),
     pilotJob: {requirements: policy?.requirements ?? false, containerImage: policy?.containerImage ?? false, diskPerCpuMb: policy?.diskPerCpuMb ?? false},
   }
 }

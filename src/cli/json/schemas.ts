@@ -120,6 +120,10 @@ const requestFields = {
     })
     .optional()
     .describe('HTCondor-batch systems: the pilot job\'s site policy.'),
+  batchOptions: z
+    .array(z.strictObject({key: z.string(), value: z.string().optional().describe('Absent: an option without a value.'), from: z.enum(['request', 'machine'])}))
+    .optional()
+    .describe('Extra batch directives (--batch-option, or the queue\'s batch_options in the machine file): #SBATCH --KEY=VALUE on SLURM, KEY = VALUE in the submit description of an HTCondor pool.'),
   batchRequest: z.string().describe('What is asked of the batch system, as the text shows it, e.g. "sbatch -p wholenode --nodes=2 --time=60".'),
   staging: z.array(z.string()).describe('What travels to the login node, in words.'),
 }
