@@ -38,7 +38,7 @@ export interface ApContext {
 /** Seconds the pilots leave, before the batch job's end, for shutting down and cleaning up. */
 export const CLEANUP_TIME = 300
 
-interface TarballView {
+export interface TarballView {
   os: string
   url: string
   sha256: string
