@@ -318,6 +318,36 @@ export const markStartedJson = z.strictObject({
   warnings,
 })
 
+// --- apply ------------------------------------------------------------------------------
+
+export const applyJson = z.strictObject({
+  annexName: z.string(),
+  file: z.string().describe('The request file applied.'),
+  dryRun: z.boolean(),
+  requests: z
+    .array(
+      z.strictObject({
+        index: count.describe('Its place among the file\'s requests, from 0.'),
+        line: count.optional().describe('Its line in the file.'),
+        target: z.string().describe('QUEUE@SYSTEM.'),
+        nodes: count,
+        lifetimeSeconds: seconds,
+        outcome: z
+          .enum(['exists', 'created', 'added', 'would-create', 'would-add', 'failed'])
+          .describe('exists: a live request of the annex asks for the same (nothing made); created/added: made now; would-*: --dry-run; failed: see error.'),
+        requestId: z.string().optional(),
+        stateJobId: z.string().optional(),
+        batchJobId: z.string().optional(),
+        loginHost: z.string().optional(),
+        batchRequest: z.string().describe('What is (or would be) asked of the batch system.'),
+        error: z.strictObject({message: z.string(), exitCode: z.number().int()}).optional(),
+      }),
+    )
+    .describe('Each request of the file, in its order.'),
+  logins: count.describe('Logins made: one per login node that had requests to make.'),
+  warnings,
+})
+
 // --- failures -----------------------------------------------------------------------------
 
 export const errorJson = z.strictObject({
@@ -331,6 +361,7 @@ export const errorJson = z.strictObject({
 
 /** Each verb's output, by the verb as typed; `error` is every verb's failure. */
 export const VERB_SCHEMAS = {
+  apply: applyJson,
   create: createJson,
   add: createJson,
   status: statusJson,
@@ -376,4 +407,5 @@ export type LoginOutput = Output<typeof loginJson>
 export type CacheOutput = Output<typeof cacheJson>
 export type AdminCheckOutput = Output<typeof adminCheckJson>
 export type AdminMetaknobOutput = Output<typeof adminMetaknobJson>
+export type ApplyOutput = z.infer<typeof applyJson>
 export type MarkStartedOutput = Output<typeof markStartedJson>

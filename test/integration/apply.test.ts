@@ -1,0 +1,125 @@
+/**
+ * hpc-annex apply on the loopback site (the fake condor tools as the Access
+ * Point, the site's real sshd and SLURM): a 2-request file is made over one
+ * login; applying it again makes nothing; once one request is gone, applying
+ * again makes only that one.
+ */
+import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+
+import {afterAll, beforeAll, expect, it} from 'vitest'
+
+import {expectContract} from '../fixtures/json-contract.js'
+import {describeOnSite} from '../site/helpers.js'
+import {annexSite, until, type AnnexSite} from './annex-site.js'
+import {startExtraSshd, type ExtraSshd} from './extra-sshd.js'
+
+interface Applied {
+  requests: {outcome: string; requestId?: string; stateJobId?: string; batchJobId?: string}[]
+  logins: number
+}
+
+describeOnSite('hpc-annex apply on the loopback site', () => {
+  let a: AnnexSite
+  let file: string
+  // A login node of this test's own (the site's user and SLURM), so its log counts only this tool's logins.
+  let sshd: ExtraSshd
+  let sshConfig: string
+  const tmp = mkdtempSync(join(tmpdir(), 'hpc-annex-apply-ssh-'))
+  beforeAll(async () => {
+    a = annexSite()
+    sshd = await startExtraSshd(a.s)
+    const knownHosts = join(tmp, 'known_hosts')
+    writeFileSync(knownHosts, `${sshd.name} ${sshd.hostKey.type} ${sshd.hostKey.base64}\n`)
+    sshConfig = join(tmp, 'ssh_config')
+    writeFileSync(
+      sshConfig,
+      ['Host hpc', `    HostName ${sshd.host}`, `    Port ${sshd.port}`, `    User ${a.s.user}`, `    IdentityFile ${a.s.keyFile}`, '    IdentitiesOnly yes', `    UserKnownHostsFile ${knownHosts}`, '    GlobalKnownHostsFile /dev/null', '    StrictHostKeyChecking yes', ''].join('\n'),
+    )
+    file = join(a.home, 'annex.toml')
+    writeFileSync(
+      file,
+      [
+        'name = "applied"',
+        '',
+        '[[requests]]',
+        'target = "compute@sandbox"',
+        'nodes = 1',
+        'lifetime = 1800',
+        'batch_options = {comment = "stage one"}',
+        '',
+        '[[requests]]',
+        'target = "shared@sandbox"',
+        'cpus = 1',
+        'lifetime = 1800',
+        '',
+      ].join('\n'),
+    )
+  })
+  afterAll(async () => {
+    a?.close()
+    await sshd?.stop()
+    rmSync(tmp, {recursive: true, force: true})
+  })
+
+  const apply = async (extra: string[] = []) => {
+    const before = sshd.logSize()
+    const run = await a.cli(['apply', file, '--condor-tarball', a.s.condorTarball!, '--json', ...extra], {HPC_ANNEX_SSH_CONFIG: sshConfig})
+    expect(run.code, run.stdout + run.stderr).toBe(0)
+    const log = sshd.logSince(before)
+    const counts = {connections: log.match(/Connection from /g)?.length ?? 0, logins: log.match(/Accepted publickey for /g)?.length ?? 0}
+    return {out: expectContract('apply', run.stdout) as unknown as Applied, counts}
+  }
+  const liveStateJobs = () => a.fake.state().jobs.filter((job) => job.hpc_annex_name === 'applied' && job.JobStatus !== 3)
+  const batchJobs = () => a.leftovers().jobs.filter((name) => name.startsWith('hpc-annex.applied.'))
+
+  it('creates both requests of the file over one login, then makes nothing, then only what went missing', async () => {
+    a.fake.addJob({TargetAnnexName: 'applied'})
+
+    const first = await apply()
+    expect(first.out.requests.map((r) => r.outcome)).toEqual(['created', 'added'])
+    expect(first.out.logins).toBe(1)
+    // One TCP connection and one authentication for both requests.
+    expect(first.counts.connections).toBe(1)
+    expect(first.counts.logins).toBe(1)
+    expect(liveStateJobs()).toHaveLength(2)
+    const [one, two] = first.out.requests
+    const job = a.onSite(`scontrol show job -o ${one!.batchJobId}`)
+    expect(job.stdout).toContain(' Comment=stage one ')
+    expect(job.stdout).toContain(' Partition=compute ')
+    expect(a.onSite(`scontrol show job -o ${two!.batchJobId}`).stdout).toContain(' Partition=shared ')
+
+    // Again: both are there; nothing is made and no login happens.
+    const again = await apply()
+    expect(again.out.requests.map((r) => [r.outcome, r.requestId])).toEqual([
+      ['exists', one!.requestId],
+      ['exists', two!.requestId],
+    ])
+    expect(again.out.logins).toBe(0)
+    expect(again.counts.connections).toBe(0)
+    expect(liveStateJobs()).toHaveLength(2)
+
+    // The second request is shut down: its batch job cancelled, its state job removed.
+    a.onSite(`scancel ${two!.batchJobId}`)
+    a.fake.update((state) => {
+      const job = state.jobs.find((j) => j.GlobalJobID === two!.requestId)!
+      job.JobStatus = 3
+    })
+    const dry = await apply(['--dry-run'])
+    expect(dry.out.requests.map((r) => r.outcome)).toEqual(['exists', 'would-add'])
+    expect(dry.counts.connections).toBe(0)
+
+    const third = await apply()
+    expect(third.out.requests.map((r) => r.outcome)).toEqual(['exists', 'added'])
+    expect(third.out.requests[0]!.requestId).toBe(one!.requestId)
+    expect(third.out.requests[1]!.requestId).not.toBe(two!.requestId)
+    expect(third.out.logins).toBe(1)
+    expect(third.counts.logins).toBe(1)
+    expect(liveStateJobs()).toHaveLength(2)
+
+    const off = await a.cli(['shutdown', 'applied', '--cancel-pending'], {HPC_ANNEX_SSH_CONFIG: sshConfig})
+    expect(off.code, off.stderr).toBe(0)
+    await until('batch jobs gone', () => batchJobs().length === 0, 60_000)
+  })
+})
