@@ -12,7 +12,7 @@ import type {RequestInput} from '../catalog/index.js'
 import {AnnexError, oneLine} from '../errors.js'
 import type {TransportKind} from '../ssh/transport.js'
 import {runRequestInput, type DeliveryValues, type RequestIo} from './annex-request.js'
-import type {dryRunJson, logsJson, requestResultJson, shutdownJson, statusJson} from './json/schemas.js'
+import type {applyJson, dryRunJson, logsJson, requestResultJson, shutdownJson, statusJson} from './json/schemas.js'
 import {loginOptions} from './login.js'
 
 export {AnnexError, type ExitCode} from '../errors.js'
@@ -24,6 +24,7 @@ export type RequestResult = z.infer<typeof requestResultJson>
 export type StatusResult = z.infer<typeof statusJson>
 export type ShutdownResult = z.infer<typeof shutdownJson>
 export type LogsResult = z.infer<typeof logsJson>
+export type ApplyResult = z.infer<typeof applyJson>
 
 /** A request, as the flags of create and add give it. */
 export interface AnnexRequest {
@@ -183,5 +184,30 @@ export function logs(options: {name: string; request?: string; node?: string; li
       write: (chunk) => (output += chunk),
     })
     return {...result, output, warnings: []} as LogsResult
+  })
+}
+
+/**
+ * `apply FILE --json`: makes the requests of a request file the annex lacks.
+ * As under --json, a request that fails is reported in its `outcome`, not
+ * thrown; a file that cannot be used rejects.
+ */
+export function apply(file: string, options: Omit<DeliveryOptions, 'bundle'> & {dryRun?: boolean} = {}): Promise<ApplyResult> {
+  return asAnnexError(async () => {
+    const {runApply} = await import('./apply.js')
+    const flags = {
+      'stall-timeout': options.stallTimeout ?? 120,
+      ...(options.dryRun ? {'dry-run': true} : {}),
+      ...(options.condorTarball === undefined ? {} : {'condor-tarball': options.condorTarball}),
+      ...(options.allowUnpinnedDownload ? {'allow-unpinned-download': true} : {}),
+      ...(options.ssh === undefined ? {} : {ssh: options.ssh}),
+    }
+    const exitCode = process.exitCode
+    try {
+      return await runApply(file, flags, {log: () => undefined, json: true})
+    } finally {
+      // The CLI's exit status for a failed request is the result's to say here, not the host process's.
+      process.exitCode = exitCode
+    }
   })
 }

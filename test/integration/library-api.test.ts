@@ -26,7 +26,7 @@ describeOnSite('the library API on the loopback site', () => {
     const script = join(a.home, 'workflow.mjs')
     writeFileSync(
       script,
-      `import {create, status, shutdown, AnnexError} from ${JSON.stringify(api)}
+      `import {apply, create, status, shutdown, AnnexError} from ${JSON.stringify(api)}
 const made = await create({name: 'viaapi', target: 'compute@sandbox', nodes: 1, lifetime: 1800, batchOptions: {comment: 'from a script'}}, {condorTarball: process.argv[2]})
 let again
 try {
@@ -35,15 +35,18 @@ try {
   again = {isAnnexError: error instanceof AnnexError, exitCode: error.exitCode, message: error.message}
 }
 const seen = await status({name: 'viaapi'})
+const applied = await apply(process.argv[3], {dryRun: true})
 const off = await shutdown({name: 'viaapi', cancelPending: true})
-console.log(JSON.stringify({made, again, seen, off}))
+console.log(JSON.stringify({made, again, seen, applied, off}))
 `,
     )
-    const run = await runCommand(process.execPath, [script, a.s.condorTarball!], a.env)
+    const requestFile = join(a.home, 'annex.json')
+    writeFileSync(requestFile, JSON.stringify({name: 'viaapi', requests: [{target: 'compute@sandbox', nodes: 1, lifetime: 1800}, {target: 'shared@sandbox', cpus: 1}]}))
+    const run = await runCommand(process.execPath, [script, a.s.condorTarball!, requestFile], a.env)
     expect(run.code, run.stdout + run.stderr).toBe(0)
     // Nothing but the script's own line: the library prints nothing.
     expect(run.stdout.trim().split('\n')).toHaveLength(1)
-    const {made, again, seen, off} = JSON.parse(run.stdout) as Record<string, Record<string, unknown>>
+    const {made, again, seen, applied, off} = JSON.parse(run.stdout) as Record<string, Record<string, unknown>>
     const created = expectContract('create', made!)
     expect(created).toMatchObject({dryRun: false, verb: 'create', annexName: 'viaapi', nodes: 1})
     expect(String(created.batchJobId)).toMatch(/^\d+$/)
@@ -51,6 +54,10 @@ console.log(JSON.stringify({made, again, seen, off}))
     expect(String(again!.message)).toMatch(/viaapi/)
     const annexes = (expectContract('status', seen!) as {annexes: {annexName: string; requests: {total: number}}[]}).annexes
     expect(annexes.find((x) => x.annexName === 'viaapi')?.requests.total).toBe(1)
+    // The request create() made is the file's first: apply() would make only the second.
+    const plan = expectContract('apply', applied!) as {requests: {outcome: string; requestId?: string}[]}
+    expect(plan.requests.map((r) => r.outcome)).toEqual(['exists', 'would-add'])
+    expect(plan.requests[0]!.requestId).toBe(created.requestId)
     expectContract('shutdown', off!)
     const job = a.onSite(`scontrol show job -o ${String(created.batchJobId)}`)
     expect(job.stdout).toContain(' Comment=from a script ')
