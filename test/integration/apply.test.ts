@@ -4,16 +4,17 @@
  * login; applying it again makes nothing; once one request is gone, applying
  * again makes only that one.
  */
-import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
+import {chownSync, mkdtempSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
 import {afterAll, beforeAll, expect, it} from 'vitest'
 
 import {expectContract} from '../fixtures/json-contract.js'
-import {describeOnSite} from '../site/helpers.js'
+import {describeOnRealHTCondor, describeOnSite} from '../site/helpers.js'
 import {annexSite, until, type AnnexSite} from './annex-site.js'
 import {startExtraSshd, type ExtraSshd} from './extra-sshd.js'
+import {realAnnexSite, type RealAnnexSite} from './real-site.js'
 
 interface Applied {
   requests: {outcome: string; requestId?: string; stateJobId?: string; batchJobId?: string}[]
@@ -122,5 +123,56 @@ describeOnSite('hpc-annex apply on the loopback site', () => {
     const off = await a.cli(['shutdown', 'applied', '--cancel-pending'], {HPC_ANNEX_SSH_CONFIG: sshConfig})
     expect(off.code, off.stderr).toBe(0)
     await until('batch jobs gone', () => batchJobs().length === 0, 60_000)
+  })
+})
+
+describeOnRealHTCondor('hpc-annex apply --dry-run against a real schedd', () => {
+  let r: RealAnnexSite
+  beforeAll(() => {
+    r = realAnnexSite()
+  })
+  afterAll(() => r?.close())
+
+  it('reads the live requests from real condor_q output: a held state job counts, a removed one does not', async () => {
+    // A state job as create writes it (the attributes apply compares), held so that it never runs.
+    const sub = join(r.home, 'state.sub')
+    writeFileSync(
+      sub,
+      [
+        'universe = local',
+        'executable = /bin/true',
+        'hold = true',
+        '+hpc_annex_name = "realapply"',
+        '+hpc_annex_system = "sandbox"',
+        '+hpc_annex_queue_name = "compute"',
+        '+hpc_annex_nodes = "1"',
+        '+hpc_annex_lifetime = "1800"',
+        '+hpc_annex_cpus = undefined',
+        '+hpc_annex_mem_mb = undefined',
+        'queue',
+        '',
+      ].join('\n'),
+    )
+    chownSync(sub, r.ap.uid, r.ap.gid)
+    const submitted = r.condor('condor_submit', [sub])
+    expect(submitted.code, submitted.stderr).toBe(0)
+    const cluster = /submitted to cluster (\d+)/.exec(submitted.stdout)![1]!
+    const file = join(r.home, 'annex.toml')
+    writeFileSync(file, 'name = "realapply"\n[[requests]]\ntarget = "compute@sandbox"\nnodes = 1\nlifetime = 1800\n[[requests]]\ntarget = "shared@sandbox"\ncpus = 1\nlifetime = 1800\n')
+    chownSync(file, r.ap.uid, r.ap.gid)
+    const dry = async () => {
+      const run = await r.cli(['apply', file, '--dry-run', '--json'])
+      expect(run.code, run.stdout + run.stderr).toBe(0)
+      return (expectContract('apply', run.stdout) as unknown as Applied).requests.map((x) => [x.outcome, x.stateJobId])
+    }
+    expect(await dry()).toEqual([
+      ['exists', `${cluster}.0`],
+      ['would-add', undefined],
+    ])
+    expect(r.condor('condor_rm', [cluster]).code).toBe(0)
+    expect(await dry()).toEqual([
+      ['would-create', undefined],
+      ['would-add', undefined],
+    ])
   })
 })
