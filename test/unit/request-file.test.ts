@@ -4,11 +4,14 @@ import {join} from 'node:path'
 
 import {afterEach, beforeEach, describe, expect, it} from 'vitest'
 
+import {matchRequests, planKey, sharedTransport} from '../../src/annex/apply.js'
 import {parseRequestFile} from '../../src/catalog/request-file.js'
 import {AnnexError} from '../../src/errors.js'
+import type {Transport} from '../../src/ssh/transport.js'
 import {expectContract} from '../fixtures/json-contract.js'
 import {createFakeCondor, type FakeCondor} from '../fixtures/fake-condor/index.mjs'
 import {runCli} from './helpers/cli.js'
+import {planFor} from './render-helpers.js'
 
 const toml = `# two stages of a DAG
 name = "dag"
@@ -122,5 +125,39 @@ describe('hpc-annex apply (the fake condor tools)', {timeout: 120_000}, () => {
   it('--dry-run on an annex with no live request: the first would be created, the others added', () => {
     const out = JSON.parse(apply(toml, ['--dry-run', '--json']).stdout) as {requests: {outcome: string}[]}
     expect(out.requests.map((r) => r.outcome)).toEqual(['would-create', 'would-add'])
+  })
+})
+
+describe('apply\'s pieces', () => {
+  it('matches each planned request to one live request of the same key; a repeated request needs as many', () => {
+    const one = planFor({target: 'wholenode@anvil', nodes: '2'})
+    const other = planFor({target: 'wholenode@anvil', nodes: '3'})
+    const live = [
+      {requestId: 'r1', stateJobId: '1.0', key: planKey(one)},
+      {requestId: 'r9', stateJobId: '9.0', key: planKey(planFor({target: 'shared@anvil', cpus: '2'}))},
+    ]
+    const matched = matchRequests([{plan: one}, {plan: one}, {plan: other}], live)
+    expect(matched.map((m) => m.existing?.requestId)).toEqual(['r1', undefined, undefined])
+  })
+
+  it('shares one login: the first connect logs in, later ones reuse it, close waits for release', async () => {
+    const calls: string[] = []
+    const inner: Transport = {
+      connect: async () => void calls.push('connect'),
+      exec: async (command) => (calls.push(`exec ${command}`), {code: 0, stdout: '', stderr: ''}),
+      close: async () => void calls.push('close'),
+    }
+    const shared = sharedTransport(inner)
+    const interaction = {answer: async () => []}
+    await shared.connect({host: 'h'}, interaction)
+    await shared.exec('one')
+    await shared.close()
+    await shared.connect({host: 'h'}, interaction)
+    await shared.exec('two')
+    await shared.close()
+    expect(calls).toEqual(['connect', 'exec one', 'exec two'])
+    expect(shared.connections()).toBe(1)
+    await shared.release()
+    expect(calls.at(-1)).toBe('close')
   })
 })
