@@ -9,7 +9,7 @@ import {z} from '../vendor/zod.js'
 
 import {AnnexError, userError} from '../errors.js'
 import {keyLines, lineOf} from './locate.js'
-import type {RequestInput} from './request.js'
+import {checkAnnexName, type RequestInput} from './request.js'
 
 const positive = z.number().int().positive()
 
@@ -158,6 +158,12 @@ export function parseRequestFile(file: string, text: string): RequestFile {
     throw userError(`${line === undefined ? file : `${file}:${line}`}: ${path.length > 0 ? `${path.join('.')}: ` : ''}${message}; fix the file.`)
   }
   const data_ = result.data
+  try {
+    checkAnnexName(data_.name)
+  } catch (error) {
+    const line = lines.get('name')
+    throw userError(`${line === undefined ? file : `${file}:${line}`}: name: ${(error as Error).message}`)
+  }
   return {
     file,
     name: data_.name,

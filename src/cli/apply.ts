@@ -3,7 +3,7 @@ import {userInfo} from 'node:os'
 
 import {liveRequests, matchRequests, sharedTransport} from '../annex/apply.js'
 import {batchSystem} from '../batch/index.js'
-import {checkAnnexName, loadCatalog, validateRequest, type Plan} from '../catalog/index.js'
+import {loadCatalog, validateRequest, type Plan} from '../catalog/index.js'
 import {atRequest, parseRequestFile, type FileRequest} from '../catalog/request-file.js'
 import {AnnexError, oneLine, plural, userError, type ExitCode} from '../errors.js'
 import type {TransportKind} from '../ssh/transport.js'
@@ -39,11 +39,6 @@ export async function runApply(file: string, flags: ApplyFlags, io: {log: (line:
     throw userError(`Cannot read the request file '${file}' (${(error as Error).message}); check the path.`)
   }
   const parsed = parseRequestFile(file, text)
-  try {
-    checkAnnexName(parsed.name)
-  } catch (error) {
-    throw new AnnexError(`${file}: name: ${(error as Error).message}`, {exit: 1})
-  }
   const catalog = loadCatalog()
   const planned = parsed.requests.map((request) => {
     try {

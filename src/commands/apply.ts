@@ -2,7 +2,7 @@ import {AnnexCommand} from '../cli/base.js'
 import {runApply} from '../cli/apply.js'
 import {deliveryFlags} from '../cli/annex-request.js'
 import type {ApplyOutput} from '../cli/json/schemas.js'
-import {Args} from '../cli/oclif.js'
+import {Args, Flags} from '../cli/oclif.js'
 
 export default class Apply extends AnnexCommand {
   static override summary = 'Make the requests of a request file that the annex does not have yet.'
@@ -16,7 +16,7 @@ export default class Apply extends AnnexCommand {
   }
 
   static override flags = {
-    'dry-run': deliveryFlags['dry-run'],
+    'dry-run': Flags.boolean({description: 'Say what exists and what would be made (asks the schedd); log in nowhere, make nothing.'}),
     'condor-tarball': deliveryFlags['condor-tarball'],
     'allow-unpinned-download': deliveryFlags['allow-unpinned-download'],
     ssh: deliveryFlags.ssh,

@@ -71,6 +71,7 @@ describe('a request file', () => {
     ['a wrong type', toml.replace('cpus = 8', 'cpus = "8"'), /^\/x\/a\.toml:13: requests\.1\.cpus: Expected number, received string/],
     ['no requests', 'name = "dag"\n', /^\/x\/a\.toml: requests: is required/],
     ['no name', toml.replace('name = "dag"\n', ''), /^\/x\/a\.toml: name: is required/],
+    ['a bad annex name', toml.replace('name = "dag"', 'name = "my dag"'), /^\/x\/a\.toml:2: name: The annex name 'my dag' is not allowed/],
   ])('refuses %s at its file:line', (_what, text, message) => {
     expect(refusal(() => parseRequestFile('/x/a.toml', text))).toMatch(message)
   })
