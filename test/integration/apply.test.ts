@@ -12,11 +12,12 @@ import {afterAll, beforeAll, expect, it} from 'vitest'
 
 import {expectContract} from '../fixtures/json-contract.js'
 import {describeOnRealHTCondor, describeOnSite} from '../site/helpers.js'
-import {annexSite, until, type AnnexSite} from './annex-site.js'
+import {annexSite, lenientMachines, until, type AnnexSite} from './annex-site.js'
 import {startExtraSshd, type ExtraSshd} from './extra-sshd.js'
 import {realAnnexSite, type RealAnnexSite} from './real-site.js'
 
 interface Applied {
+  warnings: string[]
   requests: {outcome: string; requestId?: string; stateJobId?: string; batchJobId?: string}[]
   logins: number
 }
@@ -123,6 +124,39 @@ describeOnSite('hpc-annex apply on the loopback site', () => {
     const off = await a.cli(['shutdown', 'applied', '--cancel-pending'], {HPC_ANNEX_SSH_CONFIG: sshConfig})
     expect(off.code, off.stderr).toBe(0)
     await until('batch jobs gone', () => batchJobs().length === 0, 60_000)
+  })
+
+  it('goes on past a request the batch system refuses, and applying the fixed file makes only that one', async () => {
+    a.fake.addJob({TargetAnnexName: 'retry'})
+    // debug@lenient allows more time than SLURM's debug partition: sbatch refuses it after every check passed.
+    const machineDir = mkdtempSync(join(tmpdir(), 'hpc-annex-apply-machines-'))
+    const machines = lenientMachines(machineDir)
+    const retry = join(a.home, 'retry.toml')
+    const write = (lifetime: number) =>
+      writeFileSync(retry, `name = "retry"\n[[requests]]\ntarget = "compute@sandbox"\nlifetime = 1800\n[[requests]]\ntarget = "debug@lenient"\nlifetime = ${lifetime}\n`)
+    const run = (extra: NodeJS.ProcessEnv = {}) => a.cli(['apply', retry, '--condor-tarball', a.s.condorTarball!, '--json'], {HPC_ANNEX_SSH_CONFIG: sshConfig, HPC_ANNEX_MACHINES: machines, ...extra})
+    write(3600)
+    const failed = await run()
+    expect(failed.code, failed.stderr).toBe(2)
+    const first = expectContract('apply', failed.stdout) as unknown as Applied & {requests: {error?: {message: string}}[]}
+    expect(first.requests.map((r) => r.outcome)).toEqual(['created', 'failed'])
+    expect(first.requests[1]!.error!.message).toMatch(/the batch system refused the job/)
+    // The refused request left no state job behind.
+    expect(a.fake.state().jobs.filter((job) => job.hpc_annex_name === 'retry' && job.JobStatus !== 3)).toHaveLength(1)
+
+    write(1800)
+    const fixed = await run()
+    expect(fixed.code, fixed.stdout + fixed.stderr).toBe(0)
+    const second = expectContract('apply', fixed.stdout) as unknown as Applied
+    expect(second.warnings).toEqual([])
+    expect(second.requests.map((r) => [r.outcome, r.requestId === first.requests[0]!.requestId])).toEqual([
+      ['exists', true],
+      ['added', false],
+    ])
+    const off = await a.cli(['shutdown', 'retry', '--cancel-pending'], {HPC_ANNEX_SSH_CONFIG: sshConfig, HPC_ANNEX_MACHINES: machines})
+    expect(off.code, off.stderr).toBe(0)
+    await until('batch jobs gone', () => !a.leftovers().jobs.some((name) => name.startsWith('hpc-annex.retry.')), 60_000)
+    rmSync(machineDir, {recursive: true, force: true})
   })
 })
 
