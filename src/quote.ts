@@ -53,3 +53,16 @@ export function directiveValue(value: string | number): string {
   }
   return text
 }
+
+/**
+ * A value of an `#SBATCH --key=value` line that may hold spaces or quotes:
+ * sbatch groups a "..." word and takes a backslash as escaping the next
+ * character (inside quotes too), and an unquoted # ends the line. Control
+ * characters cannot be carried, and sbatch blanks out the text "packjob"
+ * wherever it appears on the line.
+ */
+export function directiveString(value: string): string {
+  refuseControl(value, 'an #SBATCH line')
+  if (/packjob/i.test(value)) throw new TypeError(`refusing a value for an #SBATCH line that sbatch would alter ("packjob"): ${JSON.stringify(value)}`)
+  return `"${value.replace(/[\\"]/g, '\\$&')}"`
+}

@@ -1,3 +1,4 @@
+import {batchOptionText} from '../catalog/batch-options.js'
 import type {Plan} from '../catalog/plan.js'
 import {classadString, shellQuote} from '../quote.js'
 import type {BatchSystem} from './system.js'
@@ -16,7 +17,8 @@ export const htcondor: BatchSystem = {
     return `submit the pilots with ${this.requestLine(plan)}`
   },
   requestLine(plan: Plan): string {
-    const size = [plan.cpus && `request_cpus = ${plan.cpus}`, plan.memMb && `request_memory = ${plan.memMb}`].filter(Boolean).join(', ')
+    const extra = (plan.batchOptions ?? []).map((option) => batchOptionText('htcondor', option))
+    const size = [plan.cpus && `request_cpus = ${plan.cpus}`, plan.memMb && `request_memory = ${plan.memMb}`, ...extra].filter(Boolean).join(', ')
     return `condor_submit (${size})`
   },
   cancelJob: (jobId) => `condor_rm ${shellQuote(jobId)}`,

@@ -1,3 +1,4 @@
+import {batchOptionText} from '../catalog/batch-options.js'
 import type {Plan} from '../catalog/plan.js'
 import {shellQuote} from '../quote.js'
 import {batchJobName, type BatchSystem} from './system.js'
@@ -26,6 +27,7 @@ export const slurm: BatchSystem = {
     if (plan.constraint) parts.push(`--constraint=${plan.constraint}`)
     parts.push(`--time=${Math.ceil(plan.lifetime / 60)}`)
     if (plan.project) parts.push(`--account=${plan.project}`)
+    for (const option of plan.batchOptions ?? []) parts.push(batchOptionText('slurm', option))
     return `sbatch ${parts.join(' ')}`
   },
   cancelJob: (jobId) => `scancel -- ${shellQuote(jobId)}`,

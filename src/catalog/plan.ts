@@ -5,6 +5,8 @@
  * the renderer needs besides what the Access Point supplies at create time
  * (request id, collector, schedd name, token).
  */
+import type {BatchOption} from './batch-options.js'
+
 export type AllocationType = 'node' | 'cores_or_ram' | 'gpu-shared'
 export type BatchSystem = 'slurm' | 'htcondor'
 /** How a SLURM job asks for GPUs on this machine. */
@@ -131,4 +133,6 @@ export interface Plan {
   pilotJob?: PlanPilotJob
   /** What will travel to the login node. */
   staging: string[]
+  /** Extra batch directives (the queue's defaults, then --batch-option), each checked against what hpc-annex manages. */
+  batchOptions?: BatchOption[]
 }

@@ -21,6 +21,8 @@ export interface RequestInput {
   tmpDir?: string
   /** Comma-separated user names. */
   owners?: string
+  /** Extra batch directives, KEY=VALUE or KEY (--batch-option, repeatable). */
+  batchOptions?: string[]
 }
 
 /** A request whose every field has the right form; limits are checked later, against the queue. */

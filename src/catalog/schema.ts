@@ -1,4 +1,5 @@
 import {z} from '../vendor/zod.js'
+import {batchOptionProblem} from './batch-options.js'
 import {DEFAULT_NODE_LOCAL_MIN_FREE_MB} from './node-local.js'
 
 /**
@@ -63,6 +64,8 @@ const queue = z
     /** Per queue, where its nodes differ from the machine's: see the machine's node_local_dir ('' : none, shared scratch). */
     node_local_dir: nodeLocalDir.optional(),
     node_local_min_free_mb: positive.optional(),
+    /** Extra batch directives for every request to this queue (KEY = "VALUE", or KEY = true for a bare option); a request's own replace them by key. */
+    batch_options: z.record(z.string(), z.union([z.string(), z.literal(true)])).optional(),
   })
   .strict()
 
@@ -154,6 +157,11 @@ export const machineSchema = z
       }
       if (q.gpu_types && !q.shapes?.length) {
         ctx.addIssue({code: z.ZodIssueCode.custom, path: ['queues', queueName, 'gpu_types'], message: 'GPU types need shapes (one per type)'})
+      }
+      for (const [key, value] of Object.entries(q.batch_options ?? {})) {
+        const context = {queueIsQos: machine.queue_flag === 'qos', ...(q.constraint ?? machine.constraint ? {constraint: q.constraint ?? machine.constraint} : {})}
+        const problem = batchOptionProblem(machine.batch, key, value === true ? undefined : value, context)
+        if (problem !== undefined) ctx.addIssue({code: z.ZodIssueCode.custom, path: ['queues', queueName, 'batch_options', key], message: problem})
       }
       for (const [i, s] of (q.shapes ?? []).entries()) {
         if (s.when_gpu_type !== undefined && !q.gpu_types?.includes(s.when_gpu_type)) {

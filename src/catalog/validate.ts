@@ -1,4 +1,5 @@
 import {userError} from '../errors.js'
+import {resolveBatchOptions} from './batch-options.js'
 import {findSystem, requireSystem, type Catalog, type Machine} from './load.js'
 import {nodeLocalOf} from './node-local.js'
 import type {Plan, PlanGpus, PlanQueue} from './plan.js'
@@ -223,6 +224,10 @@ export function validateRequest(catalog: Catalog, input: RequestInput, options: 
   const memMb = request.memMb ?? (queue.definition.mem_mb === 'node-default' ? queue.ramPerNode : undefined)
   const queueArgument = machine.batch === 'htcondor' ? [] : [machine.queue_flag === 'qos' ? '-q' : '-p', queue.name]
   const {definition: _definition, shape: _shape, constraint, ...planQueue} = queue
+  const batchOptions = resolveBatchOptions(machine.batch, queue.definition.batch_options ?? {}, input.batchOptions ?? [], {
+    queueIsQos: machine.queue_flag === 'qos',
+    ...(constraint === undefined ? {} : {constraint}),
+  })
   const staging = [
     'the back-end script, generated for this machine',
     'the pilot and its multi-node launcher',
@@ -269,6 +274,7 @@ export function validateRequest(catalog: Catalog, input: RequestInput, options: 
     passwordFile: request.passwordFile,
     tmpDir: request.tmpDir,
     pilotJob: pilotJob(machine),
+    batchOptions: batchOptions.length === 0 ? undefined : batchOptions,
   }
   for (const [key, value] of Object.entries(optional)) {
     if (value !== undefined) (plan as unknown as Record<string, unknown>)[key] = value

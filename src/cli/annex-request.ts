@@ -3,9 +3,9 @@ import {userInfo} from 'node:os'
 import {basename} from 'node:path'
 
 import type {CreateOutput, CreateResult, CreateVerb} from '../annex/create.js'
-import {describePlan, loadCatalog, validateRequest} from '../catalog/index.js'
+import {describePlan, loadCatalog, validateRequest, type RequestInput} from '../catalog/index.js'
 import {plural, userError} from '../errors.js'
-import type {TransportKind} from '../ssh/transport.js'
+import type {Transport, TransportKind} from '../ssh/transport.js'
 import {interruptSignal, withInterruptGuard} from './interrupt.js'
 import {dryRunJson, requestResultJson} from './json/project.js'
 import type {CreateOutputJson} from './json/schemas.js'
@@ -43,7 +43,7 @@ export const deliveryFlags = {
   }),
 }
 
-type DeliveryValues = {
+export type DeliveryValues = {
   'dry-run'?: boolean
   test?: boolean
   emit?: string
@@ -136,12 +136,25 @@ export async function runRequest(
   verb: CreateVerb,
   args: {name: string; target: string},
   flags: Parameters<typeof requestInput>[1] & DeliveryValues,
-  io: {log: (line: string) => void; json: boolean},
+  io: RequestIo,
 ): Promise<RequestOutcome> {
+  return runRequestInput(verb, requestInput(args, flags), flags, io)
+}
+
+/** Where a request's output goes, and (apply, the library) what it logs in with. */
+export interface RequestIo {
+  log: (line: string) => void
+  json: boolean
+  /** The login to use instead of a fresh one (apply shares one per login node). */
+  transport?: () => Transport
+}
+
+/** runRequest for a request already in the catalog's terms (the library API, apply). */
+export async function runRequestInput(verb: CreateVerb, input: RequestInput, flags: DeliveryValues, io: RequestIo): Promise<RequestOutcome> {
   const dryRun = flags['dry-run'] === true || flags.test === true
   if (dryRun && flags.bundle !== undefined) throw userError('--bundle and --dry-run cannot be used together; drop one of them.')
   if (!dryRun && flags.emit !== undefined) throw userError('--emit goes with --dry-run; add --dry-run, or drop --emit.')
-  const plan = validateRequest(loadCatalog(), requestInput(args, flags), {defaultOwner: userInfo().username})
+  const plan = validateRequest(loadCatalog(), input, {defaultOwner: userInfo().username})
   if (plan.tokenFile !== undefined) await checkTokenFile(plan.tokenFile)
   if (dryRun && flags.emit !== undefined) await checkEmitDirectory(flags.emit)
   const tarball = flags['condor-tarball'] === undefined ? undefined : await stagedTarball(flags['condor-tarball'])
@@ -168,7 +181,7 @@ export async function runRequest(
     createAnnex({
       verb,
       plan,
-      transport: () => lazyTransport(flags.ssh, {interactive: interaction.interactive}),
+      transport: io.transport ?? (() => lazyTransport(flags.ssh, {interactive: interaction.interactive})),
       interaction,
       ...(sshConfigFile ? {sshConfigFile} : {}),
       ...(tarball ? {condorTarball: tarball} : {}),

@@ -31,14 +31,19 @@ export const requestFlags = {
   password_file: Flags.string({description: 'Annex password file. [default: ANNEX_PASSWORD_FILE]', helpValue: 'PATH'}),
   tmp_dir: tmpDirFlag,
   owners: Flags.string({description: 'Comma-separated users whose jobs may run on the annex. [default: you]', helpValue: 'USERS'}),
+  'batch-option': Flags.string({
+    description: 'An extra batch directive, repeatable: #SBATCH --KEY=VALUE on SLURM, a submit-description line on an HTCondor pool (KEY alone: an option without a value). Directives hpc-annex sets itself are refused.',
+    helpValue: 'KEY=VALUE',
+    multiple: true,
+  }),
 }
 
-type RequestFlagValues = {[K in keyof typeof requestFlags]?: string}
+type RequestFlagValues = {[K in Exclude<keyof typeof requestFlags, 'batch-option'>]?: string} & {'batch-option'?: string[]}
 
 /** The parsed arguments and flags as the catalog's RequestInput. */
 export function requestInput(args: {name: string; target: string}, flags: RequestFlagValues): RequestInput {
   const input: RequestInput = {name: args.name, target: args.target}
-  const map: [keyof RequestInput, string | undefined][] = [
+  const map: [Exclude<keyof RequestInput, 'batchOptions'>, string | undefined][] = [
     ['nodes', flags.nodes],
     ['lifetime', flags.lifetime],
     ['project', flags.project],
@@ -56,6 +61,7 @@ export function requestInput(args: {name: string; target: string}, flags: Reques
     ['owners', flags.owners],
   ]
   for (const [key, value] of map) if (value !== undefined) input[key] = value
+  if (flags['batch-option'] !== undefined) input.batchOptions = flags['batch-option']
   return input
 }
 

@@ -39,7 +39,7 @@ export interface ApContext {
 /** Seconds the pilots leave, before the batch job's end, for shutting down and cleaning up. */
 export const CLEANUP_TIME = 300
 
-interface TarballView {
+export interface TarballView {
   os: string
   url: string
   sha256: string
@@ -73,6 +73,8 @@ export interface RenderView {
   requestConstraint: string
   /** Where each node's pilot puts job sandboxes: the directory expression (false: none, shared scratch) and the MB it must have free. */
   nodeLocal: {dir: string | false; minFreeMb: number}
+  /** Extra batch directives: value false for a bare option (#SBATCH --exclusive). */
+  batchOptions: {key: string; value: string | false}[]
   /** HTCondor-batch systems: the machine file's policy for the pilot job (false: not given). */
   pilotJob: {requirements: string | false; containerImage: string | false; diskPerCpuMb: number | false}
 }
@@ -116,6 +118,7 @@ export function renderView(plan: Plan, ap: ApContext): RenderView {
     collectorCheck: collector ? {...collector, text: endpointText(collector)} : false,
     requestConstraint: `hpc_annex_request_id == ${classadString(ap.requestId)}`,
     nodeLocal: {dir: plan.nodeLocal?.dir ?? false, minFreeMb: plan.nodeLocal?.minFreeMb ?? DEFAULT_NODE_LOCAL_MIN_FREE_MB},
+    batchOptions: (plan.batchOptions ?? []).map((o) => ({key: o.key, value: o.value ?? false})),
     pilotJob: {requirements: policy?.requirements ?? false, containerImage: policy?.containerImage ?? false, diskPerCpuMb: policy?.diskPerCpuMb ?? false},
   }
 }

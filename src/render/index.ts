@@ -4,7 +4,7 @@ import {join} from 'node:path'
 import Handlebars from 'handlebars'
 
 import {projectPath} from '../paths.js'
-import {classadString, condorValue, directiveValue, shellQuote} from '../quote.js'
+import {classadString, condorValue, directiveString, directiveValue, shellQuote} from '../quote.js'
 
 /**
  * The one Handlebars environment of hpc-annex. A value reaches generated text
@@ -15,6 +15,7 @@ import {classadString, condorValue, directiveValue, shellQuote} from '../quote.j
  *   {{int x}}      an integer (anything else is refused)
  *   {{condorClassad x}}  a ClassAd string literal inside an HTCondor config/submit value
  *   {{directive x}}      a word of an #SBATCH line (refused unless it needs no quoting)
+ *   {{directiveString x}} a value of an #SBATCH line, quoted as sbatch reads it
  *   {{trusted x}}        text from a machine file, verbatim: never for values from users or job ads
  * Plain {{x}} and triple-stash {{{x}}} are refused at compile time by a
  * project test over templates/; the environment escapes nothing itself.
@@ -43,13 +44,14 @@ handlebars.registerHelper('condor', (value: unknown) => new Handlebars.SafeStrin
 handlebars.registerHelper('int', (value: unknown) => new Handlebars.SafeString(asInteger(value)))
 handlebars.registerHelper('condorClassad', (value: unknown) => new Handlebars.SafeString(condorValue(classadString(asText(value, 'condorClassad')))))
 handlebars.registerHelper('directive', (value: unknown) => new Handlebars.SafeString(directiveValue(asText(value, 'directive'))))
+handlebars.registerHelper('directiveString', (value: unknown) => new Handlebars.SafeString(directiveString(asText(value, 'directiveString'))))
 handlebars.registerHelper('trusted', (value: unknown) => {
   if (typeof value !== 'string') throw new TypeError(`{{trusted}} needs machine-file text, got ${JSON.stringify(value)}`)
   return new Handlebars.SafeString(value)
 })
 
 /** The helpers a template may call; a project test refuses any other interpolation. */
-export const HELPERS = ['sh', 'classad', 'condor', 'int', 'condorClassad', 'directive', 'trusted'] as const
+export const HELPERS = ['sh', 'classad', 'condor', 'int', 'condorClassad', 'directive', 'directiveString', 'trusted'] as const
 
 // Block helpers and partials structure a template; they emit no value.
 const PARTIALS = join(projectPath('templates'), 'partials')

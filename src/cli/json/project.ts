@@ -53,6 +53,7 @@ function requestFields(verb: 'create' | 'add', plan: Plan): RequestFields {
       defaultCpus: plan.pilotJob.defaultCpus,
       defaultMemMb: plan.pilotJob.defaultMemMb,
     },
+    batchOptions: plan.batchOptions?.map((o) => ({key: o.key, value: o.value, from: o.from})),
     batchRequest: batchSystem(plan.system.batch).requestLine(plan),
     staging: plan.staging,
   }

@@ -120,6 +120,10 @@ const requestFields = {
     })
     .optional()
     .describe('HTCondor-batch systems: the pilot job\'s site policy.'),
+  batchOptions: z
+    .array(z.strictObject({key: z.string(), value: z.string().optional().describe('Absent: an option without a value.'), from: z.enum(['request', 'machine'])}))
+    .optional()
+    .describe('Extra batch directives (--batch-option, or the queue\'s batch_options in the machine file): #SBATCH --KEY=VALUE on SLURM, KEY = VALUE in the submit description of an HTCondor pool.'),
   batchRequest: z.string().describe('What is asked of the batch system, as the text shows it, e.g. "sbatch -p wholenode --nodes=2 --time=60".'),
   staging: z.array(z.string()).describe('What travels to the login node, in words.'),
 }
@@ -323,6 +327,36 @@ export const markStartedJson = z.strictObject({
   warnings,
 })
 
+// --- apply ------------------------------------------------------------------------------
+
+export const applyJson = z.strictObject({
+  annexName: z.string(),
+  file: z.string().describe('The request file applied.'),
+  dryRun: z.boolean(),
+  requests: z
+    .array(
+      z.strictObject({
+        index: count.describe('Its place among the file\'s requests, from 0.'),
+        line: count.optional().describe('Its line in the file.'),
+        target: z.string().describe('QUEUE@SYSTEM.'),
+        nodes: count,
+        lifetimeSeconds: seconds,
+        outcome: z
+          .enum(['exists', 'created', 'added', 'would-create', 'would-add', 'failed'])
+          .describe('exists: a live request of the annex asks for the same (nothing made); created/added: made now; would-*: --dry-run; failed: see error.'),
+        requestId: z.string().optional(),
+        stateJobId: z.string().optional(),
+        batchJobId: z.string().optional(),
+        loginHost: z.string().optional(),
+        batchRequest: z.string().describe('What is (or would be) asked of the batch system.'),
+        error: z.strictObject({message: z.string(), exitCode: z.number().int()}).optional(),
+      }),
+    )
+    .describe('Each request of the file, in its order.'),
+  logins: count.describe('Logins made: one per login node that had requests to make.'),
+  warnings,
+})
+
 // --- failures -----------------------------------------------------------------------------
 
 export const errorJson = z.strictObject({
@@ -336,6 +370,7 @@ export const errorJson = z.strictObject({
 
 /** Each verb's output, by the verb as typed; `error` is every verb's failure. */
 export const VERB_SCHEMAS = {
+  apply: applyJson,
   create: createJson,
   add: createJson,
   status: statusJson,
@@ -381,4 +416,5 @@ export type LoginOutput = Output<typeof loginJson>
 export type CacheOutput = Output<typeof cacheJson>
 export type AdminCheckOutput = Output<typeof adminCheckJson>
 export type AdminMetaknobOutput = Output<typeof adminMetaknobJson>
+export type ApplyOutput = z.infer<typeof applyJson>
 export type MarkStartedOutput = Output<typeof markStartedJson>
