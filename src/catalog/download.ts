@@ -175,9 +175,14 @@ export function describeVerification(t: PlanTarball, allowUnpinned: boolean): st
  * The dry run's lines about the pilots' HTCondor: the exact URLs when the
  * version is known, else the rule; the platform is the login node's.
  */
-export function describeDownload(h: PlanHTCondor, options: {staged?: string; allowUnpinned?: boolean} = {}): string[] {
+export function describeDownload(h: PlanHTCondor, options: {staged?: string; allowUnpinned?: boolean; fixedPlatform?: string} = {}): string[] {
   if (options.staged !== undefined) return [`The pilots' HTCondor: the tarball ${options.staged} (--condor-tarball), staged into the login node's cache; nothing is downloaded.`]
-  const platforms = `The platform is chosen on the login node from its /etc/os-release, among ${h.platforms.join(', ')} (the machine file's htcondor.os).`
+  const fixed = options.fixedPlatform
+  const platforms =
+    fixed === undefined
+      ? `The platform is chosen on the login node from its /etc/os-release, among ${h.platforms.join(', ')} (the machine file's htcondor.os).`
+      : `The platform is ${fixed}, the pilots' container's (whatever the login node runs).`
+  const tarballs = fixed === undefined ? h.tarballs : h.tarballs.filter((t) => t.os.toLowerCase() === fixed.toLowerCase())
   const base = h.urlBaseFrom === TARBALL_URL_BASE_KNOB ? h.urlBase : `${h.urlBase} (the Access Point's ${TARBALL_URL_BASE_KNOB} replaces it)`
   if (h.version === undefined) {
     return [
@@ -190,7 +195,7 @@ export function describeDownload(h: PlanHTCondor, options: {staged?: string; all
   }
   return [
     `The pilots' HTCondor ${h.version} (${h.versionFrom === 'machine file' ? 'pinned by the machine file' : h.versionFrom === '--condor-version' ? '--condor-version' : "the Access Point's"}), downloaded on the login node (unless its cache holds it) from:`,
-    ...h.tarballs.map((t) => `  ${t.url} — ${describeVerification(t, options.allowUnpinned ?? false)}`),
+    ...tarballs.map((t) => `  ${t.url} — ${describeVerification(t, options.allowUnpinned ?? false)}`),
     `  ${platforms}`,
   ]
 }

@@ -3,6 +3,7 @@ import {userInfo} from 'node:os'
 import {basename} from 'node:path'
 
 import type {CreateOutput, CreateResult, CreateVerb} from '../annex/create.js'
+import {batchSystem} from '../batch/index.js'
 import {describeDownload, describePlan, loadCatalog, pinVersion, validateRequest} from '../catalog/index.js'
 import {plural, userError} from '../errors.js'
 import type {TransportKind} from '../ssh/transport.js'
@@ -157,7 +158,10 @@ export async function runRequest(
   if (dryRun) {
     io.log(describePlan(plan))
     const staged = tarball === undefined ? undefined : basename(tarball.path)
-    io.log(describeDownload(plan.htcondor, {...(staged === undefined ? {} : {staged}), allowUnpinned: flags['allow-unpinned-download'] === true}).join('\n'))
+    // HTCondor-batch systems run the build for the pilots' container, whatever the login node runs.
+    const fixedPlatform = batchSystem(plan.system.batch).detectsLoginOs ? undefined : (plan.pilotJob?.containerOs ?? plan.htcondor.platforms[0])
+    const how = {...(staged === undefined ? {} : {staged}), ...(fixedPlatform === undefined ? {} : {fixedPlatform}), allowUnpinned: flags['allow-unpinned-download'] === true}
+    io.log(describeDownload(plan.htcondor, how).join('\n'))
     if (flags.emit !== undefined) {
       const {dryRunContext, emitFiles, renderFiles} = await import('../backend/index.js')
       const context = dryRunContext(plan, {

@@ -205,6 +205,11 @@ describe('create --dry-run about the pilots\' HTCondor', () => {
       checksumUrl: 'https://htcss-downloads.chtc.wisc.edu/tarball/25.x/25.13.2/release/sha256sum.txt',
       verification: 'published',
     })
+    // An HTCondor-batch system runs the build for its pilots' container, whatever the login node runs.
+    const path = spawnSync(process.execPath, [bin, 'create', 'x', 'cpu@path-facility', '--cpus', '1', '--dry-run', '--condor-version', '25.13.2'], {encoding: 'utf8', env: {...process.env, HPC_ANNEX_MACHINES: ''}})
+    expect(path.stdout).toContain('condor-25.13.2-x86_64_AlmaLinux8-stripped.tar.gz — verified')
+    expect(path.stdout).not.toContain('AlmaLinux9-stripped')
+    expect(path.stdout).toContain("The platform is AlmaLinux8, the pilots' container's (whatever the login node runs).")
     const bad = cli('--condor-version', 'latest')
     expect(bad.status).toBe(1)
     expect(bad.stderr.trim()).toMatch(/--condor-version 'latest' is not an HTCondor version like 25\.0\.4; change it\.$/)
