@@ -20,9 +20,11 @@ import type {PlanHTCondor, PlanTarball} from './plan.js'
  *   Ubuntu<major>. The back-end does the same on the login node.
  * - The annex scripts of HTCondor (src/condor_scripts/annex/*.sh,
  *   *.fragment) download from the same tree, e.g. 25.x/25.6.1/release/.
- * - None of those tools checks a checksum, and neither the sources nor the
- *   documentation name a checksum file in the release directories. hpc-annex
- *   verifies anyway: a sha256 pinned in the machine file or the Access
+ * - None of those tools checks a checksum, and HTCondor's sources and manual
+ *   name no checksum file. Spack's recipe for HTCondor's binary tarballs
+ *   takes its sha256 values from the `sha256sum.txt` published in each
+ *   release directory (<base><series>/<version>/release/sha256sum.txt), so
+ *   that is the default. hpc-annex verifies: a sha256 pinned in the machine file or the Access
  *   Point's configuration wins; otherwise the sha256sum-format file named by
  *   the machine file's `checksum_file` (default DEFAULT_CHECKSUM_FILE) in the
  *   tarball's own directory, from the same server, must list the tarball, or
