@@ -3,8 +3,10 @@ import {basename} from 'node:path'
 
 import {Listr, type ListrTaskWrapper} from 'listr2'
 
-import type {Plan} from '../catalog/plan.js'
+import {checkUrlBase, parsePins, resolveDownload, TARBALL_URL_BASE_KNOB} from '../catalog/index.js'
+import type {Plan, PlanHTCondor} from '../catalog/plan.js'
 import {
+  accessPointVersion,
   annexCollector,
   editJobs,
   fetchToken,
@@ -82,6 +84,10 @@ export interface CreateResult {
   notices: string[]
   /** --bundle: the file written. */
   bundleFile?: string
+  /** The pilots' HTCondor as resolved on the Access Point. */
+  htcondor: PlanHTCondor
+  /** --condor-tarball: its file name. */
+  stagedTarball?: string
 }
 
 
@@ -108,6 +114,8 @@ interface Checked {
   target: LoginTarget
   sifs: SifImage[]
   password: {path: string}
+  /** The pilots' HTCondor, its version and download resolved (not used with --condor-tarball). */
+  htcondor: PlanHTCondor
 }
 
 type Image = {name: string; sha256: string; path: string; bytes: number}
@@ -130,7 +138,9 @@ function message(error: unknown): string {
  * its undo before it makes anything; a failure or Ctrl-C unwinds them and the
  * error says which step failed and what was undone.
  */
-export async function createAnnex(request: CreateRequest): Promise<CreateResult> {
+export async function createAnnex(input: CreateRequest): Promise<CreateResult> {
+  // Its plan gains the pilots' HTCondor release once the Access Point has been asked.
+  let request = input
   const {plan} = request
   const cleanup = new CleanupStack()
   // condor_config_val first: while it runs, the SSH code loads.
@@ -168,9 +178,11 @@ export async function createAnnex(request: CreateRequest): Promise<CreateResult>
         if (transport) login = startLogin(request, transport, target, cleanup)
         later().catch(() => undefined)
       })
-      task.title = `Checked the Access Point: annex collector ${found.collector}, schedd ${found.scheddName}`
+      const release = found.htcondor.version === undefined || request.condorTarball ? '' : `, pilots' HTCondor ${found.htcondor.version}`
+      task.title = `Checked the Access Point: annex collector ${found.collector}, schedd ${found.scheddName}${release}`
       return found
     })
+    request = {...request, plan: {...plan, htcondor: checked.htcondor}}
 
     // The token and the state job are made while the login (and its 2FA) happens.
     const tokenStep = 'Minting the annex token'
@@ -258,13 +270,31 @@ async function checkAccessPoint(
   const target = requestTarget(request, config.loginOverrides)
   onTarget(target)
   // Independent questions, asked at once.
-  const [queue, scheddName] = await Promise.all([sweeping.then(() => annexQueue(plan.annexName)), findScheddName(collector)])
+  const [queue, scheddName, htcondor] = await Promise.all([
+    sweeping.then(() => annexQueue(plan.annexName)),
+    findScheddName(collector),
+    pilotsRelease(request, config),
+  ])
   nameRule(request.verb, plan.annexName, queue.nameTaken)
   checkRequireJob(config.requireJob, plan.annexName, queue.jobs)
   const sifs = findSifImages(queue.jobs)
   const passwordFile = plan.passwordFile ?? config.passwordFile
   ensurePasswordFile(passwordFile)
-  return {config, collector, scheddName, target, sifs, password: {path: passwordFile}}
+  return {config, collector, scheddName, target, sifs, password: {path: passwordFile}, htcondor}
+}
+
+/**
+ * The pilots' HTCondor: the version the plan pins, else the Access Point's
+ * own (condor_version); the download tree and pinned digests from the
+ * Access Point's configuration. A staged --condor-tarball needs none of it.
+ */
+async function pilotsRelease(request: CreateRequest, config: AnnexConfig): Promise<PlanHTCondor> {
+  const {htcondor} = request.plan
+  if (request.condorTarball) return htcondor
+  const urlBase = config.tarballUrlBase === undefined ? undefined : checkUrlBase(config.tarballUrlBase, TARBALL_URL_BASE_KNOB)
+  const pins = parsePins(config.tarballSha256)
+  const apVersion = htcondor.version === undefined ? await accessPointVersion() : undefined
+  return resolveDownload(htcondor, {...(apVersion === undefined ? {} : {apVersion}), ...(urlBase === undefined ? {} : {urlBase}), pins})
 }
 
 /** Where this request logs in: the flags, else the admin's overrides, else the machine file (and --tmp_dir, else ANNEX_TMP_DIR, for the control socket). */
@@ -413,6 +443,8 @@ function result(request: CreateRequest, made: Made, extra: {backend?: BackendRes
     warnings: backend?.warnings ?? [],
     notices: [...(extra.swept === undefined ? [] : [extra.swept]), ...(backend?.notices ?? [])],
     ...(extra.bundleFile === undefined ? {} : {bundleFile: extra.bundleFile}),
+    htcondor: plan.htcondor,
+    ...(request.condorTarball ? {stagedTarball: basename(request.condorTarball.path)} : {}),
   }
 }
 

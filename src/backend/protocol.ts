@@ -67,7 +67,7 @@ export const BACKEND_FAILURES: Record<number, string> = {
   [BACKEND_EXIT.earlierCheck]: 'could not check the batch system for an earlier submission of this request',
   [BACKEND_EXIT.pilotDir]: 'could not make the pilot directory in the machine\'s scratch space',
   [BACKEND_EXIT.unsupportedOs]: 'no HTCondor build for the login node\'s operating system',
-  [BACKEND_EXIT.unpinned]: 'refused to download an HTCondor tarball whose sha256 is not pinned',
+  [BACKEND_EXIT.unpinned]: 'refused an HTCondor tarball that no pinned or published sha256 vouches for',
   [BACKEND_EXIT.download]: 'could not download HTCondor on the login node',
   [BACKEND_EXIT.checksum]: 'the HTCondor tarball\'s sha256 did not match',
   [BACKEND_EXIT.unpack]: 'could not unpack HTCondor on the login node',

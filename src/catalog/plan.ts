@@ -57,11 +57,34 @@ export interface PlanQueue {
 }
 
 export interface PlanTarball {
-  /** Remote OS this release is built for, matched against /etc/os-release: 'almalinux8', 'almalinux9', 'debian12', 'ubuntu22', ... */
+  /** HTCondor's platform name of this build ('AlmaLinux9', 'Debian12', 'Ubuntu22', ...), matched against the login node's /etc/os-release. */
   os: string
   url: string
-  /** Hex sha256 of the tarball; the back-end refuses a download that does not match. */
+  /** Pinned hex sha256 (machine file or the Access Point's ANNEX_TARBALL_SHA256); the back-end refuses a download that does not match. */
   sha256?: string
+  /** Unpinned: the checksum file published next to the tarball, which must list it. */
+  checksumUrl?: string
+  verification: 'pinned' | 'published'
+}
+
+/** The pilots' HTCondor release: which version, from where, checked how (src/catalog/download.ts). */
+export interface PlanHTCondor {
+  /** Pinned (machine file or --condor-version), or the Access Point's once known; undefined until then. */
+  version?: string
+  versionFrom: 'machine file' | '--condor-version' | 'Access Point'
+  /** Base of a tree laid out like HTCondor's (<series>/<version>/release/...), ending in '/'. */
+  urlBase: string
+  urlBaseFrom: 'default' | 'machine file' | 'ANNEX_TARBALL_URL_BASE'
+  /** A machine file's own URL with {version} and {os} (instead of the tree's layout). */
+  urlTemplate?: string
+  /** The platforms the machine allows (htcondor.os). */
+  platforms: string[]
+  /** The machine file's sha256 per platform; they hold for its own version only. */
+  machineSha256: Record<string, string>
+  /** The checksum file's name in a release directory. */
+  checksumFile: string
+  /** One per platform once the version is known; [] before. */
+  tarballs: PlanTarball[]
 }
 
 export interface PlanPilotJob {
@@ -122,7 +145,7 @@ export interface Plan {
   /** How the batch job starts one pilot per node. */
   fanOut: 'srun' | 'ssh'
   /** HTCondor release the pilots run, per remote OS. */
-  htcondor: {version: string; tarballs: PlanTarball[]}
+  htcondor: PlanHTCondor
   /** Machine-specific HTCondor configuration appended to the pilot's (trusted: from the machine file). */
   configFragment: string
   /** Machine-specific bash the back-end runs first, before the scratch expression is evaluated (trusted: from the machine file). */

@@ -1,5 +1,6 @@
 import {z} from '../vendor/zod.js'
 import {batchOptionProblem} from './batch-options.js'
+import {checkUrlBase} from './download.js'
 import {DEFAULT_NODE_LOCAL_MIN_FREE_MB} from './node-local.js'
 
 /**
@@ -69,16 +70,41 @@ const queue = z
   })
   .strict()
 
+/** The pilots' HTCondor (src/catalog/download.ts): by default the Access Point's version from HTCondor's download tree. */
 const htcondor = z
   .object({
-    version: z.string().regex(/^\d+\.\d+\.\d+$/, 'a version like 25.0.4'),
-    /** {version} and {os} are replaced; one tarball per entry of `os`. */
-    url: z.string().url().refine((url) => url.includes('{os}'), 'must contain {os}'),
+    /** Pins a version; default: the Access Point's own (condor_version). */
+    version: z.string().regex(/^\d+\.\d+\.\d+$/, 'a version like 25.0.4').optional(),
+    /** Base of a tree laid out like HTCondor's (default: DEFAULT_TARBALL_URL_BASE). */
+    url_base: z.string().url().optional(),
+    /** A URL of the machine's own, {version} and {os} replaced (instead of url_base's layout). */
+    url: z.string().url().refine((url) => url.includes('{os}'), 'must contain {os}').optional(),
+    /** HTCondor's platform names the machine's login nodes may run; the back-end picks the login node's. */
     os: z.array(name).nonempty(),
-    /** Hex sha256 per OS label; a download whose digest differs is refused. */
+    /** Hex sha256 per platform of the pinned `version`; a download whose digest differs is refused. */
     sha256: z.record(z.string().regex(/^[0-9a-f]{64}$/, '64 hex digits')).optional(),
+    /** The checksum file (sha256sum format) next to each tarball, used when no sha256 is pinned. */
+    checksum_file: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'a file name').optional(),
   })
   .strict()
+  .superRefine((h, ctx) => {
+    if (h.sha256 !== undefined && h.version === undefined) {
+      ctx.addIssue({code: z.ZodIssueCode.custom, path: ['sha256'], message: 'pins the tarballs of one version: set htcondor.version too'})
+    }
+    if (h.url_base !== undefined) {
+      try {
+        checkUrlBase(h.url_base, 'htcondor.url_base')
+      } catch {
+        ctx.addIssue({code: z.ZodIssueCode.custom, path: ['url_base'], message: 'must be an https:// URL (plain http only to a loopback address), with no query or credentials'})
+      }
+    }
+    if (h.url !== undefined && h.url_base !== undefined) {
+      ctx.addIssue({code: z.ZodIssueCode.custom, path: ['url'], message: 'give url_base or url, not both'})
+    }
+    if (h.url !== undefined && h.version === undefined && !h.url.includes('{version}')) {
+      ctx.addIssue({code: z.ZodIssueCode.custom, path: ['url'], message: 'must contain {version} unless htcondor.version is set'})
+    }
+  })
 
 /**
  * HTCondor-batch systems: the pilot job's site policy (where the pool may run

@@ -1,5 +1,6 @@
 import {userError} from '../errors.js'
 import {resolveBatchOptions} from './batch-options.js'
+import {checkUrlBase, DEFAULT_CHECKSUM_FILE, DEFAULT_TARBALL_URL_BASE, resolveDownload} from './download.js'
 import {findSystem, requireSystem, type Catalog, type Machine} from './load.js'
 import {nodeLocalOf} from './node-local.js'
 import type {Plan, PlanGpus, PlanQueue} from './plan.js'
@@ -184,15 +185,19 @@ function checkLimits(machine: Machine, q: ResolvedQueue, r: Request): PlanGpus |
   }
 }
 
-function tarballs(machine: Machine): Plan['htcondor'] {
-  const {version, url, os, sha256} = machine.htcondor
-  return {
-    version,
-    tarballs: os.map((label) => {
-      const digest = sha256?.[label]
-      return {os: label, url: url.replaceAll('{version}', version).replaceAll('{os}', label), ...(digest ? {sha256: digest} : {})}
-    }),
-  }
+function planHTCondor(machine: Machine): Plan['htcondor'] {
+  const {version, url, url_base, os, sha256, checksum_file} = machine.htcondor
+  return resolveDownload({
+    ...(version === undefined ? {} : {version}),
+    versionFrom: version === undefined ? 'Access Point' : 'machine file',
+    urlBase: url_base === undefined ? DEFAULT_TARBALL_URL_BASE : checkUrlBase(url_base, 'htcondor.url_base'),
+    urlBaseFrom: url_base === undefined ? 'default' : 'machine file',
+    ...(url === undefined ? {} : {urlTemplate: url}),
+    platforms: [...os],
+    machineSha256: {...sha256},
+    checksumFile: checksum_file ?? DEFAULT_CHECKSUM_FILE,
+    tarballs: [],
+  })
 }
 
 function pilotJob(machine: Machine): Plan['pilotJob'] {
@@ -234,7 +239,7 @@ export function validateRequest(catalog: Catalog, input: RequestInput, options: 
     'the pilot HTCondor configuration',
     'a short-lived HTCondor token for the annex (minted at create time)',
     'the annex password file',
-    `HTCondor ${machine.htcondor.version} (from the login node's cache, or downloaded there once)`,
+    `HTCondor ${machine.htcondor.version ?? "of the Access Point's version"} (from the login node's cache, or downloaded there once and verified)`,
     'the .sif container images of your queued jobs for this annex (if any)',
   ]
   const plan: Plan = {
@@ -257,7 +262,7 @@ export function validateRequest(catalog: Catalog, input: RequestInput, options: 
     nodeLocal: nodeLocalOf(machine, queue.definition),
     memoryChunkMb: machine.memory_chunk_mb,
     fanOut: machine.fan_out,
-    htcondor: tarballs(machine),
+    htcondor: planHTCondor(machine),
     configFragment: machine.config_fragment,
     shellFragment: machine.shell_fragment,
     pilotDirFragment: machine.pilot_dir_fragment,

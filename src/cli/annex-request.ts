@@ -3,7 +3,8 @@ import {userInfo} from 'node:os'
 import {basename} from 'node:path'
 
 import type {CreateOutput, CreateResult, CreateVerb} from '../annex/create.js'
-import {describePlan, loadCatalog, validateRequest, type RequestInput} from '../catalog/index.js'
+import {batchSystem} from '../batch/index.js'
+import {describeDownload, describePlan, loadCatalog, pinVersion, validateRequest, type RequestInput} from '../catalog/index.js'
 import {plural, userError} from '../errors.js'
 import type {Transport, TransportKind} from '../ssh/transport.js'
 import {interruptSignal, withInterruptGuard} from './interrupt.js'
@@ -31,8 +32,12 @@ export const deliveryFlags = {
     description: 'Stage this local HTCondor tarball into the login node\'s cache instead of downloading one there.',
     helpValue: 'PATH',
   }),
+  'condor-version': Flags.string({
+    description: 'The HTCondor version the pilots run (default: the machine file\'s, else the Access Point\'s own, from condor_version).',
+    helpValue: 'VERSION',
+  }),
   'allow-unpinned-download': Flags.boolean({
-    description: 'Let the login node download an HTCondor tarball whose sha256 the machine file does not pin (trust on first use).',
+    description: 'Let the login node download an HTCondor tarball that no pinned sha256 and no published checksum file vouches for (trust on first use).',
   }),
   ssh: sshFlag,
   'stall-timeout': Flags.integer({
@@ -49,6 +54,7 @@ export type DeliveryValues = {
   emit?: string
   bundle?: string
   'condor-tarball'?: string
+  'condor-version'?: string
   'allow-unpinned-download'?: boolean
   ssh?: TransportKind
   'stall-timeout': number
@@ -154,12 +160,21 @@ export async function runRequestInput(verb: CreateVerb, input: RequestInput, fla
   const dryRun = flags['dry-run'] === true || flags.test === true
   if (dryRun && flags.bundle !== undefined) throw userError('--bundle and --dry-run cannot be used together; drop one of them.')
   if (!dryRun && flags.emit !== undefined) throw userError('--emit goes with --dry-run; add --dry-run, or drop --emit.')
-  const plan = validateRequest(loadCatalog(), input, {defaultOwner: userInfo().username})
+  if (flags['condor-version'] !== undefined && flags['condor-tarball'] !== undefined) {
+    throw userError('--condor-version and --condor-tarball cannot be used together: the staged tarball is the version; drop one of them.')
+  }
+  let plan = validateRequest(loadCatalog(), input, {defaultOwner: userInfo().username})
+  if (flags['condor-version'] !== undefined) plan = {...plan, htcondor: pinVersion(plan.htcondor, flags['condor-version'])}
   if (plan.tokenFile !== undefined) await checkTokenFile(plan.tokenFile)
   if (dryRun && flags.emit !== undefined) await checkEmitDirectory(flags.emit)
   const tarball = flags['condor-tarball'] === undefined ? undefined : await stagedTarball(flags['condor-tarball'])
   if (dryRun) {
     io.log(describePlan(plan))
+    const staged = tarball === undefined ? undefined : basename(tarball.path)
+    // HTCondor-batch systems run the build for the pilots' container, whatever the login node runs.
+    const fixedPlatform = batchSystem(plan.system.batch).detectsLoginOs ? undefined : (plan.pilotJob?.containerOs ?? plan.htcondor.platforms[0])
+    const how = {...(staged === undefined ? {} : {staged}), ...(fixedPlatform === undefined ? {} : {fixedPlatform}), allowUnpinned: flags['allow-unpinned-download'] === true}
+    io.log(describeDownload(plan.htcondor, how).join('\n'))
     if (flags.emit !== undefined) {
       const {dryRunContext, emitFiles, renderFiles} = await import('../backend/index.js')
       const context = dryRunContext(plan, {
@@ -170,7 +185,7 @@ export async function runRequestInput(verb: CreateVerb, input: RequestInput, fla
       io.log(`Wrote ${written.length} generated files (Access Point values are placeholders) to ${flags.emit}.`)
     }
     io.log('Nothing was submitted (--dry-run).')
-    return dryRunJson(verb, plan)
+    return dryRunJson(verb, plan, tarball === undefined ? undefined : basename(tarball.path))
   }
   // Loaded only for a real request: --dry-run starts faster without listr, the condor tools and the
   // staging code (templates, tar); the SSH code only when the login starts, after the Access Point checks.

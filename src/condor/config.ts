@@ -79,6 +79,10 @@ export interface AnnexConfig {
   /** False only when HPC_ANNEX_REQUIRE_JOB is the string FALSE (any case). */
   requireJob: boolean
   timeouts: AnnexTimeouts
+  /** ANNEX_TARBALL_URL_BASE: the pilots' HTCondor download tree, for every system (src/catalog/download.ts). */
+  tarballUrlBase?: string
+  /** ANNEX_TARBALL_SHA256: pinned tarball digests, `NAME=HEX ...` (parsed by the catalog). */
+  tarballSha256?: string
 }
 
 export const ANNEX_CONFIG_NAMES = [
@@ -98,6 +102,8 @@ export const ANNEX_CONFIG_NAMES = [
   'ANNEX_REMOTE_MKDIR_TIMEOUT',
   'ANNEX_REMOTE_POPULATE_TIMEOUT',
   'ANNEX_TOKEN_FETCH_TIMEOUT',
+  'ANNEX_TARBALL_URL_BASE',
+  'ANNEX_TARBALL_SHA256',
 ] as const
 
 /**
@@ -130,6 +136,10 @@ export function annexConfigFrom(v: Record<string, string | undefined>, root = pr
   const domain = text('ANNEX_TOKEN_DOMAIN') ?? text('UID_DOMAIN')
   if (collector !== undefined) config.collector = collector
   if (domain !== undefined) config.tokenDomain = domain
+  const urlBase = text('ANNEX_TARBALL_URL_BASE')
+  const sha256 = text('ANNEX_TARBALL_SHA256')
+  if (urlBase !== undefined) config.tarballUrlBase = urlBase
+  if (sha256 !== undefined) config.tarballSha256 = sha256
   return config
 }
 

@@ -20,3 +20,4 @@ export {CONDOR_TOOL_TIMEOUT, runTool, type CondorTool, type RunOptions, type Run
 export {editJob, editJobs, ownerConstraint, parseSubmitOutput, queryJobs, removeJobs, submitDescription, submitFile, type JobQuery, type SubmitResult} from './schedd.js'
 export {fetchToken, sweepTokens, TOKEN_AUTHZ, tokenName, withToken, type TokenFile, type TokenRequest} from './tokens.js'
 export {currentUser} from './user.js'
+export {accessPointVersion} from './version.js'

@@ -12,6 +12,7 @@ export type CondorTool =
   | 'condor_status'
   | 'condor_token_fetch'
   | 'condor_off'
+  | 'condor_version'
 
 /** Seconds a query or edit may take when no ANNEX_*_TIMEOUT governs it. */
 export const CONDOR_TOOL_TIMEOUT = 60

@@ -43,6 +43,8 @@ export interface TarballView {
   os: string
   url: string
   sha256: string
+  /** The published checksum file, when no sha256 is pinned ('' otherwise). */
+  checksumUrl: string
 }
 
 /** The object every template renders against: the Plan, the AP's values, and what follows from them. */
@@ -57,6 +59,8 @@ export interface RenderView {
   minutes: number
   /** Releases the back-end may use, matched against the login node's OS (one, fixed, for HTCondor-batch systems). */
   tarballs: TarballView[]
+  /** The pilots' HTCondor version ('' before the Access Point's is known: a dry run). */
+  htcondorVersion: string
   detectOs: boolean
   /** Options for optional lines: false when absent. */
   cpus: number | false
@@ -80,7 +84,7 @@ export interface RenderView {
 }
 
 function tarballView(t: PlanTarball): TarballView {
-  return {os: t.os, url: t.url, sha256: t.sha256 ?? ''}
+  return {os: t.os, url: t.url, sha256: t.sha256 ?? '', checksumUrl: t.checksumUrl ?? ''}
 }
 
 /** Builds the render view. Pure. */
@@ -106,6 +110,7 @@ export function renderView(plan: Plan, ap: ApContext): RenderView {
     owners: plan.owners.join(','),
     minutes: Math.max(1, Math.ceil(plan.lifetime / 60)),
     tarballs,
+    htcondorVersion: plan.htcondor.version ?? '',
     detectOs: batch.detectsLoginOs,
     cpus: cpus ?? false,
     memMb: memMb ?? false,

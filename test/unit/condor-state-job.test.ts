@@ -48,7 +48,7 @@ function plan(overrides: Partial<Plan> = {}): Plan {
     scratch: '$SCRATCH',
     memoryChunkMb: 2048,
     fanOut: 'srun',
-    htcondor: {version: '25.0.0', tarballs: []},
+    htcondor: {version: '25.0.0', versionFrom: 'machine file', urlBase: 'https://htcss-downloads.chtc.wisc.edu/tarball/', urlBaseFrom: 'default', platforms: ['AlmaLinux9'], machineSha256: {}, checksumFile: 'sha256sum.txt', tarballs: []},
     configFragment: '',
     shellFragment: '',
     pilotDirFragment: '',

@@ -1,4 +1,4 @@
-import {existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync} from 'node:fs'
+import {copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync} from 'node:fs'
 import {createServer, type AddressInfo} from 'node:net'
 import {userInfo} from 'node:os'
 import {join} from 'node:path'
@@ -10,6 +10,8 @@ import {describeResult} from '../../src/cli/annex-request.js'
 import {requestResultJson} from '../../src/cli/json/project.js'
 import {AnnexError} from '../../src/errors.js'
 import {sha256File} from '../../src/backend/index.js'
+import {loadCatalog, validateRequest} from '../../src/catalog/index.js'
+import {projectPath} from '../../src/paths.js'
 import {createFakeCondor, type FakeCondor} from '../fixtures/fake-condor/index.mjs'
 import {expectContract} from '../fixtures/json-contract.js'
 import {LocalTransport} from '../fixtures/local-transport.js'
@@ -231,6 +233,45 @@ describe('create, end to end against a local "login node"', () => {
     expect(result.batchJobId).toBe('4242')
   })
 
+})
+
+describe('create without --condor-tarball: the pilots run the Access Point\'s HTCondor', () => {
+  it('asks condor_version, takes the tree from ANNEX_TARBALL_URL_BASE, and the login node downloads and verifies the build for its OS', async () => {
+    fake.update((s: {config: Record<string, string>}) => {
+      s.config.ANNEX_TARBALL_URL_BASE = 'https://mirror.example.org/htcondor'
+    })
+    const osRelease = join(work, 'os-release')
+    writeFileSync(osRelease, 'ID="almalinux"\nID_LIKE="rhel centos fedora"\nVERSION_ID="9.4"\nPRETTY_NAME="AlmaLinux 9.4"\n')
+    transport = new LocalTransport({PATH: `${stubs}:/usr/bin:/bin`, HOME: home, SCRATCH: join(work, 'scratch'), USER: 'alice', HPC_ANNEX_OS_RELEASE: osRelease}, home)
+    // The mirror: the tarball the curl stub serves, and its checksum file.
+    copyFileSync(tarball.path, join(stubs, 'download'))
+    mkdirSync(join(stubs, 'served'))
+    writeFileSync(join(stubs, 'served', 'sha256sum.txt'), `${tarball.sha256}  condor-25.13.2-x86_64_AlmaLinux9-stripped.tar.gz\n`)
+    fake.addJob({TargetAnnexName: 'demo'})
+    const plan = validateRequest(loadCatalog([projectPath('backends')]), {name: 'demo', target: 'wholenode@anvil'}, {defaultOwner: 'alice'})
+    const {condorTarball: _none, ...rest} = request({plan})
+    const result = await createAnnex(rest)
+    expect(fake.calls().filter((c) => c.tool === 'condor_version')).toHaveLength(1)
+    const url = 'https://mirror.example.org/htcondor/25.x/25.13.2/release/condor-25.13.2-x86_64_AlmaLinux9-stripped.tar.gz'
+    expect(result.htcondor).toMatchObject({version: '25.13.2', versionFrom: 'Access Point', urlBaseFrom: 'ANNEX_TARBALL_URL_BASE'})
+    expect(result.notices).toContain(`the pilots run HTCondor 25.13.2 for AlmaLinux9 (the login node runs AlmaLinux 9.4): ${url}, verified against the sha256 published in https://mirror.example.org/htcondor/25.x/25.13.2/release/sha256sum.txt`)
+    expect(result.batchJobId).toBe('4242')
+    const json = expectContract('create', JSON.stringify(requestResultJson(plan, result))) as {htcondor: {version: string; tarballs: {url: string}[]}}
+    expect(json.htcondor.version).toBe('25.13.2')
+    expect(json.htcondor.tarballs[1]!.url).toBe(url)
+  })
+
+  it('a version the machine file or --condor-version pins needs no condor_version; a bad ANNEX_TARBALL_URL_BASE is a one-line error', async () => {
+    fake.update((s: {config: Record<string, string>}) => {
+      s.config.ANNEX_TARBALL_URL_BASE = 'http://mirror.example.org/htcondor'
+    })
+    const plan = planFor({target: 'wholenode@anvil', name: 'demo'})
+    const {condorTarball: _none, ...rest} = request({plan: {...plan, htcondor: {...plan.htcondor, versionFrom: '--condor-version'}}})
+    const error = await createAnnex(rest).catch((e: unknown) => e)
+    expect(error).toBeInstanceOf(AnnexError)
+    expect((error as AnnexError).message).toMatch(/^Checking the Access Point failed: ANNEX_TARBALL_URL_BASE = http:\/\/mirror\.example\.org\/htcondor must be an https:\/\/ URL \(plain http only to a loopback address\); change it\.( \(undone: [^)]*\))?$/)
+    expect(fake.calls().filter((c) => c.tool === 'condor_version')).toEqual([])
+  })
 })
 
 describe('the back-end when the connection is lost', () => {

@@ -183,7 +183,7 @@ describe('the SLURM back-end', {timeout: 60_000}, () => {
   /** The plan with every HTCondor tarball pinned to `sha`. */
   function pinned(sha: string): Plan {
     const p = plan()
-    return {...p, htcondor: {...p.htcondor, tarballs: p.htcondor.tarballs.map((t) => ({...t, sha256: sha}))}}
+    return {...p, htcondor: {...p.htcondor, tarballs: p.htcondor.tarballs.map(({checksumUrl: _published, ...t}) => ({...t, sha256: sha, verification: 'pinned' as const}))}}
   }
 
   /** The environment of a login node whose os-release is `osRelease` and whose curl downloads the test tarball. */
@@ -262,23 +262,87 @@ describe('the SLURM back-end', {timeout: 60_000}, () => {
     expect(existsSync(join(home, '.hpc-annex', 'cache', wrong))).toBe(false)
   })
 
-  it('refuses to download a tarball whose sha256 the machine file does not pin, unless allowed', async () => {
-    const node = downloadingNode('NAME="AlmaLinux"\nID="almalinux"\nID_LIKE="rhel centos fedora"\nVERSION_ID="9.4"\n')
-    const refused = runBash(await backend(benignAp, {}, 'refused'), [], node, work)
-    expect(refused.status).toBe(BACKEND_EXIT.unpinned)
-    expect(refused.stderr).toContain('pins no sha256')
-    expect(calls('curl')).toEqual([])
+  /** Publishes a checksum file next to the tarballs (what the curl stub serves by file name). */
+  function publish(text: string, name = 'sha256sum.txt'): void {
+    mkdirSync(join(stubs, 'served'), {recursive: true})
+    writeFileSync(join(stubs, 'served', name), text)
+  }
+  const almaLinux9 = 'NAME="AlmaLinux"\nID="almalinux"\nID_LIKE="rhel centos fedora"\nVERSION_ID="9.4"\nPRETTY_NAME="AlmaLinux 9.4 (Seafoam Ocelot)"\n'
+  const tarballFor = (os: string) => plan().htcondor.tarballs.find((t) => t.os === os)!
 
-    // Allowed: downloads the AlmaLinux 9 build once, then reuses the cache and the unpacked release.
+  it('verifies an unpinned download against the sha256 published next to it, and says which build it chose', async () => {
+    const node = downloadingNode(almaLinux9)
+    const {url, checksumUrl} = tarballFor('AlmaLinux9')
+    expect(url).toBe('https://htcss-downloads.chtc.wisc.edu/tarball/25.0/25.0.4/release/condor-25.0.4-x86_64_AlmaLinux9-stripped.tar.gz')
+    publish(`${'0'.repeat(64)}  condor-25.0.4-x86_64_AlmaLinux8-stripped.tar.gz\n${digest} *condor-25.0.4-x86_64_AlmaLinux9-stripped.tar.gz\n`)
+    const first = runBash(await backend(benignAp, {}, 'first'), [], node, work)
+    expect(first.stderr).toBe('')
+    expect(first.status).toBe(0)
+    expect(calls('curl').map((c) => c.at(-1))).toEqual([checksumUrl, url])
+    expect(controlLines(first.stdout).NOTICE).toBe(`the pilots run HTCondor 25.0.4 for AlmaLinux9 (the login node runs AlmaLinux 9.4 (Seafoam Ocelot)): ${url}, verified against the sha256 published in ${checksumUrl}`)
+    expect(readdirSync(join(home, '.hpc-annex', 'cache')).sort()).toEqual(['.uses', digest, `${digest}.release`])
+    // Again: the published sha256 is asked for once more, and the cache holds it.
+    const second = runBash(await backend(benignAp, {}, 'second'), [], node, work)
+    expect(second.status).toBe(0)
+    expect(calls('curl').map((c) => c.at(-1))).toEqual([checksumUrl, url, checksumUrl])
+    expect(second.stdout).toContain('using the unpacked HTCondor from the cache')
+  })
+
+  it('refuses a download whose published sha256 differs, and leaves nothing behind', async () => {
+    const node = downloadingNode(almaLinux9)
+    publish(`${'a'.repeat(64)}  condor-25.0.4-x86_64_AlmaLinux9-stripped.tar.gz\n`)
+    const refused = runBash(await backend({...benignAp, allowUnpinnedDownload: true}, {}, 'wrong'), [], node, work)
+    expect(refused.status).toBe(BACKEND_EXIT.checksum)
+    expect(refused.stderr).toBe(`hpc-annex back-end: ${tarballFor('AlmaLinux9').url} has sha256 ${digest}, expected ${'a'.repeat(64)} (published in ${tarballFor('AlmaLinux9').checksumUrl}); refused. Stage a tarball with --condor-tarball, or pin the right sha256\n`)
+    expect(pilotDirs()).toEqual([])
+    expect(readdirSync(join(home, '.hpc-annex', 'cache'))).toEqual([])
+  })
+
+  it('refuses a download no checksum vouches for (none published, or not listed), unless unpinned downloads are allowed', async () => {
+    const node = downloadingNode(almaLinux9)
+    const {url, checksumUrl} = tarballFor('AlmaLinux9')
+    const missing = runBash(await backend(benignAp, {}, 'missing'), [], node, work)
+    expect(missing.status).toBe(BACKEND_EXIT.unpinned)
+    expect(missing.stderr.trim().split('\n')).toHaveLength(1)
+    expect(missing.stderr).toContain(`no sha256 to verify ${url}: ${checksumUrl}: HTTP 404; refused.`)
+    expect(missing.stderr).toContain('--condor-tarball')
+    // Asked for the checksum, then only whether the tarball is there (no download).
+    expect(calls('curl').map((c) => [c.includes('-I'), c.at(-1)])).toEqual([[false, checksumUrl], [true, url]])
+    expect(pilotDirs()).toEqual([])
+    expect(readdirSync(join(home, '.hpc-annex', 'cache'))).toEqual([])
+
+    publish(`${'0'.repeat(64)}  condor-25.0.4-x86_64_AlmaLinux8-stripped.tar.gz\n`)
+    const unlisted = runBash(await backend(benignAp, {}, 'unlisted'), [], node, work)
+    expect(unlisted.status).toBe(BACKEND_EXIT.unpinned)
+    expect(unlisted.stderr).toContain(`${checksumUrl} lists no sha256 for condor-25.0.4-x86_64_AlmaLinux9-stripped.tar.gz; refused.`)
+
+    // Allowed: trust on first use, once; then the cache.
     const first = runBash(await backend({...benignAp, allowUnpinnedDownload: true}, {}, 'first'), [], node, work)
     expect(first.status).toBe(0)
-    expect(calls('curl')).toHaveLength(1)
-    expect(calls('curl')[0]!.at(-1)).toBe(plan().htcondor.tarballs.find((t) => t.os === 'AlmaLinux9')!.url)
     expect(first.stdout).toContain(`it has sha256 ${digest}`)
+    const downloads = () => calls('curl').filter((c) => c.at(-1) === url && !c.includes('-I')).length
+    expect(downloads()).toBe(1)
     const second = runBash(await backend({...benignAp, allowUnpinnedDownload: true}, {}, 'second'), [], node, work)
     expect(second.status).toBe(0)
-    expect(calls('curl')).toHaveLength(1)
+    expect(downloads()).toBe(1)
     expect(second.stdout).toContain('using the unpacked HTCondor from the cache')
+  })
+
+  it('names the URL and the HTTP status when the tree has no such release, and suggests --condor-tarball', async () => {
+    const node = downloadingNode(almaLinux9)
+    rmSync(join(stubs, 'download'))
+    const p = planFor({target: 'wholenode@anvil', nodes: '2'}, '25.99.0')
+    const {url} = p.htcondor.tarballs.find((t) => t.os === 'AlmaLinux9')!
+    expect(url).toContain('/25.x/25.99.0/release/')
+    const result = runBash(await backend(benignAp, {}, 'absent', p), [], node, work)
+    expect(result.status).toBe(BACKEND_EXIT.download)
+    expect(result.stderr).toBe(`hpc-annex back-end: cannot download HTCondor 25.99.0 for AlmaLinux9 from ${url} (HTTP 404); stage a tarball with --condor-tarball, or pin another version with --condor-version\n`)
+    expect(pilotDirs()).toEqual([])
+    expect(readdirSync(join(home, '.hpc-annex', 'cache'))).toEqual([])
+    // With a pinned sha256 the download itself fails the same way.
+    const pinnedAbsent = runBash(await backend(benignAp, {}, 'pinned-absent', {...p, htcondor: {...p.htcondor, tarballs: p.htcondor.tarballs.map((t) => ({...t, sha256: digest}))}}), [], node, work)
+    expect(pinnedAbsent.status).toBe(BACKEND_EXIT.download)
+    expect(pinnedAbsent.stderr).toContain(`from ${url} (HTTP 404); stage a tarball with --condor-tarball`)
   })
 
   it('verifies a pinned sha256, downloads only on a miss, and refuses a download that does not match', async () => {
@@ -363,7 +427,7 @@ describe('the SLURM back-end', {timeout: 60_000}, () => {
     writeFileSync(osRelease, 'ID=debian\nVERSION_ID="12"\n')
     const result = runBash(await backend(benignAp), [], env({HPC_ANNEX_OS_RELEASE: osRelease}), work)
     expect(result.status).toBe(BACKEND_EXIT.unsupportedOs)
-    expect(result.stderr).toContain('(debian12)')
+    expect(result.stderr).toContain('(Debian12)')
     expect(result.stderr).toContain('--condor-tarball')
   })
 

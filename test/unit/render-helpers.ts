@@ -3,12 +3,13 @@ import {chmodSync, mkdirSync, mkdtempSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
-import {loadCatalog, validateRequest, type Plan, type RequestInput} from '../../src/catalog/index.js'
+import {loadCatalog, resolveDownload, validateRequest, type Plan, type RequestInput} from '../../src/catalog/index.js'
 import {projectPath} from '../../src/paths.js'
 
-/** A Plan made the way `create` makes it, from flags. */
-export function planFor(input: Omit<RequestInput, 'name'> & {name?: string}): Plan {
-  return validateRequest(loadCatalog([projectPath('backends')]), {name: 'demo', ...input}, {defaultOwner: 'alice'})
+/** A Plan made the way `create` makes it, from flags, once the Access Point has said its version (condor_version): `apVersion`. */
+export function planFor(input: Omit<RequestInput, 'name'> & {name?: string}, apVersion = '25.0.4'): Plan {
+  const plan = validateRequest(loadCatalog([projectPath('backends')]), {name: 'demo', ...input}, {defaultOwner: 'alice'})
+  return {...plan, htcondor: resolveDownload(plan.htcondor, {apVersion})}
 }
 
 export function tempDir(label: string): string {
@@ -37,16 +38,23 @@ export function makeStubs(): string {
   script(join(dir, 'condor_submit'), `${record('condor_submit')}\necho 'Submitting job(s).'\necho '1 job(s) submitted to cluster 77.'`)
   script(
     join(dir, 'curl'),
-    // Into -o FILE, or to stdout; curl.cut-stream cuts a download to stdout short, as a dropped connection would.
+    // Serves served/<the URL's file name>, else (a tarball) <stubs>/download; anything else is
+    // HTTP 404. Into -o FILE (printing -w's %{http_code}), -I (the status only), or to stdout
+    // (-f: 404 fails); curl.cut-stream cuts a download to stdout short, as a dropped connection would.
     [
       record('curl'),
-      `out=''`,
-      `while [ $# -gt 0 ]; do if [ "$1" = -o ]; then out=$2; shift; fi; shift; done`,
-      `if [ -n "$out" ]; then cp '${dir}/download' "$out"; exit; fi`,
-      `if [ -f '${dir}/curl.cut-stream' ]; then head -c 100 '${dir}/download'; exit 56; fi`,
+      `out='' write='' head=0 url=''`,
+      `while [ $# -gt 0 ]; do case $1 in -o) out=$2; shift ;; -w) write=$2; shift ;; -I) head=1 ;; --proto|--retry) shift ;; -*) ;; *) url=$1 ;; esac; shift; done`,
+      `name=\${url##*/} src=''`,
+      `if [ -f '${dir}/served/'"$name" ]; then src='${dir}/served/'"$name"; elif [[ $name == *.tar.gz ]] && [ -f '${dir}/download' ]; then src='${dir}/download'; fi`,
+      `code=200; [ -n "$src" ] || code=404`,
+      `if [ "$head" = 1 ]; then [ -n "$write" ] && printf '%s' "$code"; exit 0; fi`,
+      `if [ -n "$out" ]; then if [ -n "$src" ]; then cp "$src" "$out"; else echo 'Not Found' > "$out"; fi; [ -n "$write" ] && printf '%s' "$code"; exit 0; fi`,
+      `[ -n "$src" ] || { echo 'curl: (22) The requested URL returned error: 404' >&2; exit 22; }`,
+      `if [ -f '${dir}/curl.cut-stream' ]; then head -c 100 "$src"; exit 56; fi`,
       // curl.hang: a download to stdout that stalls after its first bytes, until a signal ends it.
-      `if [ -f '${dir}/curl.hang' ]; then head -c 100 '${dir}/download'; sleep 60; exit 28; fi`,
-      `cat '${dir}/download'`,
+      `if [ -f '${dir}/curl.hang' ]; then head -c 100 "$src"; sleep 60; exit 28; fi`,
+      `cat "$src"`,
     ].join('\n'),
   )
   // srun: drop its options, run the command once per task (-n N) with a distinct node name.

@@ -8,13 +8,13 @@ import type {CreateResult} from '../../annex/create.js'
 import type {MarkStartedResult} from '../../annex/mark-started.js'
 import type {StatusReport} from '../../annex/status.js'
 import {batchSystem} from '../../batch/index.js'
-import type {Plan} from '../../catalog/index.js'
+import {urlRule, type Plan} from '../../catalog/index.js'
 import type {CacheOutput, DryRunOutput, MarkStartedOutput, RequestResultOutput, StatusOutput} from './schemas.js'
 
 type RequestFields = Omit<DryRunOutput, 'dryRun'>
 
 /** What a create or add asks for, as --dry-run shows it and a real request reports it. */
-function requestFields(verb: 'create' | 'add', plan: Plan): RequestFields {
+function requestFields(verb: 'create' | 'add', plan: Plan, staged?: string): RequestFields {
   const {system, queue} = plan
   return {
     verb,
@@ -44,7 +44,17 @@ function requestFields(verb: 'create' | 'add', plan: Plan): RequestFields {
     tokenFile: plan.tokenFile,
     passwordFile: plan.passwordFile,
     tmpDir: plan.tmpDir,
-    htcondor: {version: plan.htcondor.version, tarballs: plan.htcondor.tarballs.map((t) => ({os: t.os, url: t.url, sha256: t.sha256}))},
+    htcondor: {
+      version: plan.htcondor.version,
+      versionFrom: plan.htcondor.versionFrom,
+      urlBase: plan.htcondor.urlBase,
+      urlBaseFrom: plan.htcondor.urlBaseFrom,
+      urlRule: urlRule(plan.htcondor),
+      platforms: plan.htcondor.platforms,
+      checksumFile: plan.htcondor.checksumFile,
+      tarballs: plan.htcondor.tarballs.map((t) => ({os: t.os, url: t.url, sha256: t.sha256, checksumUrl: t.checksumUrl, verification: t.verification})),
+      stagedTarball: staged,
+    },
     pilotJob: plan.pilotJob && {
       requirements: plan.pilotJob.requirements,
       containerImage: plan.pilotJob.containerImage,
@@ -59,14 +69,14 @@ function requestFields(verb: 'create' | 'add', plan: Plan): RequestFields {
   }
 }
 
-export function dryRunJson(verb: 'create' | 'add', plan: Plan): DryRunOutput {
-  return {dryRun: true, ...requestFields(verb, plan)}
+export function dryRunJson(verb: 'create' | 'add', plan: Plan, staged?: string): DryRunOutput {
+  return {dryRun: true, ...requestFields(verb, plan, staged)}
 }
 
 export function requestResultJson(plan: Plan, result: CreateResult): RequestResultOutput {
   return {
     dryRun: false,
-    ...requestFields(result.verb, plan),
+    ...requestFields(result.verb, {...plan, htcondor: result.htcondor ?? plan.htcondor}, result.stagedTarball),
     requestId: result.requestId,
     stateJobId: result.stateJobId,
     batchJobId: result.batchJobId,

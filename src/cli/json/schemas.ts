@@ -105,10 +105,29 @@ const requestFields = {
   tokenFile: z.string().optional(),
   passwordFile: z.string().optional(),
   tmpDir: z.string().optional(),
-  htcondor: z.strictObject({
-    version: z.string(),
-    tarballs: z.array(z.strictObject({os: z.string(), url: z.string(), sha256: z.string().optional()})),
-  }),
+  htcondor: z
+    .strictObject({
+      version: z.string().optional().describe('The pilots\' HTCondor version; absent in a dry run that uses the Access Point\'s own (known at create time).'),
+      versionFrom: z.enum(['machine file', '--condor-version', 'Access Point']),
+      urlBase: z.string().describe('Base of the download tree (<series>/<version>/release/...).'),
+      urlBaseFrom: z.enum(['default', 'machine file', 'ANNEX_TARBALL_URL_BASE']),
+      urlRule: z.string().describe('The tarball URL with <series>, <version> and <platform> still to fill (the login node\'s platform).'),
+      platforms: z.array(z.string()).describe('Platforms allowed; the login node\'s /etc/os-release picks one.'),
+      checksumFile: z.string().describe('The checksum file looked for next to an unpinned tarball.'),
+      tarballs: z
+        .array(
+          z.strictObject({
+            os: z.string(),
+            url: z.string(),
+            sha256: z.string().optional().describe('The pinned sha256.'),
+            checksumUrl: z.string().optional().describe('Unpinned: the published checksum file that must list the tarball.'),
+            verification: z.enum(['pinned', 'published']),
+          }),
+        )
+        .describe('One per platform once the version is known; empty before.'),
+      stagedTarball: z.string().optional().describe('--condor-tarball: staged instead of downloaded.'),
+    })
+    .describe('The pilots\' HTCondor: which release, from where, verified how.'),
   pilotJob: z
     .strictObject({
       requirements: z.string().optional(),
