@@ -213,6 +213,17 @@ describe('the SLURM back-end', {timeout: 60_000}, () => {
     expect(pilotDirs()).toEqual([])
   })
 
+  it('withdraws the job when sbatch printed no job id (the batch system may hold it), and removes the pilot directory', async () => {
+    const record = (tool: string) => `printf '%s\\n' "$PWD" "$@" '' >> '${stubs}/${tool}.calls'`
+    writeFileSync(join(stubs, 'sbatch'), `#!/bin/bash\n${record('sbatch')}\necho 'Submitted, somewhere'\n`)
+    writeFileSync(join(stubs, 'scancel'), `#!/bin/bash\n${record('scancel')}\n`, {mode: 0o755})
+    const result = runBash(await backend({...benignAp, stagedTarballSha256: digest}, {condorTarball: {path: tarball, sha256: digest}}), [], env(), work)
+    expect(result.status).toBe(BACKEND_EXIT.submitOutput)
+    expect(result.stderr).toContain('sbatch printed no job id: Submitted, somewhere')
+    expect(calls('scancel').map((c) => c.slice(1))).toEqual([[`--user=${loginUser}`, `--name=${batchJobName(plan().annexName, benignAp.requestId)}`]])
+    expect(pilotDirs()).toEqual([])
+  })
+
   it('takes the release unpacked while the bundle arrived, once the tarball checks out; never a tree the bundle did not just bring', async () => {
     const ap = {...benignAp, stagedTarballSha256: digest}
     const bundle = await buffer(bundleStream(renderFiles(plan(), ap), {...secrets, condorTarball: {path: tarball, sha256: digest}}))
