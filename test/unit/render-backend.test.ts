@@ -220,7 +220,13 @@ describe('the SLURM back-end', {timeout: 60_000}, () => {
     const result = runBash(await backend({...benignAp, stagedTarballSha256: digest}, {condorTarball: {path: tarball, sha256: digest}}), [], env(), work)
     expect(result.status).toBe(BACKEND_EXIT.submitOutput)
     expect(result.stderr).toContain('sbatch printed no job id: Submitted, somewhere')
-    expect(calls('scancel').map((c) => c.slice(1))).toEqual([[`--user=${loginUser}`, `--name=${batchJobName(plan().annexName, benignAp.requestId)}`]])
+    const name = `--name=${batchJobName(plan().annexName, benignAp.requestId)}`
+    expect(calls('scancel').map((c) => c.slice(1))).toEqual([[`--user=${loginUser}`, name]])
+    // The earlier-submission check, then the wait for the cancelled job to leave before its pilot directory goes.
+    expect(calls('squeue').map((c) => c.slice(1))).toEqual([
+      ['--noheader', `--user=${loginUser}`, name, '--format=%i %Z'],
+      ['--noheader', `--user=${loginUser}`, name, '--format=%i'],
+    ])
     expect(pilotDirs()).toEqual([])
   })
 
@@ -426,16 +432,18 @@ describe('the HTCondor-batch back-end (PATh Facility)', {timeout: 60_000}, () =>
     const bundle = await unpack(renderFiles(plan, ap), {token: Buffer.from('t'), password: Buffer.from('p'), condorTarball: {path: tarball, sha256: digest}})
     // The schedd answers only once the job is submitted (the earlier-submission check finds nothing).
     const record = (tool: string) => `printf '%s\\n' "$PWD" "$@" '' >> '${stubs}/${tool}.calls'`
-    writeFileSync(join(stubs, 'condor_q'), `#!/bin/bash\n${record('condor_q')}\n[ -f '${stubs}/submitted' ] && printf '77 0\\n77 1\\n'\nexit 0\n`, {mode: 0o755})
+    writeFileSync(join(stubs, 'condor_q'), `#!/bin/bash\n${record('condor_q')}\n[ -f '${stubs}/submitted' ] && [ ! -f '${stubs}/removed' ] && printf '77 0\\n77 1\\n'\nexit 0\n`, {mode: 0o755})
     // As sshd does when the connection drops: SIGHUP to the session's process group.
     writeFileSync(join(stubs, 'condor_submit'), `#!/bin/bash\n${record('condor_submit')}\ntouch '${stubs}/submitted'\nkill -HUP 0\n`)
-    writeFileSync(join(stubs, 'condor_rm'), `#!/bin/bash\n${record('condor_rm')}\n`, {mode: 0o755})
+    writeFileSync(join(stubs, 'condor_rm'), `#!/bin/bash\n${record('condor_rm')}\ntouch '${stubs}/removed'\n`, {mode: 0o755})
     const child = spawn('bash', [join(bundle, 'backend.sh')], {env: env(), cwd: work, detached: true, stdio: 'ignore'})
     expect(await new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))).toBe(129)
     const constraint = `hpc_annex_request_id == "${benignAp.requestId}"`
     expect(calls('condor_q').map((c) => c.slice(1))).toEqual([
       [loginUser, '-constraint', constraint, '-af', 'ClusterId', 'Iwd'],
       [loginUser, '-constraint', constraint, '-af', 'ClusterId', 'ProcId'],
+      // Gone: the pilot directory may go.
+      [loginUser, '-constraint', constraint, '-af', 'ClusterId'],
     ])
     expect(calls('condor_rm').map((c) => c.slice(1))).toEqual([['77.0', '77.1']])
     expect(readdirSync(join(home, '.hpc-annex', 'scratch')).filter((n) => n.startsWith('pilot.'))).toEqual([])
