@@ -56,6 +56,15 @@ function lost(terminal: Terminal, reject: (error: unknown) => void): () => void 
   return () => terminal.input.removeListener('error', onError)
 }
 
+/**
+ * Ctrl-C at a prompt reaches it as a byte (the terminal is raw), not as the
+ * signal: raise the signal, so the command unwinds and ends as for any Ctrl-C
+ * (exit 130), whatever instant the key was pressed.
+ */
+function interrupt(): void {
+  process.kill(process.pid, 'SIGINT')
+}
+
 function readVisible(terminal: Terminal, question: string): Promise<string> {
   return new Promise((resolve, reject) => {
     const rl = createInterface({input: terminal.input, output: terminal.output, terminal: true})
@@ -67,6 +76,7 @@ function readVisible(terminal: Terminal, question: string): Promise<string> {
       forget()
       rl.close()
       reject(userError('Interrupted at the login prompt.'))
+      interrupt()
     })
     rl.question(question, (answer) => {
       forget()
@@ -80,9 +90,10 @@ function readVisible(terminal: Terminal, question: string): Promise<string> {
 function readHidden(terminal: Terminal, question: string): Promise<string> {
   const {input, output} = terminal
   return new Promise((resolve, reject) => {
-    output.write(question)
     const raw = 'setRawMode' in input && typeof input.setRawMode === 'function'
     if (raw) input.setRawMode(true)
+    // Asked once the terminal is raw: a Ctrl-C typed after the question is read here, never echoed as ^C mid-line.
+    output.write(question)
     input.setEncoding('utf8')
     let answer = ''
     const forget = lost(terminal, (error) => finish(error))
@@ -98,7 +109,10 @@ function readHidden(terminal: Terminal, question: string): Promise<string> {
     const onData = (chunk: string): void => {
       for (const ch of chunk) {
         if (ch === '\r' || ch === '\n' || ch === '\u0004') return finish()
-        if (ch === '\u0003') return finish(userError('Interrupted at the login prompt.'))
+        if (ch === '\u0003') {
+          finish(userError('Interrupted at the login prompt.'))
+          return interrupt()
+        }
         if (ch === '\u007f' || ch === '\b') answer = answer.slice(0, -1)
         else if (ch === '\u0015') answer = ''
         else if (ch >= ' ') answer += ch

@@ -6,12 +6,17 @@
  * request's images, least recently used first, and leaves every object of the
  * pilot that still runs.
  *
+ * Then a machine with a small cache_max_bytes: the next create makes room
+ * before its image arrives, removing the least recently used object and never
+ * the image of a pilot that still runs.
+ *
  * hpcuser's cache is shared with every other test of the site (the HTCondor
  * release among them), so this test's images are made to look unused for 20
- * years or more, and --older-than 3650 lets nothing else be removed.
+ * years or more, --older-than 3650 lets nothing else be removed, and the
+ * limit leaves room for half the evicted object to spare.
  */
 import {execFileSync} from 'node:child_process'
-import {chownSync, writeFileSync} from 'node:fs'
+import {chmodSync, chownSync, mkdtempSync, readFileSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 
 import {afterAll, beforeAll, expect, it} from 'vitest'
@@ -19,6 +24,7 @@ import {afterAll, beforeAll, expect, it} from 'vitest'
 import type {CacheOutput} from '../../src/cli/json/schemas.js'
 import {expectContract} from '../fixtures/json-contract.js'
 import {describeOnRealHTCondor} from '../site/helpers.js'
+import {ROOT} from './annex-site.js'
 import {realAnnexSite, until, type RealAnnexSite} from './real-site.js'
 
 const MiB = 1024 * 1024
@@ -27,10 +33,12 @@ describeOnRealHTCondor("the login node's cache", () => {
   let a: RealAnnexSite
   const images: Record<string, {path: string; sha256: string; bytes: number}> = {}
   const batchJobs: string[] = []
+  /** Objects the test put into the cache itself. */
+  const placed: string[] = []
   beforeAll(() => {
     a = realAnnexSite()
     // Random bytes: digests no other test has. The large one is what --keep-bytes is measured against.
-    for (const [name, mib] of [['large', 96], ['small', 1], ['running', 1]] as const) {
+    for (const [name, mib] of [['large', 96], ['small', 1], ['running', 1], ['capped-running', 1], ['capped-second', 1]] as const) {
       const path = join(a.home, `${name}.sif`)
       execFileSync('bash', ['-c', `head -c ${mib * MiB} /dev/urandom > '${path}'`])
       chownSync(path, a.ap.uid, a.ap.gid)
@@ -41,7 +49,8 @@ describeOnRealHTCondor("the login node's cache", () => {
     if (!a) return
     for (const id of batchJobs) a.onSite(`scancel ${id}`)
     // What this test put in the cache goes (the release and tarball stay: other tests use them).
-    a.onSite(`cd ~/.hpc-annex/cache && rm -f -- ${Object.values(images).flatMap((i) => [i.sha256, `.uses/${i.sha256}`]).join(' ')}`)
+    const ours = [...Object.values(images).map((i) => i.sha256), ...placed]
+    a.onSite(`cd ~/.hpc-annex/cache && rm -f -- ${ours.flatMap((sha) => [sha, `.uses/${sha}`]).join(' ')}`)
     a.close()
   })
 
@@ -57,8 +66,8 @@ describeOnRealHTCondor("the login node's cache", () => {
     expect(r.code, r.stderr).toBe(0)
   }
 
-  const create = async (annex: string): Promise<{pilotDir: string; batchJobId: string}> => {
-    const r = await a.cli(['create', annex, 'compute@sandbox', '--nodes', '1', '--condor-tarball', a.tarball, '--json'])
+  const create = async (annex: string, system = 'sandbox', env: NodeJS.ProcessEnv = {}): Promise<{pilotDir: string; batchJobId: string}> => {
+    const r = await a.cli(['create', annex, `compute@${system}`, '--nodes', '1', '--condor-tarball', a.tarball, '--json'], env)
     expect(r.code, r.stdout + r.stderr).toBe(0)
     const made = JSON.parse(r.stdout) as {pilotDir: string; batchJobId: string}
     batchJobs.push(made.batchJobId)
@@ -145,6 +154,45 @@ describeOnRealHTCondor("the login node's cache", () => {
     for (const name of [images.running!.sha256, tarball, `${tarball}.release`]) expect(left).toContain(name)
     // The running pilot's image is still whole, in the cache and in its pilot directory.
     expect(onSiteOk(`sha256sum ~/.hpc-annex/cache/${images.running!.sha256} '${running.pilotDir}/sif/running.sif' | cut -d' ' -f1 | sort -u`).trim()).toBe(images.running!.sha256)
+  })
+
+  it('with a small cache_max_bytes, the next create removes the least recently used object and keeps the one a running pilot uses', async () => {
+    containerJob('capped-running', images['capped-running']!.path, 4)
+    const running = await create('capped-running')
+    // An object no pilot uses, as if last used 50 years ago; the running pilot's image, 60 years (older still).
+    const old = {bytes: 64 * MiB, sha256: ''}
+    old.sha256 = onSiteOk(
+      [
+        'set -e',
+        'f=$(mktemp ~/.hpc-annex/capped.XXXXXXXX)',
+        `head -c ${old.bytes} /dev/urandom > "$f"`,
+        'sha=$(sha256sum "$f" | cut -c1-64)',
+        'mv -- "$f" ~/.hpc-annex/cache/"$sha"',
+        `printf '%s capped-old /nonexistent/pilot.gone image old.sif\n' "$(date +%s)" > ~/.hpc-annex/cache/.uses/"$sha"`,
+        `touch -d '50 years ago' ~/.hpc-annex/cache/.uses/"$sha"`,
+        `touch -d '60 years ago' ~/.hpc-annex/cache/.uses/${images['capped-running']!.sha256}`,
+        'echo "$sha"',
+      ].join('\n'),
+    ).trim()
+    placed.push(old.sha256)
+    expect(old.sha256).toMatch(/^[0-9a-f]{64}$/)
+
+    // The limit: the second image fits only once the old object goes (half of it to spare for other tests' objects).
+    containerJob('capped-second', images['capped-second']!.path, 5)
+    const before = await cache()
+    expect(entry(before, images['capped-running']!.sha256)).toMatchObject({inUse: true})
+    const max = before.totalBytes + images['capped-second']!.bytes - old.bytes / 2
+    const machines = mkdtempSync(join(a.home, 'machines-'))
+    chmodSync(machines, 0o755)
+    const sandbox = readFileSync(join(ROOT, 'test', 'site', 'machines', 'sandbox.toml'), 'utf8')
+    writeFileSync(join(machines, 'capped.toml'), sandbox.replace('Loopback sandbox', 'Capped sandbox').replace(/^(name = .*)$/m, `$1\ncache_max_bytes = ${max}`))
+    await create('capped-second', 'capped', {HPC_ANNEX_MACHINES: `${machines}:${join(ROOT, 'test', 'site', 'machines')}`})
+
+    const after = await cache()
+    expect(entry(after, old.sha256)).toBeUndefined()
+    expect(entry(after, images['capped-running']!.sha256)).toMatchObject({inUse: true, usedBy: [{annexName: 'capped-running', pilotDir: running.pilotDir}]})
+    expect(entry(after, images['capped-second']!.sha256)).toMatchObject({kind: 'image', label: 'capped-second.sif', annexes: ['capped-second']})
+    expect(after.totalBytes).toBeLessThanOrEqual(max)
   })
 })
 

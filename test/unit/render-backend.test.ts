@@ -1,5 +1,6 @@
 import {execFileSync, spawn, spawnSync} from 'node:child_process'
 import {copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync} from 'node:fs'
+import {userInfo} from 'node:os'
 import {join} from 'node:path'
 import {buffer} from 'node:stream/consumers'
 import {pipeline} from 'node:stream/promises'
@@ -65,6 +66,7 @@ function pilotDirs(): string[] {
   return existsSync(scratch) ? readdirSync(scratch).filter((n) => /^pilot\.[A-Za-z0-9]+$/.test(n)) : []
 }
 
+const loginUser = userInfo().username
 const benignAp: ApContext = {requestId: 'ap.example.org#7.0#1700000000', collector: 'ap.example.org:9618?sock=ap_collector', scheddName: 'ap.example.org'}
 
 describe('the SLURM back-end, executed with hostile values', {timeout: 60_000}, () => {
@@ -208,6 +210,23 @@ describe('the SLURM back-end', {timeout: 60_000}, () => {
     expect(result.status).toBe(BACKEND_EXIT.submit)
     expect(result.stderr).toContain('invalid account')
     expect(controlLines(result.stdout).PILOT_DIR).toBeDefined()
+    expect(pilotDirs()).toEqual([])
+  })
+
+  it('withdraws the job when sbatch printed no job id (the batch system may hold it), and removes the pilot directory', async () => {
+    const record = (tool: string) => `printf '%s\\n' "$PWD" "$@" '' >> '${stubs}/${tool}.calls'`
+    writeFileSync(join(stubs, 'sbatch'), `#!/bin/bash\n${record('sbatch')}\necho 'Submitted, somewhere'\n`)
+    writeFileSync(join(stubs, 'scancel'), `#!/bin/bash\n${record('scancel')}\n`, {mode: 0o755})
+    const result = runBash(await backend({...benignAp, stagedTarballSha256: digest}, {condorTarball: {path: tarball, sha256: digest}}), [], env(), work)
+    expect(result.status).toBe(BACKEND_EXIT.submitOutput)
+    expect(result.stderr).toContain('sbatch printed no job id: Submitted, somewhere')
+    const name = `--name=${batchJobName(plan().annexName, benignAp.requestId)}`
+    expect(calls('scancel').map((c) => c.slice(1))).toEqual([[`--user=${loginUser}`, name]])
+    // The earlier-submission check, then the wait for the cancelled job to leave before its pilot directory goes.
+    expect(calls('squeue').map((c) => c.slice(1))).toEqual([
+      ['--noheader', `--user=${loginUser}`, name, '--format=%i %Z'],
+      ['--noheader', `--user=${loginUser}`, name, '--format=%i'],
+    ])
     expect(pilotDirs()).toEqual([])
   })
 
@@ -452,7 +471,7 @@ describe('the HTCondor-batch back-end (PATh Facility)', {timeout: 60_000}, () =>
     expect(result.stdout).toContain(`\rStep 4 of 8: using the staged HTCondor tarball (sha256 ${digest.slice(0, 12)})\n`)
     const pilotDir = control.PILOT_DIR!
     expect(pilotDir.startsWith(join(home, '.hpc-annex', 'scratch', 'pilot.'))).toBe(true)
-    expect(calls('condor_q')[0]).toEqual([expect.any(String), '-constraint', `hpc_annex_request_id == "${benignAp.requestId}"`, '-af', 'ClusterId', 'Iwd'])
+    expect(calls('condor_q')[0]).toEqual([expect.any(String), loginUser, '-constraint', `hpc_annex_request_id == "${benignAp.requestId}"`, '-af', 'ClusterId', 'Iwd'])
     expect(calls('condor_submit')).toEqual([[pilotDir, 'pilot.sub']])
     expect(readFileSync(join(pilotDir, 'job_id'), 'utf8')).toBe('77\n')
 
@@ -472,6 +491,29 @@ describe('the HTCondor-batch back-end (PATh Facility)', {timeout: 60_000}, () =>
     expect(ran).toContain(`_CONDOR_EXECUTE=${sandbox}/hosts/${hosts[0]}/execute\n`)
     expect(ran).toContain('_CONDOR_hpc_annex_execute_on="node-local"\n')
     expect(readFileSync(join(sandbox, 'condor_config'), 'utf8')).toContain('NUM_CPUS = 4\nMEMORY = 8192\n')
+  })
+
+  it('when its connection drops during condor_submit, removes by id only the user\'s own jobs of this request', async () => {
+    const plan = planFor({target: 'cpu@path-facility', cpus: '4', memMb: '8192'})
+    const ap = {...benignAp, stagedTarballSha256: digest}
+    const bundle = await unpack(renderFiles(plan, ap), {token: Buffer.from('t'), password: Buffer.from('p'), condorTarball: {path: tarball, sha256: digest}})
+    // The schedd answers only once the job is submitted (the earlier-submission check finds nothing).
+    const record = (tool: string) => `printf '%s\\n' "$PWD" "$@" '' >> '${stubs}/${tool}.calls'`
+    writeFileSync(join(stubs, 'condor_q'), `#!/bin/bash\n${record('condor_q')}\n[ -f '${stubs}/submitted' ] && [ ! -f '${stubs}/removed' ] && printf '77 0\\n77 1\\n'\nexit 0\n`, {mode: 0o755})
+    // As sshd does when the connection drops: SIGHUP to the session's process group.
+    writeFileSync(join(stubs, 'condor_submit'), `#!/bin/bash\n${record('condor_submit')}\ntouch '${stubs}/submitted'\nkill -HUP 0\n`)
+    writeFileSync(join(stubs, 'condor_rm'), `#!/bin/bash\n${record('condor_rm')}\ntouch '${stubs}/removed'\n`, {mode: 0o755})
+    const child = spawn('bash', [join(bundle, 'backend.sh')], {env: env(), cwd: work, detached: true, stdio: 'ignore'})
+    expect(await new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))).toBe(129)
+    const constraint = `hpc_annex_request_id == "${benignAp.requestId}"`
+    expect(calls('condor_q').map((c) => c.slice(1))).toEqual([
+      [loginUser, '-constraint', constraint, '-af', 'ClusterId', 'Iwd'],
+      [loginUser, '-constraint', constraint, '-af', 'ClusterId', 'ProcId'],
+      // Gone: the pilot directory may go.
+      [loginUser, '-constraint', constraint, '-af', 'ClusterId'],
+    ])
+    expect(calls('condor_rm').map((c) => c.slice(1))).toEqual([['77.0', '77.1']])
+    expect(readdirSync(join(home, '.hpc-annex', 'scratch')).filter((n) => n.startsWith('pilot.'))).toEqual([])
   })
 
   it('never sends a damaged cached tarball to the pool: it is dropped and the staged one taken', async () => {
