@@ -23,6 +23,8 @@
  */
 import {execFileSync, spawn} from 'node:child_process'
 import {chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {createServer, type Server} from 'node:http'
+import type {AddressInfo} from 'node:net'
 import {join} from 'node:path'
 
 import {afterAll, afterEach, beforeAll, expect, it} from 'vitest'
@@ -85,8 +87,13 @@ describeOnRealHTCondor('the fault table of a create: every row leaves nothing an
   let hold: string
   let run = 0
   const cacheObjects: string[] = []
+  // A download server on loopback with tarballs but no checksum files (404).
+  let emptyTree: Server | undefined
 
-  beforeAll(() => {
+  beforeAll(async () => {
+    emptyTree = createServer((request, response) => (request.url?.endsWith('.tar.gz') ? response.writeHead(200).end('not a tarball') : response.writeHead(404).end()))
+    await new Promise<void>((resolve) => emptyTree!.listen(0, '127.0.0.1', resolve))
+    const emptyTreeUrl = `http://127.0.0.1:${(emptyTree.address() as AddressInfo).port}/tarball/`
     a = realAnnexSite()
     const siteUid = Number(execFileSync('id', ['-u', a.s.user], {encoding: 'utf8'}).trim())
     area = join(a.s.scratch, `fault-table-${process.pid}`)
@@ -114,7 +121,10 @@ describeOnRealHTCondor('the fault table of a create: every row leaves nothing an
     machine('ft-squeue', undefined, {shell: "squeue() { echo 'squeue: error: Unable to contact slurm controller (connect failure)' >&2; return 1; }"})
     machine('ft-scratch', (t) => t.replace(/^scratch = .*$/m, "scratch = '/proc/hpc-annex-no-scratch'"))
     machine('ft-os', (t) => t.replace(/^os = .*$/m, 'os = ["AlmaLinux9"]'))
-    machine('ft-download', (t) => t.replace(/^url = .*$/m, 'url = "https://127.0.0.1:9/condor-{version}-{os}.tar.gz"').replace(/^os = .*$/m, (m) => `${m}\nsha256 = {Debian12 = "${zeros}"}`))
+    // A pinned version and sha256 from a server that does not answer.
+    machine('ft-download', (t) => t.replace(/^os = .*$/m, (m) => `${m}\nversion = "25.0.4"\nurl = "https://127.0.0.1:9/condor-{version}-{os}.tar.gz"\nsha256 = {Debian12 = "${zeros}"}`))
+    // No pin, and a download tree that publishes the tarball but no checksum.
+    machine('ft-unpublished', (t) => t.replace(/^os = .*$/m, (m) => `${m}\nurl_base = "${emptyTreeUrl}"`))
     // The staged tarball's sha256, as recorded while it arrived, made wrong.
     machine('ft-checksum', undefined, {shell: `for f in "$BUNDLE_DIR"/condor/*.sha256; do printf '%s  -\\n' ${zeros} > "$f"; done`})
     machine('ft-populate', undefined, {shell: 'mkdir() { case " $* " in *"/secrets "*) return 1 ;; esac; command mkdir "$@"; }'})
@@ -179,7 +189,8 @@ describeOnRealHTCondor('the fault table of a create: every row leaves nothing an
 
     tokenDir = a.condor('condor_config_val', ['SEC_TOKEN_DIRECTORY']).stdout.trim()
   })
-  afterAll(() => {
+  afterAll(async () => {
+    await new Promise((resolve) => (emptyTree ? emptyTree.close(resolve) : resolve(undefined)))
     rmSync(hold, {force: true})
     a?.onSite(`rm -rf '${area}'`)
     if (cacheObjects.length > 0) a?.onSite(`cd ~/.hpc-annex/cache && rm -rf -- ${cacheObjects.flatMap((sha) => [sha, `${sha}.release`, `.uses/${sha}`]).join(' ')}`)
@@ -460,9 +471,9 @@ describeOnRealHTCondor('the fault table of a create: every row leaves nothing an
     {row: 'exit-10', system: 'ft-bundle', exit: 2, error: backendStep(10, 'the bundle has no launcher\\.sh'), undone: [STATE, TOKEN]},
     {row: 'exit-11', system: 'ft-squeue', exit: 2, error: backendStep(11, 'squeue failed: squeue: error: Unable to contact slurm controller'), undone: [STATE, TOKEN]},
     {row: 'exit-12', system: 'ft-scratch', exit: 2, error: backendStep(12, 'cannot make the scratch directory /proc/hpc-annex-no-scratch'), undone: [STATE, TOKEN]},
-    {row: 'exit-13', system: 'ft-os', args: () => baseArgs().slice(0, -2), exit: 2, error: backendStep(13, 'no HTCondor 25\\.0\\.4 build for this login node\'s OS \\(debian12\\)'), undone: [STATE, TOKEN]},
-    {row: 'exit-14', args: () => baseArgs().slice(0, -2), exit: 2, error: backendStep(14, 'pins no sha256'), undone: [STATE, TOKEN]},
-    {row: 'exit-15', system: 'ft-download', args: () => baseArgs().slice(0, -2), exit: 2, error: backendStep(15, 'cannot download https://127\\.0\\.0\\.1:9/'), undone: [STATE, TOKEN]},
+    {row: 'exit-13', system: 'ft-os', args: () => baseArgs().slice(0, -2), exit: 2, error: backendStep(13, 'no HTCondor [0-9.]+ build for this login node\'s OS \\(Debian12\\)'), undone: [STATE, TOKEN]},
+    {row: 'exit-14', system: 'ft-unpublished', args: () => baseArgs().slice(0, -2), exit: 2, error: backendStep(14, 'sha256sum\\.txt: HTTP 404'), undone: [STATE, TOKEN]},
+    {row: 'exit-15', system: 'ft-download', args: () => baseArgs().slice(0, -2), exit: 2, error: backendStep(15, 'cannot download HTCondor 25\\.0\\.4 for Debian12 from https://127\\.0\\.0\\.1:9/'), undone: [STATE, TOKEN]},
     {row: 'exit-16', system: 'ft-checksum', args: () => [...baseArgs().slice(0, -1), strangeTarball(true)], exit: 2, error: backendStep(16, 'has sha256 0{64}, expected'), undone: [STATE, TOKEN]},
     {row: 'exit-17', args: () => [...baseArgs().slice(0, -1), strangeTarball(false)], exit: 2, error: backendStep(17, 'does not hold one release directory with sbin/condor_master'), undone: [STATE, TOKEN]},
     {row: 'exit-18', system: 'ft-populate', exit: 2, error: backendStep(18, 'cannot make the secrets directory'), undone: [STATE, TOKEN]},
