@@ -5,6 +5,8 @@
  * the renderer needs besides what the Access Point supplies at create time
  * (request id, collector, schedd name, token).
  */
+import type {Charge} from './charge.js'
+
 export type AllocationType = 'node' | 'cores_or_ram' | 'gpu-shared'
 export type BatchSystem = 'slurm' | 'htcondor'
 /** How a SLURM job asks for GPUs on this machine. */
@@ -121,4 +123,6 @@ export interface Plan {
   pilotJob?: PlanPilotJob
   /** What will travel to the login node. */
   staging: string[]
+  /** The most the request can charge the allocation (src/catalog/charge.ts). */
+  charge: Charge
 }

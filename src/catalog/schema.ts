@@ -1,5 +1,7 @@
 import {z} from '../vendor/zod.js'
 
+import {chargeSchema} from './charge.js'
+
 /**
  * The schema of a machine file (backends/<key>.toml). Strict: an unknown key
  * is an error, so a misspelt limit never silently disappears.
@@ -32,6 +34,8 @@ const shape = z
     ram_per_node: limits.ram_per_node.optional(),
     gpus_per_node: limits.gpus_per_node.optional(),
     constraint: limits.constraint.optional(),
+    /** A charge factor of this shape (e.g. a GPU type that costs more), over the queue's. */
+    charge_factor: z.number().positive().optional(),
   })
   .strict()
 
@@ -53,6 +57,8 @@ const queue = z
     constraint: limits.constraint.optional(),
     note: z.string().optional(),
     shapes: z.array(shape).optional(),
+    /** How the site charges this queue (src/catalog/charge.ts); absent: unknown. */
+    charge: chargeSchema.optional(),
   })
   .strict()
 

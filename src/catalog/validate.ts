@@ -1,4 +1,5 @@
 import {userError} from '../errors.js'
+import {maxCharge} from './charge.js'
 import {findSystem, requireSystem, type Catalog, type Machine} from './load.js'
 import type {Plan, PlanGpus, PlanQueue} from './plan.js'
 import {parseRequest, splitTarget, type Request, type RequestInput} from './request.js'
@@ -182,6 +183,10 @@ function checkLimits(machine: Machine, q: ResolvedQueue, r: Request): PlanGpus |
   }
 }
 
+function defined<T extends object>(value: T): T {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T
+}
+
 function tarballs(machine: Machine): Plan['htcondor'] {
   const {version, url, os, sha256} = machine.htcondor
   return {
@@ -255,6 +260,19 @@ export function validateRequest(catalog: Catalog, input: RequestInput, options: 
     shellFragment: machine.shell_fragment,
     pilotDirFragment: machine.pilot_dir_fragment,
     staging,
+    charge: maxCharge(queue.definition.charge, {
+      nodes: request.nodes,
+      lifetime: request.lifetime,
+      ...defined({
+        cpus: request.cpus,
+        memMb: request.memMb,
+        gpus: gpus?.perNode,
+        coresPerNode: queue.coresPerNode,
+        gpusPerNode: queue.gpusPerNode,
+        account: request.project,
+        shapeFactor: queue.shape?.charge_factor,
+      }),
+    }),
   }
   const optional: Partial<Plan> = {
     cpus: request.cpus,
