@@ -3,6 +3,7 @@ import {userInfo} from 'node:os'
 import {basename} from 'node:path'
 
 import type {CreateOutput, CreateResult, CreateVerb} from '../annex/create.js'
+import {checkMaxCharge, describeCharge, parseMaxCharge} from '../catalog/charge.js'
 import {describePlan, loadCatalog, validateRequest} from '../catalog/index.js'
 import {plural, userError} from '../errors.js'
 import type {TransportKind} from '../ssh/transport.js'
@@ -34,6 +35,10 @@ export const deliveryFlags = {
   'allow-unpinned-download': Flags.boolean({
     description: 'Let the login node download an HTCondor tarball whose sha256 the machine file does not pin (trust on first use).',
   }),
+  'max-charge': Flags.string({
+    description: 'Refuse the request, before any login, when the most it can charge (nodes × lifetime × the queue\'s rate) is more than this, in the system\'s unit (e.g. SUs).',
+    helpValue: 'N',
+  }),
   ssh: sshFlag,
   'stall-timeout': Flags.integer({
     description: 'Seconds a remote step may make no progress (no byte sent or received) before it fails; a slow but moving transfer never times out.',
@@ -50,6 +55,7 @@ type DeliveryValues = {
   bundle?: string
   'condor-tarball'?: string
   'allow-unpinned-download'?: boolean
+  'max-charge'?: string
   ssh?: TransportKind
   'stall-timeout': number
 }
@@ -141,7 +147,9 @@ export async function runRequest(
   const dryRun = flags['dry-run'] === true || flags.test === true
   if (dryRun && flags.bundle !== undefined) throw userError('--bundle and --dry-run cannot be used together; drop one of them.')
   if (!dryRun && flags.emit !== undefined) throw userError('--emit goes with --dry-run; add --dry-run, or drop --emit.')
+  const maxChargeLimit = parseMaxCharge(flags['max-charge'])
   const plan = validateRequest(loadCatalog(), requestInput(args, flags), {defaultOwner: userInfo().username})
+  checkMaxCharge(plan.charge, maxChargeLimit)
   if (plan.tokenFile !== undefined) await checkTokenFile(plan.tokenFile)
   if (dryRun && flags.emit !== undefined) await checkEmitDirectory(flags.emit)
   const tarball = flags['condor-tarball'] === undefined ? undefined : await stagedTarball(flags['condor-tarball'])
@@ -162,6 +170,8 @@ export async function runRequest(
   // Loaded only for a real request: --dry-run starts faster without listr, the condor tools and the
   // staging code (templates, tar); the SSH code only when the login starts, after the Access Point checks.
   const [{createAnnex}, {TerminalInteraction}] = await Promise.all([import('../annex/create.js'), import('./prompt.js')])
+  // Said before the login, on stderr with the steps: stdout is the result's.
+  if (!io.json) process.stderr.write(`${describeCharge(plan.charge)}\n`)
   const interaction = new TerminalInteraction({system: plan.system.key, log: io.json ? null : (line) => process.stderr.write(`${line}\n`)})
   const sshConfigFile = process.env.HPC_ANNEX_SSH_CONFIG
   const result = await withInterruptGuard(() =>

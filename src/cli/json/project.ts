@@ -8,6 +8,7 @@ import type {CreateResult} from '../../annex/create.js'
 import type {MarkStartedResult} from '../../annex/mark-started.js'
 import type {StatusReport} from '../../annex/status.js'
 import {batchSystem} from '../../batch/index.js'
+import {describeCharge} from '../../catalog/charge.js'
 import type {Plan} from '../../catalog/index.js'
 import type {CacheOutput, DryRunOutput, MarkStartedOutput, RequestResultOutput, StatusOutput} from './schemas.js'
 
@@ -55,6 +56,26 @@ function requestFields(verb: 'create' | 'add', plan: Plan): RequestFields {
     },
     batchRequest: batchSystem(plan.system.batch).requestLine(plan),
     staging: plan.staging,
+    charge: chargeJson(plan.charge),
+  }
+}
+
+function chargeJson(charge: Plan['charge']): RequestFields['charge'] {
+  const text = describeCharge(charge)
+  if (!charge.known) return {known: false, reason: charge.reason, text}
+  return {
+    known: true,
+    unit: charge.unit,
+    per: charge.per,
+    unitsPerNode: charge.unitsPerNode,
+    basis: charge.basis,
+    nodes: charge.nodes,
+    hours: charge.hours,
+    factor: charge.factor,
+    maxAmount: charge.amount,
+    account: charge.account,
+    policy: charge.policy,
+    text,
   }
 }
 

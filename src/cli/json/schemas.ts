@@ -77,6 +77,26 @@ const gpus = z.strictObject({
   value: z.string().describe('Its value as sent, e.g. 4 or v100-32:16.'),
 })
 
+const charge = z
+  .discriminatedUnion('known', [
+    z.strictObject({
+      known: z.literal(true),
+      unit: z.string().describe('The site\'s unit, singular, e.g. SU.'),
+      per: z.enum(['core', 'gpu', 'node']).describe('What one unit-hour counts.'),
+      unitsPerNode: z.number().nonnegative().describe('Cores, GPUs (or their memory/core equivalent) or 1 (a node) charged per node.'),
+      basis: z.enum(['whole-node', 'asked', 'memory', 'cores']).describe('whole-node: the queue charges every node whole; asked: the count asked for; memory/cores: that share was larger.'),
+      nodes: count,
+      hours: z.number().nonnegative().describe('The lifetime in hours.'),
+      factor: z.number().positive().describe('The queue\'s (and GPU type\'s) charge factor.'),
+      maxAmount: z.number().nonnegative().describe('The most the request can charge, in unit: nodes × unitsPerNode × hours × factor, rounded up to 2 decimals.'),
+      account: z.string().optional().describe('--project; absent: the user\'s default account.'),
+      policy: z.string().describe('The site\'s published charging policy the rates come from.'),
+      text: z.string(),
+    }),
+    z.strictObject({known: z.literal(false), reason: z.string(), text: z.string()}),
+  ])
+  .describe('The most the request can charge the allocation (the machine file\'s charge data).')
+
 const requestFields = {
   verb: z.enum(['create', 'add']),
   annexName: z.string(),
@@ -122,6 +142,7 @@ const requestFields = {
     .describe('HTCondor-batch systems: the pilot job\'s site policy.'),
   batchRequest: z.string().describe('What is asked of the batch system, as the text shows it, e.g. "sbatch -p wholenode --nodes=2 --time=60".'),
   staging: z.array(z.string()).describe('What travels to the login node, in words.'),
+  charge,
 }
 
 const image = z.strictObject({
