@@ -80,7 +80,8 @@ export type Charge = KnownCharge | UnknownCharge
 
 /** Figures are shown (and compared) to 2 decimals, rounded up: a worst case is never understated. */
 export function roundUp(value: number): number {
-  return Math.ceil(value * 100 - 1e-9) / 100
+  // + 0: never -0.
+  return Math.ceil(value * 100 - 1e-9) / 100 + 0
 }
 
 /** Units charged per node: the larger of what was asked and the shares that count too. */

@@ -188,6 +188,15 @@ const requestStatus = z.strictObject({
   lastStartEpochSeconds: epochSeconds.optional(),
   submittedEpochSeconds: epochSeconds.optional(),
   hint: z.string().optional().describe('Why no pilot has joined, when the batch job was submitted a while ago.'),
+  charge: z
+    .strictObject({
+      unit: z.string().describe('The site\'s unit, e.g. SU.'),
+      ratePerNodeHour: z.number().nonnegative().describe('What one node charges per hour, as recorded at create time.'),
+      chargedSoFar: z.number().nonnegative().describe('From each pilot\'s start (its DaemonStartTime) to now, at most the lifetime; its pilots gone, all its nodes from the request\'s start.'),
+      mostStillToCharge: z.number().nonnegative().describe('The rest of the lifetime of the pilots that joined and the whole lifetime of nodes that have not.'),
+    })
+    .optional()
+    .describe('Absent when no rate was recorded: the queue\'s charge is unknown, or another tool made the request.'),
 })
 
 const established = z.strictObject({requestId: z.string(), ageSeconds: seconds, retiresInSeconds: seconds.optional()})
@@ -202,6 +211,10 @@ const annexStatus = z.strictObject({
   oldest: established.optional(),
   youngest: established.optional(),
   requestList: z.array(requestStatus),
+  charges: z
+    .array(z.strictObject({unit: z.string(), chargedSoFar: z.number().nonnegative(), mostStillToCharge: z.number().nonnegative()}))
+    .describe('Per unit, summed over the requests whose charge is known.'),
+  unchargedRequests: count.describe('Requests whose charge is not known.'),
 })
 
 export const statusJson = z.strictObject({
