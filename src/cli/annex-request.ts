@@ -4,7 +4,7 @@ import {basename} from 'node:path'
 
 import type {CreateOutput, CreateResult, CreateVerb} from '../annex/create.js'
 import {checkMaxCharge, describeCharge, parseMaxCharge} from '../catalog/charge.js'
-import {describePlan, loadCatalog, validateRequest} from '../catalog/index.js'
+import {describePlan, loadCatalog, validateRequest, type Plan} from '../catalog/index.js'
 import {plural, userError} from '../errors.js'
 import type {TransportKind} from '../ssh/transport.js'
 import {interruptSignal, withInterruptGuard} from './interrupt.js'
@@ -35,6 +35,9 @@ export const deliveryFlags = {
   'allow-unpinned-download': Flags.boolean({
     description: 'Let the login node download an HTCondor tarball whose sha256 the machine file does not pin (trust on first use).',
   }),
+  estimate: Flags.boolean({
+    description: 'Log in once and ask SLURM when the request would start (sbatch in its test-only mode, given the batch script\'s own directives); submit nothing.',
+  }),
   'max-charge': Flags.string({
     description: 'Refuse the request, before any login, when the most it can charge (nodes × lifetime × the queue\'s rate) is more than this, in the system\'s unit (e.g. SUs).',
     helpValue: 'N',
@@ -56,6 +59,7 @@ type DeliveryValues = {
   'condor-tarball'?: string
   'allow-unpinned-download'?: boolean
   'max-charge'?: string
+  estimate?: boolean
   ssh?: TransportKind
   'stall-timeout': number
 }
@@ -152,6 +156,8 @@ export async function runRequest(
   checkMaxCharge(plan.charge, maxChargeLimit)
   if (plan.tokenFile !== undefined) await checkTokenFile(plan.tokenFile)
   if (dryRun && flags.emit !== undefined) await checkEmitDirectory(flags.emit)
+  if (flags.estimate && (dryRun || flags.bundle !== undefined)) throw userError(`--estimate logs in and submits nothing; drop ${dryRun ? '--dry-run' : '--bundle'}.`)
+  if (flags.estimate) return estimateOnly(verb, plan, flags, io)
   const tarball = flags['condor-tarball'] === undefined ? undefined : await stagedTarball(flags['condor-tarball'])
   if (dryRun) {
     io.log(describePlan(plan))
@@ -191,6 +197,25 @@ export async function runRequest(
   )
   io.log(describeResult(result))
   return requestResultJson(plan, result)
+}
+
+/** --estimate: the plan and when SLURM would start it; one login, nothing submitted. */
+async function estimateOnly(verb: CreateVerb, plan: Plan, flags: DeliveryValues, io: {log: (line: string) => void; json: boolean}): Promise<RequestOutcome> {
+  const [{estimateStart}, {describeEstimate}, {loginOptions}] = await Promise.all([import('../annex/live.js'), import('../batch/slurm-live.js'), import('./login.js')])
+  io.log(describePlan(plan))
+  const result = await estimateStart(plan, {login: loginOptions(flags.ssh, io.json, plan.tmpDir), signal: interruptSignal()})
+  const estimate = result.estimate
+  const text = estimate === undefined
+    ? `${plan.system.name}'s batch system is HTCondor: no start estimate is available.`
+    : `The request ${describeEstimate(estimate, plan.nodes)} (sbatch --test-only on ${plan.queue.name}@${plan.system.key}).`
+  io.log(text)
+  io.log('Nothing was submitted (--estimate).')
+  return {
+    ...dryRunJson(verb, plan),
+    estimate: estimate === undefined
+      ? {available: false, text}
+      : {available: true, nowEpochSeconds: estimate.now, startEpochSeconds: estimate.start, waitSeconds: Math.max(0, estimate.start - estimate.now), nodeList: estimate.nodeList, text},
+  }
 }
 
 /** What was asked for and how to follow it. */

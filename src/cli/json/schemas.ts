@@ -64,7 +64,32 @@ export const systemSummaryJson = z.strictObject({
   queues: z.array(queueSummaryJson),
 })
 
-export const systemsJson = z.strictObject({systems: z.array(systemSummaryJson), warnings})
+const liveQueue = z.strictObject({
+  name: z.string(),
+  nodes: z
+    .strictObject({idle: count, allocated: count, down: count.describe('sinfo\'s "other": down, drained, ...'), total: count})
+    .optional()
+    .describe('From sinfo, for a queue that is a partition; absent for a QoS.'),
+  jobs: z.strictObject({pending: count, running: count}).describe('From squeue: every user\'s jobs.'),
+  yourJobs: count.describe('The login user\'s pending and running jobs in it.'),
+  maxJobsInQueue: count.optional().describe('The machine file\'s limit on them.'),
+})
+
+export const systemsJson = z.strictObject({
+  systems: z.array(systemSummaryJson),
+  live: z
+    .strictObject({
+      system: z.string(),
+      login: z.string().describe('user@host'),
+      user: z.string(),
+      nowEpochSeconds: epochSeconds.describe('The login node\'s clock.'),
+      queuesAre: z.enum(['partition', 'qos']),
+      queues: z.array(liveQueue),
+    })
+    .optional()
+    .describe('With --live: what SLURM says now (one login).'),
+  warnings,
+})
 
 // --- create and add ----------------------------------------------------------
 
@@ -152,7 +177,18 @@ const image = z.strictObject({
   sent: z.boolean().describe('False when the login node had it cached.'),
 })
 
-export const dryRunJson = z.strictObject({dryRun: z.literal(true), ...requestFields, warnings})
+const estimate = z
+  .strictObject({
+    available: z.boolean().describe('False for an HTCondor-batch system: it gives no estimate.'),
+    nowEpochSeconds: epochSeconds.optional().describe('The login node\'s clock.'),
+    startEpochSeconds: epochSeconds.optional().describe('When sbatch --test-only says the job would start.'),
+    waitSeconds: seconds.optional(),
+    nodeList: z.string().optional().describe('The nodes SLURM would use, as it writes them.'),
+    text: z.string(),
+  })
+  .describe('With --estimate: when SLURM would start the request (sbatch --test-only with the batch script\'s directives).')
+
+export const dryRunJson = z.strictObject({dryRun: z.literal(true), ...requestFields, estimate: estimate.optional(), warnings})
 
 export const requestResultJson = z.strictObject({
   dryRun: z.literal(false),
