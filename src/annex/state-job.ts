@@ -1,6 +1,7 @@
 import {fileURLToPath} from 'node:url'
 
 import type {RecordedControl} from '../backend/protocol.js'
+import {roundUp} from '../catalog/charge.js'
 import type {Plan} from '../catalog/plan.js'
 import {editJobs, queryJobs, removeJobs, submitDescription} from '../condor/index.js'
 import {adNumber, adString, type Ad} from '../condor/classad.js'
@@ -71,6 +72,8 @@ export function stateJobDescription(plan: Plan, context: StateJobContext): strin
     loginHost: context.login?.host ?? null,
     loginUser: context.login?.user ?? null,
     creator: context.creator ?? null,
+    chargeRate: plan.charge.known ? String(roundUp(plan.charge.unitsPerNode * plan.charge.factor)) : null,
+    chargeUnit: plan.charge.known ? plan.charge.unit : null,
   })
 }
 

@@ -1,3 +1,4 @@
+import {roundUp} from '../catalog/charge.js'
 import {checkAnnexName} from '../catalog/request.js'
 import {
   adNumber,
@@ -37,6 +38,8 @@ export interface RequestStatus {
   lastStart?: number
   /** When the batch job was submitted (seconds since the epoch): when its id was recorded, else the state job's QDate. */
   submittedAt?: number
+  /** What the request has charged and can still charge, when its state job recorded a rate (hpc_annex_charge_rate). */
+  charge?: RequestCharge
   /**
    * Set when the batch job was submitted NO_PILOT_HINT_AFTER seconds ago or
    * more and none of its pilots has reported: what to look at, and why.
@@ -52,6 +55,24 @@ export interface PilotStatus {
   name: string
   executeOn?: 'node-local' | 'shared'
   executeDir?: string
+}
+
+export interface RequestCharge {
+  /** The site's unit (hpc_annex_charge_unit). */
+  unit: string
+  /** Units per node-hour. */
+  ratePerNodeHour: number
+  /** From each pilot's DaemonStartTime (or, its pilots gone, the request's start for all its nodes) to now, at most the lifetime. */
+  chargedSoFar: number
+  /** The rest of the lifetime of the pilots that joined, and the whole lifetime of nodes that have not. */
+  mostStillToCharge: number
+}
+
+/** An annex's charges in one unit (an annex may span systems with different units). */
+export interface AnnexCharge {
+  unit: string
+  chargedSoFar: number
+  mostStillToCharge: number
 }
 
 export interface Established {
@@ -73,6 +94,10 @@ export interface AnnexStatus {
   oldest?: Established
   youngest?: Established
   requestList: RequestStatus[]
+  /** Per unit, summed over the requests whose charge is known. */
+  charges: AnnexCharge[]
+  /** Requests whose charge is not known (no rate recorded: an unknown charge, or made by another tool). */
+  unchargedRequests: number
 }
 
 export interface StatusReport {
@@ -88,6 +113,7 @@ export interface StatusReport {
 export const REQUEST_JOB_ATTRIBUTES = [
   'ClusterId', 'ProcId', 'JobStatus', 'GlobalJobID', 'QDate', 'hpc_annex_name', 'hpc_annex_nodes', 'hpc_annex_lifetime',
   'hpc_annex_PID', 'hpc_annex_PILOT_DIR', 'hpc_annex_JOB_ID', 'hpc_annex_JOB_ID_time', 'hpc_annex_start_time',
+  'hpc_annex_charge_rate', 'hpc_annex_charge_unit',
 ]
 
 /** Seconds after its submission a batch job with no pilot in the annex collector earns a hint. */
@@ -133,6 +159,8 @@ interface Building {
   /** Requests whose pilots joined once (hpc_annex_start_time is set). */
   joinedOnce: Set<string>
   jobs: {total: number; running: number}
+  /** Per request: its recorded rate, the request's start (hpc_annex_start_time) and each pilot's start. */
+  rates: Map<string, {unit: string; ratePerNodeHour: number; startedAt?: number; pilotStarts: number[]}>
 }
 
 function newRequest(requestId: string): RequestStatus {
@@ -158,7 +186,7 @@ export function aggregateStatus(input: {requestJobs: Ad[]; slots: Ad[]; targetJo
   const annex = (name: string): Building => {
     let found = annexes.get(name)
     if (found === undefined) {
-      found = {name, requests: new Map(), joinedOnce: new Set(), jobs: {total: 0, running: 0}}
+      found = {name, requests: new Map(), joinedOnce: new Set(), jobs: {total: 0, running: 0}, rates: new Map()}
       annexes.set(name, found)
     }
     return found
@@ -182,6 +210,12 @@ export function aggregateStatus(input: {requestJobs: Ad[]; slots: Ad[]; targetJo
     }
     annex(name).requests.set(requestId, request)
     if (defined(job, 'hpc_annex_start_time')) annex(name).joinedOnce.add(requestId)
+    const rate = Number(adString(job, 'hpc_annex_charge_rate') ?? Number.NaN)
+    const unit = adString(job, 'hpc_annex_charge_unit')
+    if (unit !== undefined && Number.isFinite(rate) && rate >= 0) {
+      const startedAt = wholeNumber(adValue(job, 'hpc_annex_start_time'))
+      annex(name).rates.set(requestId, {unit, ratePerNodeHour: rate, ...(startedAt === undefined ? {} : {startedAt}), pilotStarts: []})
+    }
   }
 
   for (const slot of input.slots) {
@@ -200,6 +234,8 @@ export function aggregateStatus(input: {requestJobs: Ad[]; slots: Ad[]; targetJo
       request.busyCpus += busyCpus(adValue(slot, 'ChildCpus'))
       request.nodesJoined += 1
       request.pilots.push(pilotStatus(slot))
+      const pilotStart = adNumber(slot, 'DaemonStartTime')
+      if (pilotStart !== undefined) building.rates.get(requestId)?.pilotStarts.push(pilotStart)
     }
     const start = adNumber(slot, 'DaemonStartTime')
     if (start !== undefined) {
@@ -233,6 +269,8 @@ function summarize(building: Building, now: number): AnnexStatus {
     jobs: building.jobs,
     requests: {total: requestList.length, pending: 0, active: 0, retired: 0},
     requestList,
+    charges: [],
+    unchargedRequests: 0,
   }
   let oldest: RequestStatus | undefined
   let youngest: RequestStatus | undefined
@@ -261,9 +299,50 @@ function summarize(building: Building, now: number): AnnexStatus {
     ageSeconds: now - start,
     ...(request.lifetime === undefined ? {} : {retiresInSeconds: start + request.lifetime - now}),
   })
+  for (const request of requestList) {
+    const rate = building.rates.get(request.requestId)
+    const charge = rate && request.lifetime !== undefined ? requestCharge(rate, request, now) : undefined
+    if (charge === undefined) {
+      status.unchargedRequests += 1
+      continue
+    }
+    request.charge = charge
+    const sum = status.charges.find((c) => c.unit === charge.unit)
+    if (sum === undefined) status.charges.push({unit: charge.unit, chargedSoFar: charge.chargedSoFar, mostStillToCharge: charge.mostStillToCharge})
+    else {
+      sum.chargedSoFar = roundUp(sum.chargedSoFar + charge.chargedSoFar)
+      sum.mostStillToCharge = roundUp(sum.mostStillToCharge + charge.mostStillToCharge)
+    }
+  }
   if (oldest) status.oldest = established(oldest, oldest.firstStart!)
   if (youngest) status.youngest = established(youngest, youngest.lastStart!)
   return status
+}
+
+/**
+ * A request's charge from its pilots' ads: node-seconds since each pilot
+ * started (capped at the lifetime) at the recorded rate; when its pilots are
+ * gone but the request started, all its nodes from that start (the most it
+ * can have been).
+ */
+function requestCharge(
+  rate: {unit: string; ratePerNodeHour: number; startedAt?: number; pilotStarts: number[]},
+  request: RequestStatus,
+  now: number,
+): RequestCharge {
+  const lifetime = request.lifetime ?? 0
+  const ran = (start: number) => Math.min(lifetime, Math.max(0, now - start))
+  let starts = rate.pilotStarts
+  if (starts.length === 0 && rate.startedAt !== undefined) starts = Array.from({length: request.nodesRequested}, () => rate.startedAt!)
+  const usedSeconds = starts.reduce((sum, start) => sum + ran(start), 0)
+  const notStarted = Math.max(0, request.nodesRequested - starts.length)
+  const leftSeconds = starts.reduce((sum, start) => sum + (lifetime - ran(start)), 0) + notStarted * lifetime
+  return {
+    unit: rate.unit,
+    ratePerNodeHour: rate.ratePerNodeHour,
+    chargedSoFar: roundUp((usedSeconds / 3600) * rate.ratePerNodeHour),
+    mostStillToCharge: roundUp((leftSeconds / 3600) * rate.ratePerNodeHour),
+  }
 }
 
 export interface StatusOptions {

@@ -1,5 +1,6 @@
 import {batchSystem} from '../batch/index.js'
 import {plural} from '../errors.js'
+import {describeCharge} from './charge.js'
 import type {Plan} from './plan.js'
 
 /** What the request asks for, in words: "2 nodes", "8 CPUs and 16384 MB of memory on 1 node", ... */
@@ -39,6 +40,7 @@ export function describePlan(plan: Plan): string {
       `To change how long the resources are reserved, use --lifetime.`,
     `Pilots that run no job for ${plan.idleTime} seconds shut down (--idle-time); jobs of ${plan.owners.join(', ')} may run on them (--owners).`,
     `It would log in to ${login} and ${batchSystem(plan.system.batch).describeRequest(plan)}.`,
+    describeCharge(plan.charge),
   ]
   return lines.join('\n')
 }

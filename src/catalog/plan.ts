@@ -6,6 +6,7 @@
  * (request id, collector, schedd name, token).
  */
 import type {BatchOption} from './batch-options.js'
+import type {Charge} from './charge.js'
 
 export type AllocationType = 'node' | 'cores_or_ram' | 'gpu-shared'
 export type BatchSystem = 'slurm' | 'htcondor'
@@ -158,4 +159,6 @@ export interface Plan {
   staging: string[]
   /** Extra batch directives (the queue's defaults, then --batch-option), each checked against what hpc-annex manages. */
   batchOptions?: BatchOption[]
+  /** The most the request can charge the allocation (src/catalog/charge.ts). */
+  charge: Charge
 }

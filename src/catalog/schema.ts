@@ -1,5 +1,6 @@
 import {z} from '../vendor/zod.js'
 import {batchOptionProblem} from './batch-options.js'
+import {chargeSchema} from './charge.js'
 import {checkUrlBase} from './download.js'
 import {DEFAULT_NODE_LOCAL_MIN_FREE_MB} from './node-local.js'
 
@@ -41,6 +42,8 @@ const shape = z
     ram_per_node: limits.ram_per_node.optional(),
     gpus_per_node: limits.gpus_per_node.optional(),
     constraint: limits.constraint.optional(),
+    /** A charge factor of this shape (e.g. a GPU type that costs more), over the queue's. */
+    charge_factor: z.number().positive().optional(),
   })
   .strict()
 
@@ -67,6 +70,8 @@ const queue = z
     node_local_min_free_mb: positive.optional(),
     /** Extra batch directives for every request to this queue (KEY = "VALUE", or KEY = true for a bare option); a request's own replace them by key. */
     batch_options: z.record(z.string(), z.union([z.string(), z.literal(true)])).optional(),
+    /** How the site charges this queue (src/catalog/charge.ts); absent: unknown. */
+    charge: chargeSchema.optional(),
   })
   .strict()
 

@@ -1,5 +1,6 @@
 import {userError} from '../errors.js'
 import {resolveBatchOptions} from './batch-options.js'
+import {maxCharge} from './charge.js'
 import {checkUrlBase, DEFAULT_CHECKSUM_FILE, DEFAULT_TARBALL_URL_BASE, resolveDownload} from './download.js'
 import {findSystem, requireSystem, type Catalog, type Machine} from './load.js'
 import {nodeLocalOf} from './node-local.js'
@@ -185,6 +186,10 @@ function checkLimits(machine: Machine, q: ResolvedQueue, r: Request): PlanGpus |
   }
 }
 
+function defined<T extends object>(value: T): T {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T
+}
+
 function planHTCondor(machine: Machine): Plan['htcondor'] {
   const {version, url, url_base, os, sha256, checksum_file} = machine.htcondor
   return resolveDownload({
@@ -267,6 +272,19 @@ export function validateRequest(catalog: Catalog, input: RequestInput, options: 
     shellFragment: machine.shell_fragment,
     pilotDirFragment: machine.pilot_dir_fragment,
     staging,
+    charge: maxCharge(queue.definition.charge, {
+      nodes: request.nodes,
+      lifetime: request.lifetime,
+      ...defined({
+        cpus: request.cpus,
+        memMb: request.memMb,
+        gpus: gpus?.perNode,
+        coresPerNode: queue.coresPerNode,
+        gpusPerNode: queue.gpusPerNode,
+        account: request.project,
+        shapeFactor: queue.shape?.charge_factor,
+      }),
+    }),
   }
   const optional: Partial<Plan> = {
     cpus: request.cpus,

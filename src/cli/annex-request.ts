@@ -4,7 +4,8 @@ import {basename} from 'node:path'
 
 import type {CreateOutput, CreateResult, CreateVerb} from '../annex/create.js'
 import {batchSystem} from '../batch/index.js'
-import {describeDownload, describePlan, loadCatalog, pinVersion, validateRequest, type RequestInput} from '../catalog/index.js'
+import {checkMaxCharge, describeCharge, parseMaxCharge} from '../catalog/charge.js'
+import {describeDownload, describePlan, loadCatalog, pinVersion, validateRequest, type Plan, type RequestInput} from '../catalog/index.js'
 import {plural, userError} from '../errors.js'
 import type {Transport, TransportKind} from '../ssh/transport.js'
 import {interruptSignal, withInterruptGuard} from './interrupt.js'
@@ -39,6 +40,13 @@ export const deliveryFlags = {
   'allow-unpinned-download': Flags.boolean({
     description: 'Let the login node download an HTCondor tarball that no pinned sha256 and no published checksum file vouches for (trust on first use).',
   }),
+  estimate: Flags.boolean({
+    description: 'Log in once and ask SLURM when the request would start (sbatch in its test-only mode, given the batch script\'s own directives); submit nothing.',
+  }),
+  'max-charge': Flags.string({
+    description: 'Refuse the request, before any login, when the most it can charge (nodes × lifetime × the queue\'s rate) is more than this, in the system\'s unit (e.g. SUs).',
+    helpValue: 'N',
+  }),
   ssh: sshFlag,
   'stall-timeout': Flags.integer({
     description: 'Seconds a remote step may make no progress (no byte sent or received) before it fails; a slow but moving transfer never times out.',
@@ -56,6 +64,8 @@ export type DeliveryValues = {
   'condor-tarball'?: string
   'condor-version'?: string
   'allow-unpinned-download'?: boolean
+  'max-charge'?: string
+  estimate?: boolean
   ssh?: TransportKind
   'stall-timeout': number
 }
@@ -163,10 +173,14 @@ export async function runRequestInput(verb: CreateVerb, input: RequestInput, fla
   if (flags['condor-version'] !== undefined && flags['condor-tarball'] !== undefined) {
     throw userError('--condor-version and --condor-tarball cannot be used together: the staged tarball is the version; drop one of them.')
   }
+  const maxChargeLimit = parseMaxCharge(flags['max-charge'])
   let plan = validateRequest(loadCatalog(), input, {defaultOwner: userInfo().username})
   if (flags['condor-version'] !== undefined) plan = {...plan, htcondor: pinVersion(plan.htcondor, flags['condor-version'])}
+  checkMaxCharge(plan.charge, maxChargeLimit)
   if (plan.tokenFile !== undefined) await checkTokenFile(plan.tokenFile)
   if (dryRun && flags.emit !== undefined) await checkEmitDirectory(flags.emit)
+  if (flags.estimate && (dryRun || flags.bundle !== undefined)) throw userError(`--estimate logs in and submits nothing; drop ${dryRun ? '--dry-run' : '--bundle'}.`)
+  if (flags.estimate) return estimateOnly(verb, plan, flags, io)
   const tarball = flags['condor-tarball'] === undefined ? undefined : await stagedTarball(flags['condor-tarball'])
   if (dryRun) {
     io.log(describePlan(plan))
@@ -190,6 +204,8 @@ export async function runRequestInput(verb: CreateVerb, input: RequestInput, fla
   // Loaded only for a real request: --dry-run starts faster without listr, the condor tools and the
   // staging code (templates, tar); the SSH code only when the login starts, after the Access Point checks.
   const [{createAnnex}, {TerminalInteraction}] = await Promise.all([import('../annex/create.js'), import('./prompt.js')])
+  // Said before the login, on stderr with the steps: stdout is the result's.
+  if (!io.json) process.stderr.write(`${describeCharge(plan.charge)}\n`)
   const interaction = new TerminalInteraction({system: plan.system.key, log: io.json ? null : (line) => process.stderr.write(`${line}\n`)})
   const sshConfigFile = process.env.HPC_ANNEX_SSH_CONFIG
   const result = await withInterruptGuard(() =>
@@ -209,6 +225,25 @@ export async function runRequestInput(verb: CreateVerb, input: RequestInput, fla
   )
   io.log(describeResult(result))
   return requestResultJson(plan, result)
+}
+
+/** --estimate: the plan and when SLURM would start it; one login, nothing submitted. */
+async function estimateOnly(verb: CreateVerb, plan: Plan, flags: DeliveryValues, io: {log: (line: string) => void; json: boolean}): Promise<RequestOutcome> {
+  const [{estimateStart}, {describeEstimate}, {loginOptions}] = await Promise.all([import('../annex/live.js'), import('../batch/slurm-live.js'), import('./login.js')])
+  io.log(describePlan(plan))
+  const result = await estimateStart(plan, {login: loginOptions(flags.ssh, io.json, plan.tmpDir), signal: interruptSignal()})
+  const estimate = result.estimate
+  const text = estimate === undefined
+    ? `${plan.system.name}'s batch system is HTCondor: no start estimate is available.`
+    : `The request ${describeEstimate(estimate, plan.nodes)} (sbatch --test-only on ${plan.queue.name}@${plan.system.key}).`
+  io.log(text)
+  io.log('Nothing was submitted (--estimate).')
+  return {
+    ...dryRunJson(verb, plan),
+    estimate: estimate === undefined
+      ? {available: false, text}
+      : {available: true, nowEpochSeconds: estimate.now, startEpochSeconds: estimate.start, waitSeconds: Math.max(0, estimate.start - estimate.now), nodeList: estimate.nodeList, text},
+  }
 }
 
 /** What was asked for and how to follow it. */

@@ -1,5 +1,6 @@
 /** The words and tables of `hpc-annex status`, drawn from what src/annex/status.ts gathers. */
-import type {Established, StatusReport} from '../annex/status.js'
+import type {AnnexStatus, Established, StatusReport} from '../annex/status.js'
+import {amountText} from '../catalog/charge.js'
 import {formatTable} from './table.js'
 
 function hours(seconds: number): string {
@@ -31,8 +32,19 @@ function statusTable(report: StatusReport): string {
       a.oldest?.retiresInSeconds === undefined ? undefined : hours(a.oldest.retiresInSeconds),
     ]),
   )
+  const charges = report.annexes.map(chargeSentence).filter((line): line is string => line !== undefined)
   const hints = report.annexes.flatMap((a) => a.requestList.filter((r) => r.hint !== undefined).map((r) => `Annex '${a.name}', request ${r.requestId}: ${r.hint}`))
-  return `${table}\n${hints.length > 0 ? `\n${hints.join('\n')}\n` : ''}\nFor more about one annex: hpc-annex status NAME`
+  return `${table}\n${charges.length > 0 ? `\n${charges.join('\n')}\n` : ''}${hints.length > 0 ? `\n${hints.join('\n')}\n` : ''}\nFor more about one annex: hpc-annex status NAME`
+}
+
+/** "Annex 'x' has charged 12.5 SUs so far and can charge at most 499.5 SUs more." (undefined when no charge is known) */
+export function chargeSentence(annex: AnnexStatus): string | undefined {
+  // Nothing when no request recorded a rate: HTCondor's own requests say nothing of charges either.
+  if (annex.charges.length === 0) return undefined
+  const so = annex.charges.map((c) => amountText(c.chargedSoFar, c.unit)).join(' and ')
+  const more = annex.charges.map((c) => amountText(c.mostStillToCharge, c.unit)).join(' and ')
+  const unknown = annex.unchargedRequests === 0 ? '' : ` (and ${annex.unchargedRequests} request${annex.unchargedRequests === 1 ? '' : 's'} of unknown charge)`
+  return `Annex '${annex.name}' has charged ${so} so far and can charge at most ${more} more${unknown}.`
 }
 
 function ageSentence(which: string, e: Established): string {
@@ -63,6 +75,11 @@ function statusParagraph(report: StatusReport): string {
     `You requested resources for this annex ${annex.requests.total} times; ${annex.requests.pending} are pending, ` +
       `${annex.requests.active} comprise the established annex, and ${annex.requests.retired} have retired.`,
   )
+  const charge = chargeSentence(annex)
+  if (charge !== undefined) lines.push(charge)
+  for (const request of annex.requestList) {
+    if (request.charge) lines.push(`Request ${request.requestId} has charged ${amountText(request.charge.chargedSoFar, request.charge.unit)} so far and can charge at most ${amountText(request.charge.mostStillToCharge, request.charge.unit)} more.`)
+  }
   for (const request of annex.requestList) if (request.hint !== undefined) lines.push(`Request ${request.requestId}: ${request.hint}`)
   return lines.join('\n')
 }

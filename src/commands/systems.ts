@@ -2,7 +2,12 @@ import {catalogWarnings, loadCatalog, requireSystem} from '../catalog/index.js'
 import {summarizeSystem, type SystemSummary} from '../catalog/summary.js'
 import {AnnexCommand} from '../cli/base.js'
 import type {SystemsOutput} from '../cli/json/schemas.js'
-import {Args} from '../cli/oclif.js'
+import {Args, Flags} from '../cli/oclif.js'
+import {loginOptions, sshFlag, tmpDirFlag} from '../cli/login.js'
+import {loginTargetFlags} from '../cli/ssh-flag.js'
+import {interruptSignal} from '../cli/interrupt.js'
+import {userError} from '../errors.js'
+import type {LiveResult} from '../annex/live.js'
 import {formatTable} from '../cli/table.js'
 import {batchSystem} from '../batch/index.js'
 
@@ -42,15 +47,42 @@ export function formatSystem(system: SystemSummary): string {
   return [header, table, ...(shapes.length ? ['Node shapes (chosen by --gpus / --gpu-type):', ...shapes] : [])].join('\n')
 }
 
+/** The --live table: per queue, nodes and jobs now, and the user's own jobs against the queue's limit. */
+export function formatLive(live: LiveResult): string {
+  const table = formatTable(
+    [live.by === 'qos' ? 'QOS' : 'PARTITION', 'NODES IDLE', 'ALLOCATED', 'DOWN', 'TOTAL', 'JOBS PENDING', 'RUNNING', `${live.user.toUpperCase()}'S JOBS/MAX`],
+    live.queues.map((q) => [
+      q.name,
+      q.nodes?.idle ?? '-',
+      q.nodes?.allocated ?? '-',
+      q.nodes?.down ?? '-',
+      q.nodes?.total ?? '-',
+      q.jobs.pending,
+      q.jobs.running,
+      `${q.mine}/${live.maxJobs[q.name] ?? '-'}`,
+    ]),
+  )
+  const when = new Date(live.now * 1000).toISOString().replace('.000Z', 'Z')
+  return `Live on ${live.system} (${live.login}, ${when}; sinfo and squeue):\n${table}`
+}
+
 export default class Systems extends AnnexCommand {
   static override summary = 'List the HPC systems and their queues, with the limits a request is checked against.'
-  static override examples = ['<%= config.bin %> systems', '<%= config.bin %> systems anvil', '<%= config.bin %> systems --json']
+  static override examples = ['<%= config.bin %> systems', '<%= config.bin %> systems anvil', '<%= config.bin %> systems --json', '<%= config.bin %> systems anvil --live']
   static override args = {
     system: Args.string({description: 'Show only this system.'}),
   }
 
+  static override flags = {
+    live: Flags.boolean({description: 'Log in once and show, per queue, what SLURM says now: nodes idle/allocated/down, jobs pending/running, and yours against the queue\'s limit.'}),
+    ...loginTargetFlags,
+    ssh: sshFlag,
+    tmp_dir: tmpDirFlag,
+  }
+
   async run(): Promise<SystemsOutput> {
-    const {args} = await this.parse(Systems)
+    const {args, flags} = await this.parse(Systems)
+    if (flags.live && args.system === undefined) throw userError('--live needs a SYSTEM: it logs in to that system only, e.g. hpc-annex systems anvil --live.')
     const catalog = loadCatalog()
     // A system asked for: what is wrong with its own file is the error, not a warning.
     const machines = args.system === undefined ? [...catalog.systems.values()] : [requireSystem(catalog, args.system)]
@@ -58,6 +90,32 @@ export default class Systems extends AnnexCommand {
     const summaries = machines.map(summarizeSystem)
     this.log(summaries.map(formatSystem).join('\n\n'))
     if (args.system === undefined) this.log('\n* default queue. Ask with: hpc-annex create NAME QUEUE@SYSTEM')
-    return {systems: summaries}
+    if (!flags.live) return {systems: summaries}
+    const {liveQueues} = await import('../annex/live.js')
+    const live = await liveQueues(machines[0]!.key, {
+      catalog,
+      ...(flags['login-name'] === undefined ? {} : {loginName: flags['login-name']}),
+      ...(flags['login-host'] === undefined ? {} : {loginHost: flags['login-host']}),
+      login: loginOptions(flags.ssh, this.jsonEnabled(), flags.tmp_dir),
+      signal: interruptSignal(),
+    })
+    this.log(`\n${formatLive(live)}`)
+    return {
+      systems: summaries,
+      live: {
+        system: live.system,
+        login: live.login,
+        user: live.user,
+        nowEpochSeconds: live.now,
+        queuesAre: live.by,
+        queues: live.queues.map((q) => ({
+          name: q.name,
+          ...(q.nodes === undefined ? {} : {nodes: {...q.nodes}}),
+          jobs: {...q.jobs},
+          yourJobs: q.mine,
+          ...(live.maxJobs[q.name] === undefined ? {} : {maxJobsInQueue: live.maxJobs[q.name]}),
+        })),
+      },
+    }
   }
 }

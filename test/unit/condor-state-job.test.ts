@@ -43,6 +43,7 @@ function plan(overrides: Partial<Plan> = {}): Plan {
     nodes: 2,
     lifetime: 7200,
     idleTime: 300,
+    charge: {known: false, reason: 'not part of this test'},
     login: {host: 'anvil.rcac.purdue.edu', hostFromFlag: false},
     owners: ['alice', 'bob'],
     scratch: '$SCRATCH',

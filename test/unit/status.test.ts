@@ -160,6 +160,36 @@ describe('aggregateStatus', () => {
   })
 })
 
+describe('what an annex has charged', () => {
+  const job = (id: number, extra: Ad) => ({hpc_annex_name: 'c', GlobalJobID: `ap@vm#${id}.0#1`, ClusterId: id, ProcId: 0, JobStatus: 1, hpc_annex_JOB_ID: String(id), ...extra})
+  const pilot = (request: number, start: number) => ({AnnexName: 'c', hpc_annex_request_id: `ap@vm#${request}.0#1`, PartitionableSlot: true, TotalSlotCpus: 128, ChildCpus: [], DaemonStartTime: start})
+  const NOW_C = 100_000
+
+  it('counts each pilot from its own start, the rest of the lifetime, and nodes not yet joined, per request and per annex', () => {
+    const [annex] = aggregateStatus({
+      requestJobs: [
+        // 2 nodes × 128 SUs/node-hour for 2 h: one pilot 30 min in, one not joined yet.
+        job(1, {hpc_annex_nodes: '2', hpc_annex_lifetime: '7200', hpc_annex_charge_rate: '128', hpc_annex_charge_unit: 'SU'}),
+        // Its pilots gone after its lifetime: every node from the request's start, capped at the lifetime.
+        job(2, {hpc_annex_nodes: '1', hpc_annex_lifetime: '3600', hpc_annex_charge_rate: '8', hpc_annex_charge_unit: 'SU', hpc_annex_start_time: NOW_C - 9000}),
+        // Made by HTCondor's tool (or on a queue of unknown charge): no rate.
+        job(3, {hpc_annex_nodes: '1', hpc_annex_lifetime: '3600'}),
+      ],
+      slots: [pilot(1, NOW_C - 1800)],
+      targetJobs: [],
+    }, NOW_C)
+    const byId = new Map(annex!.requestList.map((r) => [r.requestId, r]))
+    expect(byId.get('ap@vm#1.0#1')!.charge).toEqual({unit: 'SU', ratePerNodeHour: 128, chargedSoFar: 64, mostStillToCharge: 192 + 256})
+    expect(byId.get('ap@vm#2.0#1')!.charge).toEqual({unit: 'SU', ratePerNodeHour: 8, chargedSoFar: 8, mostStillToCharge: 0})
+    expect(byId.get('ap@vm#3.0#1')!.charge).toBeUndefined()
+    expect(annex!.charges).toEqual([{unit: 'SU', chargedSoFar: 72, mostStillToCharge: 448}])
+    expect(annex!.unchargedRequests).toBe(1)
+    expect(formatStatusParagraph({name: 'c', annexes: [annex!], time: NOW_C})).toContain(
+      "Annex 'c' has charged 72 SUs so far and can charge at most 448 SUs more (and 1 request of unknown charge).\nRequest ap@vm#1.0#1 has charged 64 SUs so far and can charge at most 448 SUs more.",
+    )
+  })
+})
+
 describe('a batch job whose pilots have not joined', () => {
   const HINT = /^batch job 4242 was submitted (\d+) minutes ago and none of its pilots has joined: the job may still be queued, or its pilots cannot reach the annex collector\. Look at: hpc-annex logs delta$/
 

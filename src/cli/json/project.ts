@@ -8,6 +8,7 @@ import type {CreateResult} from '../../annex/create.js'
 import type {MarkStartedResult} from '../../annex/mark-started.js'
 import type {StatusReport} from '../../annex/status.js'
 import {batchSystem} from '../../batch/index.js'
+import {describeCharge} from '../../catalog/charge.js'
 import {urlRule, type Plan} from '../../catalog/index.js'
 import type {CacheOutput, DryRunOutput, MarkStartedOutput, RequestResultOutput, StatusOutput} from './schemas.js'
 
@@ -66,6 +67,26 @@ function requestFields(verb: 'create' | 'add', plan: Plan, staged?: string): Req
     batchOptions: plan.batchOptions?.map((o) => ({key: o.key, value: o.value, from: o.from})),
     batchRequest: batchSystem(plan.system.batch).requestLine(plan),
     staging: plan.staging,
+    charge: chargeJson(plan.charge),
+  }
+}
+
+function chargeJson(charge: Plan['charge']): RequestFields['charge'] {
+  const text = describeCharge(charge)
+  if (!charge.known) return {known: false, reason: charge.reason, text}
+  return {
+    known: true,
+    unit: charge.unit,
+    per: charge.per,
+    unitsPerNode: charge.unitsPerNode,
+    basis: charge.basis,
+    nodes: charge.nodes,
+    hours: charge.hours,
+    factor: charge.factor,
+    maxAmount: charge.amount,
+    account: charge.account,
+    policy: charge.policy,
+    text,
   }
 }
 
@@ -118,7 +139,10 @@ export function statusJson(report: StatusReport): StatusOutput {
         submittedEpochSeconds: r.submittedAt,
         hint: r.hint,
         pilots: r.pilots.map((p) => ({name: p.name, executeOn: p.executeOn, executeDir: p.executeDir})),
+        charge: r.charge && {unit: r.charge.unit, ratePerNodeHour: r.charge.ratePerNodeHour, chargedSoFar: r.charge.chargedSoFar, mostStillToCharge: r.charge.mostStillToCharge},
       })),
+      charges: annex.charges.map((c) => ({unit: c.unit, chargedSoFar: c.chargedSoFar, mostStillToCharge: c.mostStillToCharge})),
+      unchargedRequests: annex.unchargedRequests,
     })),
     timeEpochSeconds: report.time,
     ...(report.notices === undefined ? {} : {notices: report.notices}),

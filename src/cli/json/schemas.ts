@@ -64,7 +64,32 @@ export const systemSummaryJson = z.strictObject({
   queues: z.array(queueSummaryJson),
 })
 
-export const systemsJson = z.strictObject({systems: z.array(systemSummaryJson), warnings})
+const liveQueue = z.strictObject({
+  name: z.string(),
+  nodes: z
+    .strictObject({idle: count, allocated: count, down: count.describe('sinfo\'s "other": down, drained, ...'), total: count})
+    .optional()
+    .describe('From sinfo, for a queue that is a partition; absent for a QoS.'),
+  jobs: z.strictObject({pending: count, running: count}).describe('From squeue: every user\'s jobs.'),
+  yourJobs: count.describe('The login user\'s pending and running jobs in it.'),
+  maxJobsInQueue: count.optional().describe('The machine file\'s limit on them.'),
+})
+
+export const systemsJson = z.strictObject({
+  systems: z.array(systemSummaryJson),
+  live: z
+    .strictObject({
+      system: z.string(),
+      login: z.string().describe('user@host'),
+      user: z.string(),
+      nowEpochSeconds: epochSeconds.describe('The login node\'s clock.'),
+      queuesAre: z.enum(['partition', 'qos']),
+      queues: z.array(liveQueue),
+    })
+    .optional()
+    .describe('With --live: what SLURM says now (one login).'),
+  warnings,
+})
 
 // --- create and add ----------------------------------------------------------
 
@@ -76,6 +101,26 @@ const gpus = z.strictObject({
   flag: z.string().describe('The batch system option, e.g. --gpus-per-node.'),
   value: z.string().describe('Its value as sent, e.g. 4 or v100-32:16.'),
 })
+
+const charge = z
+  .discriminatedUnion('known', [
+    z.strictObject({
+      known: z.literal(true),
+      unit: z.string().describe('The site\'s unit, singular, e.g. SU.'),
+      per: z.enum(['core', 'gpu', 'node']).describe('What one unit-hour counts.'),
+      unitsPerNode: z.number().nonnegative().describe('Cores, GPUs (or their memory/core equivalent) or 1 (a node) charged per node.'),
+      basis: z.enum(['whole-node', 'asked', 'memory', 'cores']).describe('whole-node: the queue charges every node whole; asked: the count asked for; memory/cores: that share was larger.'),
+      nodes: count,
+      hours: z.number().nonnegative().describe('The lifetime in hours.'),
+      factor: z.number().positive().describe('The queue\'s (and GPU type\'s) charge factor.'),
+      maxAmount: z.number().nonnegative().describe('The most the request can charge, in unit: nodes × unitsPerNode × hours × factor, rounded up to 2 decimals.'),
+      account: z.string().optional().describe('--project; absent: the user\'s default account.'),
+      policy: z.string().describe('The site\'s published charging policy the rates come from.'),
+      text: z.string(),
+    }),
+    z.strictObject({known: z.literal(false), reason: z.string(), text: z.string()}),
+  ])
+  .describe('The most the request can charge the allocation (the machine file\'s charge data).')
 
 const requestFields = {
   verb: z.enum(['create', 'add']),
@@ -145,6 +190,7 @@ const requestFields = {
     .describe('Extra batch directives (--batch-option, or the queue\'s batch_options in the machine file): #SBATCH --KEY=VALUE on SLURM, KEY = VALUE in the submit description of an HTCondor pool.'),
   batchRequest: z.string().describe('What is asked of the batch system, as the text shows it, e.g. "sbatch -p wholenode --nodes=2 --time=60".'),
   staging: z.array(z.string()).describe('What travels to the login node, in words.'),
+  charge,
 }
 
 const image = z.strictObject({
@@ -154,7 +200,18 @@ const image = z.strictObject({
   sent: z.boolean().describe('False when the login node had it cached.'),
 })
 
-export const dryRunJson = z.strictObject({dryRun: z.literal(true), ...requestFields, warnings})
+const estimate = z
+  .strictObject({
+    available: z.boolean().describe('False for an HTCondor-batch system: it gives no estimate.'),
+    nowEpochSeconds: epochSeconds.optional().describe('The login node\'s clock.'),
+    startEpochSeconds: epochSeconds.optional().describe('When sbatch --test-only says the job would start.'),
+    waitSeconds: seconds.optional(),
+    nodeList: z.string().optional().describe('The nodes SLURM would use, as it writes them.'),
+    text: z.string(),
+  })
+  .describe('With --estimate: when SLURM would start the request (sbatch --test-only with the batch script\'s directives).')
+
+export const dryRunJson = z.strictObject({dryRun: z.literal(true), ...requestFields, estimate: estimate.optional(), warnings})
 
 export const requestResultJson = z.strictObject({
   dryRun: z.literal(false),
@@ -199,6 +256,15 @@ const requestStatus = z.strictObject({
       }),
     )
     .describe('Each joined node\'s pilot.'),
+  charge: z
+    .strictObject({
+      unit: z.string().describe('The site\'s unit, e.g. SU.'),
+      ratePerNodeHour: z.number().nonnegative().describe('What one node charges per hour, as recorded at create time.'),
+      chargedSoFar: z.number().nonnegative().describe('From each pilot\'s start (its DaemonStartTime) to now, at most the lifetime; its pilots gone, all its nodes from the request\'s start.'),
+      mostStillToCharge: z.number().nonnegative().describe('The rest of the lifetime of the pilots that joined and the whole lifetime of nodes that have not.'),
+    })
+    .optional()
+    .describe('Absent when no rate was recorded: the queue\'s charge is unknown, or another tool made the request.'),
 })
 
 const established = z.strictObject({requestId: z.string(), ageSeconds: seconds, retiresInSeconds: seconds.optional()})
@@ -213,6 +279,10 @@ const annexStatus = z.strictObject({
   oldest: established.optional(),
   youngest: established.optional(),
   requestList: z.array(requestStatus),
+  charges: z
+    .array(z.strictObject({unit: z.string(), chargedSoFar: z.number().nonnegative(), mostStillToCharge: z.number().nonnegative()}))
+    .describe('Per unit, summed over the requests whose charge is known.'),
+  unchargedRequests: count.describe('Requests whose charge is not known.'),
 })
 
 export const statusJson = z.strictObject({
