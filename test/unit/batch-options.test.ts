@@ -6,25 +6,13 @@ import {describe, expect, it} from 'vitest'
 import {dryRunContext, renderFiles} from '../../src/backend/index.js'
 import {batchOptionProblem, resolveBatchOptions} from '../../src/catalog/batch-options.js'
 import {formatProblem, loadCatalog, parseMachineFile, validateRequest} from '../../src/catalog/index.js'
-import {AnnexError} from '../../src/errors.js'
 import {projectPath} from '../../src/paths.js'
 import {directiveString} from '../../src/quote.js'
 import {runCli} from './helpers/cli.js'
 import {planFor, tempDir} from './render-helpers.js'
+import {refusal} from './helpers/refusal.js'
 
 const none = {queueIsQos: false}
-
-function refusal(run: () => unknown): string {
-  try {
-    run()
-  } catch (error) {
-    expect(error).toBeInstanceOf(AnnexError)
-    expect((error as AnnexError).exitCode).toBe(1)
-    expect((error as AnnexError).message).not.toContain('\n')
-    return (error as AnnexError).message
-  }
-  throw new Error('expected a refusal')
-}
 
 const batchScript = (plan: ReturnType<typeof planFor>) =>
   renderFiles(plan, dryRunContext(plan)).find((file) => file.path === 'batch.slurm')!.content

@@ -7,8 +7,8 @@ import {afterAll, describe, expect, it} from 'vitest'
 import {chargeSoFar, checkMaxCharge, describeCharge, maxCharge, parseMaxCharge, type Charge, type KnownCharge} from '../../src/catalog/charge.js'
 import {loadCatalog, validateRequest, type Plan, type RequestInput} from '../../src/catalog/index.js'
 import {parseMachineFile} from '../../src/catalog/load.js'
-import {AnnexError} from '../../src/errors.js'
 import {projectPath} from '../../src/paths.js'
+import {refusal} from './helpers/refusal.js'
 
 const catalog = loadCatalog([projectPath('backends')])
 
@@ -190,18 +190,6 @@ policy = "https://example.org/charging"
 })
 
 describe('--max-charge', () => {
-  const refusal = (fn: () => void): string => {
-    try {
-      fn()
-    } catch (error) {
-      expect(error).toBeInstanceOf(AnnexError)
-      expect((error as AnnexError).exitCode).toBe(1)
-      expect((error as AnnexError).message).not.toContain('\n')
-      return (error as AnnexError).message
-    }
-    throw new Error('expected a refusal')
-  }
-
   it('refuses a request whose worst case is over the limit, with the figure', () => {
     const charge = plan('wholenode@anvil', {nodes: '2', lifetime: '7200'}).charge
     expect(refusal(() => checkMaxCharge(charge, 500))).toBe(

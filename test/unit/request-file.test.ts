@@ -6,12 +6,12 @@ import {afterEach, beforeEach, describe, expect, it} from 'vitest'
 
 import {matchRequests, planKey, sharedTransport} from '../../src/annex/apply.js'
 import {parseRequestFile} from '../../src/catalog/request-file.js'
-import {AnnexError} from '../../src/errors.js'
 import type {Transport} from '../../src/ssh/transport.js'
 import {expectContract} from '../fixtures/json-contract.js'
 import {createFakeCondor, type FakeCondor} from '../fixtures/fake-condor/index.mjs'
 import {runCli} from './helpers/cli.js'
 import {planFor} from './render-helpers.js'
+import {refusal} from './helpers/refusal.js'
 
 const toml = `# two stages of a DAG
 name = "dag"
@@ -30,18 +30,6 @@ mem_mb = 16384
 idle_time = 600
 batch_options = ["comment=stage 2"]
 `
-
-function refusal(run: () => unknown): string {
-  try {
-    run()
-  } catch (error) {
-    expect(error).toBeInstanceOf(AnnexError)
-    expect((error as AnnexError).exitCode).toBe(1)
-    expect((error as AnnexError).message).not.toContain('\n')
-    return (error as AnnexError).message
-  }
-  throw new Error('expected a refusal')
-}
 
 describe('a request file', () => {
   it('gives each request as create\'s flags would, with its line', () => {
