@@ -57,7 +57,11 @@ export interface AnnexRequest {
 /** How a real create or add is carried out (its --condor-tarball, --ssh, ... flags). */
 export interface DeliveryOptions {
   condorTarball?: string
+  /** The HTCondor version the pilots run (default: the machine file's, else the Access Point's own). */
+  condorVersion?: string
   allowUnpinnedDownload?: boolean
+  /** Refuse, before any login, a request that can charge more than this, in the system's unit. */
+  maxCharge?: number
   /** Write a self-service bundle to this file instead of logging in. */
   bundle?: string
   ssh?: TransportKind
@@ -113,7 +117,9 @@ function delivery(options: DeliveryOptions & {dryRun?: boolean; emit?: string}):
     ...(options.emit === undefined ? {} : {emit: options.emit}),
     ...(options.bundle === undefined ? {} : {bundle: options.bundle}),
     ...(options.condorTarball === undefined ? {} : {'condor-tarball': options.condorTarball}),
+    ...(options.condorVersion === undefined ? {} : {'condor-version': options.condorVersion}),
     ...(options.allowUnpinnedDownload ? {'allow-unpinned-download': true} : {}),
+    ...(options.maxCharge === undefined ? {} : {'max-charge': String(options.maxCharge)}),
     ...(options.ssh === undefined ? {} : {ssh: options.ssh}),
   }
 }
@@ -195,13 +201,7 @@ export function logs(options: {name: string; request?: string; node?: string; li
 export function apply(file: string, options: Omit<DeliveryOptions, 'bundle'> & {dryRun?: boolean} = {}): Promise<ApplyResult> {
   return asAnnexError(async () => {
     const {runApply} = await import('./apply.js')
-    const flags = {
-      'stall-timeout': options.stallTimeout ?? 120,
-      ...(options.dryRun ? {'dry-run': true} : {}),
-      ...(options.condorTarball === undefined ? {} : {'condor-tarball': options.condorTarball}),
-      ...(options.allowUnpinnedDownload ? {'allow-unpinned-download': true} : {}),
-      ...(options.ssh === undefined ? {} : {ssh: options.ssh}),
-    }
+    const flags = delivery(options)
     const exitCode = process.exitCode
     try {
       return await runApply(file, flags, {log: () => undefined, json: true})

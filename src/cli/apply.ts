@@ -6,18 +6,11 @@ import {batchSystem} from '../batch/index.js'
 import {loadCatalog, validateRequest, type Plan} from '../catalog/index.js'
 import {atRequest, parseRequestFile, type FileRequest} from '../catalog/request-file.js'
 import {AnnexError, oneLine, plural, userError, type ExitCode} from '../errors.js'
-import type {TransportKind} from '../ssh/transport.js'
 import {runRequestInput, type DeliveryValues} from './annex-request.js'
 import type {ApplyOutput} from './json/schemas.js'
 import {lazyTransport} from './lazy-transport.js'
 
-export interface ApplyFlags {
-  'dry-run'?: boolean
-  'condor-tarball'?: string
-  'allow-unpinned-download'?: boolean
-  ssh?: TransportKind
-  'stall-timeout': number
-}
+export type ApplyFlags = Pick<DeliveryValues, 'dry-run' | 'condor-tarball' | 'condor-version' | 'allow-unpinned-download' | 'max-charge' | 'ssh' | 'stall-timeout'>
 
 type Outcome = ApplyOutput['requests'][number]
 
@@ -80,12 +73,7 @@ export async function runApply(file: string, flags: ApplyFlags, io: {log: (line:
       const key = JSON.stringify([m.plan.system.key, m.plan.login.host, m.plan.login.user ?? null])
       groups.set(key, [...(groups.get(key) ?? []), m])
     }
-    const delivery: DeliveryValues = {
-      'stall-timeout': flags['stall-timeout'],
-      ...(flags['condor-tarball'] === undefined ? {} : {'condor-tarball': flags['condor-tarball']}),
-      ...(flags['allow-unpinned-download'] ? {'allow-unpinned-download': true} : {}),
-      ...(flags.ssh === undefined ? {} : {ssh: flags.ssh}),
-    }
+    const delivery: DeliveryValues = {...flags, 'dry-run': false}
     for (const group of groups.values()) {
       const shared = sharedTransport(lazyTransport(flags.ssh))
       try {

@@ -18,7 +18,9 @@ export default class Apply extends AnnexCommand {
   static override flags = {
     'dry-run': Flags.boolean({description: 'Say what exists and what would be made (asks the schedd); log in nowhere, make nothing.'}),
     'condor-tarball': deliveryFlags['condor-tarball'],
+    'condor-version': deliveryFlags['condor-version'],
     'allow-unpinned-download': deliveryFlags['allow-unpinned-download'],
+    'max-charge': deliveryFlags['max-charge'],
     ssh: deliveryFlags.ssh,
     'stall-timeout': deliveryFlags['stall-timeout'],
   }
