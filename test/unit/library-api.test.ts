@@ -22,7 +22,7 @@ function run(command: string, args: string[], options: {cwd?: string; env?: Node
 }
 
 const script = `
-import {plan, AnnexError} from 'hpc-annex'
+import {plan, create, AnnexError} from 'hpc-annex'
 
 const planned = await plan({name: 'dag', target: 'wholenode@anvil', nodes: 2, lifetime: 7200, batchOptions: {reservation: 'r1'}})
 let refused
@@ -31,7 +31,14 @@ try {
 } catch (error) {
   refused = {isAnnexError: error instanceof AnnexError, exitCode: error.exitCode, message: error.message}
 }
-console.log(JSON.stringify({planned, refused}))
+// Over its budget: refused before any login or HTCondor tool.
+let overBudget
+try {
+  await create({name: 'dag', target: 'wholenode@anvil', nodes: 2, lifetime: 7200}, {maxCharge: 100})
+} catch (error) {
+  overBudget = {exitCode: error.exitCode, message: error.message}
+}
+console.log(JSON.stringify({planned, refused, overBudget}))
 `
 
 const typed = `
@@ -64,7 +71,7 @@ describe('the library API from an npm-packed install', () => {
     writeFileSync(join(project, 'plan.mjs'), script)
     const ran = run(process.execPath, ['plan.mjs'], {cwd: project, env: {HPC_ANNEX_MACHINES: ''}})
     expect(ran.status, ran.stderr).toBe(0)
-    const {planned, refused} = JSON.parse(ran.stdout) as {planned: unknown; refused: unknown}
+    const {planned, refused, overBudget} = JSON.parse(ran.stdout) as {planned: unknown; refused: unknown; overBudget: {exitCode: number; message: string}}
     // Exactly what create --dry-run --json prints: the published schema takes it as it is.
     const parsed = dryRunJson.parse(planned)
     expect(parsed).toMatchObject({dryRun: true, verb: 'create', annexName: 'dag', nodes: 2, lifetimeSeconds: 7200, warnings: []})
@@ -74,6 +81,8 @@ describe('the library API from an npm-packed install', () => {
     expect(cli.status, cli.stderr).toBe(0)
     expect(JSON.parse(cli.stdout)).toEqual(planned)
     expect(refused).toEqual({isAnnexError: true, exitCode: 1, message: "--batch-option 'time=10' is refused: hpc-annex sets --time itself; use --lifetime."})
+    expect(overBudget.exitCode).toBe(1)
+    expect(overBudget.message).toMatch(/512 SUs.*100/)
 
     // Its types, as a TypeScript user's script sees them.
     writeFileSync(join(project, 'typed.ts'), typed)
