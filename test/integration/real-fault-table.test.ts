@@ -537,15 +537,17 @@ describeOnRealHTCondor('the fault table of a create: every row leaves nothing an
     // The job id reported, its record on the state job held: the connection is lost before
     // hpc-annex can confirm it. The back-end, unconfirmed, cancels the job and removes the pilot
     // directory itself (hpc-annex, cut off, says it could not).
-    {
-      row: 'lost-before-ack',
+    // Over either transport (the answer is written on the session's stdin, after the bundle).
+    ...(['ssh2', 'openssh'] as const).map((transport): Row => ({
+      row: transport === 'ssh2' ? 'lost-before-ack' : 'lost-before-ack-openssh',
+      args: () => [...baseArgs(), '--ssh', transport],
       env: () => lostBeforeAck.env(),
       drive: (name, args, env) => lostBeforeAck.drive(name, args, env),
       exit: 2,
-      error: () => new RegExp(`^Error: ${stage}The connection to 127\\.0\\.0\\.1 was lost.*\\(undone: [^()]*; NOT undone: cancelled the batch job \\(The connection .* was lost .*\\)\\)$`),
+      error: () => new RegExp(`^Error: ${stage}The connection to 127\\.0\\.0\\.1 was lost.*\\(undone: [^()]*; NOT undone: cancelled the batch job \\(.*\\)\\)$`),
       undone: [STATE, TOKEN],
       withdrawnOnLoginNode: true,
-    },
+    })),
     {
       row: 'image-edit',
       setup: (name) => {
