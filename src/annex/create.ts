@@ -22,6 +22,7 @@ import type {BackendInputs, BackendResult, BundleInputs} from '../backend/index.
 import {CoalescingWriter, type RecordedControl} from '../backend/protocol.js'
 import {removePilotDirLines} from '../backend/pilot-dir.js'
 import {batchSystem} from '../batch/index.js'
+import type {SubmitEstimate} from '../batch/slurm-live.js'
 import {AnnexError, lastLine, oneLine, userError} from '../errors.js'
 import type {ApContext} from '../render/context.js'
 import {classadString} from '../quote.js'
@@ -84,6 +85,8 @@ export interface CreateResult {
   notices: string[]
   /** --bundle: the file written. */
   bundleFile?: string
+  /** SLURM's start estimate, asked just before the batch job was submitted. */
+  estimate?: SubmitEstimate
   /** The pilots' HTCondor as resolved on the Access Point. */
   htcondor: PlanHTCondor
   /** --condor-tarball: its file name. */
@@ -443,6 +446,7 @@ function result(request: CreateRequest, made: Made, extra: {backend?: BackendRes
     warnings: backend?.warnings ?? [],
     notices: [...(extra.swept === undefined ? [] : [extra.swept]), ...(backend?.notices ?? [])],
     ...(extra.bundleFile === undefined ? {} : {bundleFile: extra.bundleFile}),
+    ...(backend?.estimate === undefined ? {} : {estimate: backend.estimate}),
     htcondor: plan.htcondor,
     ...(request.condorTarball ? {stagedTarball: basename(request.condorTarball.path)} : {}),
   }

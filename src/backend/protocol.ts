@@ -20,6 +20,11 @@ export const CONTROL = {
   cached: 'CACHED',
   /** The end of that answer. */
   cacheEnd: 'CACHE_END',
+  /**
+   * When SLURM would start the batch job (sbatch --test-only with the script about to be
+   * submitted): `NOW START NODELIST` in epoch seconds, or `NOW - WHAT_SBATCH_SAID` when it gave none.
+   */
+  estimate: 'ESTIMATE',
   /** Something the user should know that is not a failure. */
   warning: 'WARNING',
   /** Something the back-end did on the user's behalf that they should know of (it swept what killed runs left). */

@@ -2,6 +2,7 @@ import {PassThrough, Transform, type Readable} from 'node:stream'
 import {StringDecoder} from 'node:string_decoder'
 
 import {batchSystem} from '../batch/index.js'
+import {describeSubmitEstimate, parseEstimateControl, type SubmitEstimate} from '../batch/slurm-live.js'
 import type {Plan} from '../catalog/plan.js'
 import {lastLine, oneLine, systemError} from '../errors.js'
 import type {Transport} from '../ssh/transport.js'
@@ -51,6 +52,8 @@ export interface BackendResult {
   warnings: string[]
   /** What it did on the user's behalf that they should know of (it swept what killed runs left). */
   notices: string[]
+  /** SLURM's answer to sbatch --test-only with the script, just before it was submitted (SLURM only). */
+  estimate?: SubmitEstimate
 }
 
 const MiB = 1024 * 1024
@@ -78,6 +81,7 @@ export async function runBackend(transport: Transport, plan: Plan, staging: Back
   const offered = new Map<string, number>()
   const warnings: string[] = []
   const notices: string[] = []
+  let estimate: SubmitEstimate | undefined
   const control: Partial<Record<RecordedControl, string>> = {}
   let bytesSent = 0
   let answer!: (cached: Map<string, number>) => void
@@ -142,7 +146,10 @@ export async function runBackend(transport: Transport, plan: Plan, staging: Back
         if (object) offered.set(...object)
       } else if (event.attribute === CONTROL.cacheEnd) cacheAnswered()
       else if (event.attribute === CONTROL.warning) warnings.push(event.value)
-      else if (event.attribute === CONTROL.notice) {
+      else if (event.attribute === CONTROL.estimate) {
+        estimate = parseEstimateControl(event.value)
+        if (estimate) options.onProgress(describeSubmitEstimate(estimate, plan.nodes))
+      } else if (event.attribute === CONTROL.notice) {
         notices.push(event.value)
         options.onProgress(event.value)
       }
@@ -204,5 +211,5 @@ export async function runBackend(transport: Transport, plan: Plan, staging: Back
   }
   const jobId = control[CONTROL.jobId]
   if (jobId === undefined) throw systemError('the back-end finished but reported no batch job id')
-  return {jobId, ...(control[CONTROL.pilotDir] === undefined ? {} : {pilotDir: control[CONTROL.pilotDir]}), cached, bytesSent, warnings, notices}
+  return {jobId, ...(control[CONTROL.pilotDir] === undefined ? {} : {pilotDir: control[CONTROL.pilotDir]}), cached, bytesSent, warnings, notices, ...(estimate === undefined ? {} : {estimate})}
 }

@@ -132,6 +132,22 @@ export function parseEstimate(stdout: string): Estimate {
   return {now, start, nodeList: parts.get('nodes')?.[0] ?? ''}
 }
 
+/**
+ * What a real create's back-end learnt from sbatch --test-only just before it
+ * submitted: SLURM's estimate, or (none) what sbatch said instead.
+ */
+export type SubmitEstimate = {estimate: Estimate} | {now: number; said: string}
+
+/** The back-end's ESTIMATE control value: `NOW START NODELIST`, or `NOW - WHAT_SBATCH_SAID`. */
+export function parseEstimateControl(value: string): SubmitEstimate | undefined {
+  const match = /^(\d+) (\d+|-)(?: (.*))?$/.exec(value.trim())
+  if (!match) return undefined
+  const now = Number(match[1])
+  const rest = (match[3] ?? '').replace(/\s+/g, ' ').trim()
+  if (match[2] === '-') return {now, said: rest}
+  return {estimate: {now, start: Number(match[2]), nodeList: rest}}
+}
+
 /** "would start now, on 2 nodes" or "would start in about 40 min, at 14:10, on 2 nodes" (time of day in the viewer's zone). */
 export function describeEstimate(estimate: Estimate, nodes: number, timeZone?: string): string {
   const on = `on ${nodes} node${nodes === 1 ? '' : 's'}${estimate.nodeList ? ` (${estimate.nodeList})` : ''}`
@@ -141,4 +157,10 @@ export function describeEstimate(estimate: Estimate, nodes: number, timeZone?: s
   const about = minutes < 120 ? `${minutes} min` : `${(minutes / 60).toFixed(1)} h`
   const at = new Date(estimate.start * 1000).toLocaleTimeString('en-GB', {hour: '2-digit', minute: '2-digit', hour12: false, ...(timeZone ? {timeZone} : {})})
   return `would start in about ${about}, at ${at}, ${on}`
+}
+
+/** The line a real create shows before it submits, and in its report. */
+export function describeSubmitEstimate(found: SubmitEstimate, nodes: number, timeZone?: string): string {
+  if ('estimate' in found) return `SLURM says the request ${describeEstimate(found.estimate, nodes, timeZone)} (sbatch --test-only).`
+  return `No start estimate: sbatch --test-only ${found.said ? `said: ${found.said}` : 'gave no answer in time'}.`
 }

@@ -4,12 +4,13 @@ import {basename} from 'node:path'
 
 import type {CreateOutput, CreateResult, CreateVerb} from '../annex/create.js'
 import {batchSystem} from '../batch/index.js'
+import {describeSubmitEstimate} from '../batch/slurm-live.js'
 import {checkMaxCharge, describeCharge, parseMaxCharge} from '../catalog/charge.js'
 import {describeDownload, describePlan, loadCatalog, pinVersion, validateRequest, type Plan, type RequestInput} from '../catalog/index.js'
 import {plural, userError} from '../errors.js'
 import type {Transport, TransportKind} from '../ssh/transport.js'
 import {interruptSignal, withInterruptGuard} from './interrupt.js'
-import {dryRunJson, requestResultJson} from './json/project.js'
+import {dryRunJson, estimateJson, requestResultJson} from './json/project.js'
 import type {CreateOutputJson} from './json/schemas.js'
 import {lazyTransport} from './lazy-transport.js'
 import {Flags} from './oclif.js'
@@ -240,9 +241,7 @@ async function estimateOnly(verb: CreateVerb, plan: Plan, flags: DeliveryValues,
   io.log('Nothing was submitted (--estimate).')
   return {
     ...dryRunJson(verb, plan),
-    estimate: estimate === undefined
-      ? {available: false, text}
-      : {available: true, nowEpochSeconds: estimate.now, startEpochSeconds: estimate.start, waitSeconds: Math.max(0, estimate.start - estimate.now), nodeList: estimate.nodeList, text},
+    estimate: estimateJson(estimate === undefined ? undefined : {estimate}, text),
   }
 }
 
@@ -260,6 +259,7 @@ export function describeResult(result: CreateResult): string {
     const images = result.images.length === 0 ? '' : ` ${plural(result.images.length, 'container image')} staged (${result.images.length - sent} from the login node's cache).`
     lines.push(`${result.verb === 'add' ? 'Added to' : 'Created'} annex '${result.annexName}': requested ${what} as batch job ${result.batchJobId} on ${result.loginHost}.${images}`)
     lines.push('It may take a while for the batch system to start the job; the annex lives for its lifetime from then.')
+    if (result.estimate !== undefined) lines.push(describeSubmitEstimate(result.estimate, result.nodes))
     for (const warning of result.warnings) lines.push(`warning: ${warning}`)
     for (const notice of result.notices) lines.push(`note: ${notice}`)
   }

@@ -16,6 +16,7 @@ import {expectContract} from '../fixtures/json-contract.js'
 
 interface Created {
   batchJobId: string
+  estimate?: {available: boolean; text: string}
   pilotDir: string
   requestId: string
   stateJobId: string
@@ -44,6 +45,10 @@ describeOnRealHTCondor('create on the loopback site', () => {
     const result = expectContract('create', created.stdout) as unknown as Created
     expect(result.batchJobId).toMatch(/^\d+$/)
     expect(result.remoteCommands).toBe(1)
+    // In that one command, just before sbatch: SLURM's own start estimate for the same script
+    // (now on an idle partition; other runs may hold the site's nodes, so a later start too).
+    expect(result.estimate).toMatchObject({available: true})
+    expect(result.estimate!.text).toMatch(/^SLURM says the request would start (now|in about \d+ min, at \d\d:\d\d), on 2 nodes \(node\[\d-\d\]\) \(sbatch --test-only\)\.$/)
 
     // One connection, one login, one session.
     const counts = sshdCounts(before)

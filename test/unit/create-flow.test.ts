@@ -85,6 +85,12 @@ describe('create, end to end against a local "login node"', () => {
     expect(transport.commands).toHaveLength(1)
     expect(result.remoteCommands).toBe(1)
     expect(result.batchJobId).toBe('4242')
+    // Just before it submitted, in the same command, SLURM was asked when this very script would start.
+    const sbatchCalls = readFileSync(join(stubs, 'sbatch.calls'), 'utf8').split('\n\n').filter(Boolean).map((call) => call.split('\n').slice(1))
+    expect(sbatchCalls).toEqual([['--test-only', 'batch.slurm'], ['--parsable', 'batch.slurm']])
+    expect(result.estimate).toMatchObject({estimate: {nodeList: 'node[1-2]'}})
+    expect(describeResult(result).split('\n')).toContain('SLURM says the request would start now, on 2 nodes (node[1-2]) (sbatch --test-only).')
+    expect(requestResultJson(asked.plan, result).estimate).toMatchObject({available: true, waitSeconds: 0, nodeList: 'node[1-2]'})
     expect(result.images).toEqual([{name: 'analysis.sif', sha256: await sha256File(sif), bytes: 2 * 1024 * 1024, sent: true}])
     expect(result.bytesSent).toBeGreaterThan(2 * 1024 * 1024)
 
@@ -129,6 +135,26 @@ describe('create, end to end against a local "login node"', () => {
     expect(result.warnings).toEqual([warning])
     expect(describeResult(result).split('\n')).toContain(`warning: ${warning}`)
   })
+
+  it('a start estimate SLURM refuses, or does not give in time, does not stop the request', async () => {
+    fake.update((state) => { state.config.HPC_ANNEX_REQUIRE_JOB = 'false' })
+    writeFileSync(join(stubs, 'sbatch.test-only-fail'), '')
+    const refused = await createAnnex(request())
+    expect(refused.batchJobId).toBe('4242')
+    expect(refused.estimate).toMatchObject({said: 'sbatch: error: Batch job submission failed: Invalid account or account/partition combination specified'})
+    expect(describeResult(refused)).toMatch(/^No start estimate: sbatch --test-only said: sbatch: error: Batch job submission failed: Invalid account/m)
+    const json = {...requestResultJson(planFor({target: 'wholenode@anvil', nodes: '2', name: 'demo'}), refused), warnings: refused.warnings}
+    expectContract('create', json)
+    expect(json.estimate).toMatchObject({available: false, said: expect.stringMatching(/Invalid account/)})
+
+    // One that never answers is given up on (a bound of seconds, not the stall timeout's failure).
+    rmSync(join(stubs, 'sbatch.test-only-fail'))
+    writeFileSync(join(stubs, 'sbatch.test-only-hang'), '')
+    const hung = await createAnnex(request({verb: 'add', stallTimeout: 5}))
+    expect(hung.batchJobId).toBe('4242')
+    expect(hung.estimate).toMatchObject({said: ''})
+    expect(describeResult(hung)).toMatch(/^No start estimate: sbatch --test-only gave no answer in time\.$/m)
+  }, 60_000)
 
   it('a second request with the same image and tarball sends neither', async () => {
     const sif = image('big.sif', 4 * 1024 * 1024)
@@ -303,12 +329,14 @@ describe('the back-end when the connection is lost', () => {
     // sbatch succeeds, then the report of its id finds the connection gone.
     writeFileSync(join(stubs, 'sbatch'), '#!/bin/bash\nsleep 1\necho "4242;cluster"\n', {mode: 0o755})
     writeFileSync(join(stubs, 'scancel'), `#!/bin/bash\nprintf '%s\\n' "$@" > '${join(stubs, 'scancel.calls')}'\n`, {mode: 0o755})
-    const child = spawn('bash', ['-c', bootstrapCommand()], {env: {PATH: `${stubs}:/usr/bin:/bin`, HOME: home, SCRATCH: join(work, 'scratch'), USER: 'alice'}, cwd: home})
+    // In a session of its own, as sshd starts it: the back-end hangs up its own process group when the connection goes.
+    const child = spawn('bash', ['-c', bootstrapCommand()], {env: {PATH: `${stubs}:/usr/bin:/bin`, HOME: home, SCRATCH: join(work, 'scratch'), USER: 'alice'}, cwd: home, detached: true})
     bundleStream(renderFiles(plan, ap), {token: Buffer.from('T'), password: Buffer.from('P'), condorTarball: tarball}).pipe(child.stdin)
     let seen = ''
     child.stdout.on('data', (chunk: Buffer) => {
       seen += chunk.toString()
-      if (seen.includes('submitting the batch job')) child.stdout.destroy()
+      // After the start estimate, the last report before sbatch.
+      if (seen.includes('=-.-= ESTIMATE ')) child.stdout.destroy()
     })
     const code = await new Promise<number | null>((resolve) => child.on('close', resolve))
     expect(code).not.toBe(0)

@@ -2,7 +2,7 @@ import {spawnSync} from 'node:child_process'
 
 import {describe, expect, it} from 'vitest'
 
-import {describeEstimate, estimateCommand, liveCommand, parseEstimate, parseLive} from '../../src/batch/slurm-live.js'
+import {describeEstimate, describeSubmitEstimate, estimateCommand, liveCommand, parseEstimate, parseEstimateControl, parseLive} from '../../src/batch/slurm-live.js'
 import {expectContract} from '../fixtures/json-contract.js'
 import {runCli} from './helpers/cli.js'
 
@@ -79,6 +79,20 @@ describe('--estimate: sbatch --test-only with the batch script', () => {
     expect(describeEstimate({now: 1000, start: 1000, nodeList: 'node1'}, 1)).toBe('would start now, on 1 node (node1)')
     expect(describeEstimate({now: 0, start: 2400, nodeList: 'n[1-2]'}, 2, 'UTC')).toBe('would start in about 40 min, at 00:40, on 2 nodes (n[1-2])')
     expect(describeEstimate({now: 0, start: 3 * 3600, nodeList: ''}, 2, 'UTC')).toBe('would start in about 3.0 h, at 03:00, on 2 nodes')
+  })
+})
+
+describe('a real create: the back-end\'s ESTIMATE line, asked just before it submits', () => {
+  it('reads SLURM\'s start, or what sbatch said instead, and words it', () => {
+    const found = parseEstimateControl('1000 3400 node[1-2]')
+    expect(found).toEqual({estimate: {now: 1000, start: 3400, nodeList: 'node[1-2]'}})
+    expect(describeSubmitEstimate(found!, 2, 'UTC')).toBe('SLURM says the request would start in about 40 min, at 00:56, on 2 nodes (node[1-2]) (sbatch --test-only).')
+    const refused = parseEstimateControl('1000 - sbatch: error: Invalid account  ')
+    expect(refused).toEqual({now: 1000, said: 'sbatch: error: Invalid account'})
+    expect(describeSubmitEstimate(refused!, 2)).toBe('No start estimate: sbatch --test-only said: sbatch: error: Invalid account.')
+    expect(describeSubmitEstimate(parseEstimateControl('1000 -')!, 2)).toBe('No start estimate: sbatch --test-only gave no answer in time.')
+    expect(parseEstimateControl('')).toBeUndefined()
+    expect(parseEstimateControl('soon')).toBeUndefined()
   })
 })
 

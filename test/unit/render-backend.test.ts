@@ -120,7 +120,8 @@ describe('the SLURM back-end, executed with hostile values', {timeout: 60_000}, 
     // Looked for an earlier submission under the job's name, then submitted once, from the pilot directory.
     expect(calls('squeue')).toHaveLength(1)
     expect(calls('squeue')[0]).toContain(`--name=${batchJobName(plan.annexName, ap.requestId)}`)
-    expect(calls('sbatch')).toEqual([[pilotDir, '--parsable', 'batch.slurm']])
+    // Submitted once: the first call only asks SLURM when the same script would start.
+    expect(calls('sbatch')).toEqual([[pilotDir, '--test-only', 'batch.slurm'], [pilotDir, '--parsable', 'batch.slurm']])
 
     // The pilot directory holds the release, the scripts, the secrets (0600) and the images under their own names.
     expect(statSync(join(pilotDir, 'condor', 'sbin', 'condor_master')).isFile()).toBe(true)

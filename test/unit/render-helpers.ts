@@ -24,7 +24,7 @@ function script(path: string, body: string): void {
 /**
  * Stand-ins for the login node's batch tools, on PATH in a temp dir. Each
  * records its arguments (one per line, then a blank line) in <stubs>/<tool>.calls.
- * Behaviour is steered by files: squeue.out / condor_q.out (printed), sbatch.fail,
+ * Behaviour is steered by files: squeue.out / condor_q.out (printed), sbatch.fail, sbatch.test-only*,
  * download (what curl "downloads"), curl.cut-stream, curl.hang.
  */
 export function makeStubs(): string {
@@ -33,7 +33,23 @@ export function makeStubs(): string {
   // calls (the fan-out's) would interleave.
   const record = (tool: string) => `{ flock 9 && printf '%s\\n' "$PWD" "$@" '' >&9; } 9>> '${dir}/${tool}.calls'`
   script(join(dir, 'squeue'), `${record('squeue')}\n[ -f '${dir}/squeue.out' ] && cat '${dir}/squeue.out'\nexit 0`)
-  script(join(dir, 'sbatch'), `${record('sbatch')}\n[ -f '${dir}/sbatch.fail' ] && { echo 'sbatch: error: invalid account' >&2; exit 1; }\necho '4242;cluster'`)
+  // --test-only answers on stderr as SLURM does (sbatch.test-only holds the start time, else now);
+  // sbatch.test-only-fail refuses, sbatch.test-only-hang never answers.
+  script(
+    join(dir, 'sbatch'),
+    [
+      record('sbatch'),
+      `if [ "$1" = --test-only ]; then`,
+      `  [ -f '${dir}/sbatch.test-only-hang' ] && { sleep 60; exit 1; }`,
+      `  [ -f '${dir}/sbatch.test-only-fail' ] && { echo 'sbatch: error: Batch job submission failed: Invalid account or account/partition combination specified' >&2; exit 1; }`,
+      `  start=$(cat '${dir}/sbatch.test-only' 2>/dev/null || date +%Y-%m-%dT%H:%M:%S)`,
+      `  echo "sbatch: Job 4243 to start at $start using 256 processors on nodes node[1-2] in partition wholenode" >&2`,
+      `  exit 0`,
+      `fi`,
+      `[ -f '${dir}/sbatch.fail' ] && { echo 'sbatch: error: invalid account' >&2; exit 1; }`,
+      `echo '4242;cluster'`,
+    ].join('\n'),
+  )
   script(join(dir, 'condor_q'), `${record('condor_q')}\n[ -f '${dir}/condor_q.out' ] && cat '${dir}/condor_q.out'\nexit 0`)
   script(join(dir, 'condor_submit'), `${record('condor_submit')}\necho 'Submitting job(s).'\necho '1 job(s) submitted to cluster 77.'`)
   script(

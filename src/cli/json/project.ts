@@ -8,9 +8,10 @@ import type {CreateResult} from '../../annex/create.js'
 import type {MarkStartedResult} from '../../annex/mark-started.js'
 import type {StatusReport} from '../../annex/status.js'
 import {batchSystem} from '../../batch/index.js'
+import {describeSubmitEstimate, type SubmitEstimate} from '../../batch/slurm-live.js'
 import {describeCharge} from '../../catalog/charge.js'
 import {urlRule, type Plan} from '../../catalog/index.js'
-import type {CacheOutput, DryRunOutput, MarkStartedOutput, RequestResultOutput, StatusOutput} from './schemas.js'
+import type {CacheOutput, DryRunOutput, EstimateOutput, MarkStartedOutput, RequestResultOutput, StatusOutput} from './schemas.js'
 
 type RequestFields = Omit<DryRunOutput, 'dryRun'>
 
@@ -94,6 +95,14 @@ export function dryRunJson(verb: 'create' | 'add', plan: Plan, staged?: string):
   return {dryRun: true, ...requestFields(verb, plan, staged)}
 }
 
+/** SLURM's start estimate (undefined: the batch system gives none), with the text shown for it. */
+export function estimateJson(found: SubmitEstimate | undefined, text: string): EstimateOutput {
+  if (found === undefined) return {available: false, text}
+  if (!('estimate' in found)) return {available: false, nowEpochSeconds: found.now, ...(found.said ? {said: found.said} : {}), text}
+  const {now, start, nodeList} = found.estimate
+  return {available: true, nowEpochSeconds: now, startEpochSeconds: start, waitSeconds: Math.max(0, start - now), nodeList, text}
+}
+
 export function requestResultJson(plan: Plan, result: CreateResult): RequestResultOutput {
   return {
     dryRun: false,
@@ -107,6 +116,7 @@ export function requestResultJson(plan: Plan, result: CreateResult): RequestResu
     sentBytes: result.bytesSent,
     remoteCommands: result.remoteCommands,
     bundleFile: result.bundleFile,
+    ...(result.estimate === undefined ? {} : {estimate: estimateJson(result.estimate, describeSubmitEstimate(result.estimate, result.nodes))}),
     ...(result.notices.length === 0 ? {} : {notices: result.notices}),
     warnings: result.warnings,
   }

@@ -207,9 +207,10 @@ const estimate = z
     startEpochSeconds: epochSeconds.optional().describe('When sbatch --test-only says the job would start.'),
     waitSeconds: seconds.optional(),
     nodeList: z.string().optional().describe('The nodes SLURM would use, as it writes them.'),
+    said: z.string().optional().describe('When SLURM gave no estimate: what sbatch --test-only said instead.'),
     text: z.string(),
   })
-  .describe('With --estimate: when SLURM would start the request (sbatch --test-only with the batch script\'s directives).')
+  .describe('When SLURM would start the request (sbatch --test-only with the batch script\'s directives): with --estimate, and in a real request on a SLURM system, asked just before it submitted.')
 
 export const dryRunJson = z.strictObject({dryRun: z.literal(true), ...requestFields, estimate: estimate.optional(), warnings})
 
@@ -225,6 +226,7 @@ export const requestResultJson = z.strictObject({
   sentBytes: count.describe('Bytes sent over the connection.'),
   remoteCommands: count.describe('Commands run on the login node after the login.'),
   bundleFile: z.string().optional().describe('--bundle: the file written.'),
+  estimate: estimate.optional().describe('SLURM systems: when SLURM said the batch job would start, asked just before it was submitted (unavailable when sbatch --test-only failed or took too long).'),
   notices: z.array(z.string()).optional().describe('What the run did besides, worth knowing (one line each).'),
   warnings,
 })
@@ -496,6 +498,7 @@ export type Output<S extends z.ZodType> = Omit<z.infer<S>, 'warnings'> & {warnin
 export type SystemsOutput = Output<typeof systemsJson>
 export type DryRunOutput = Omit<z.infer<typeof dryRunJson>, 'warnings'>
 export type RequestResultOutput = Omit<z.infer<typeof requestResultJson>, 'warnings'> & {warnings: string[]}
+export type EstimateOutput = z.infer<typeof estimate>
 export type CreateOutputJson = DryRunOutput | RequestResultOutput
 export type StatusOutput = Output<typeof statusJson>
 export type ShutdownOutput = Output<typeof shutdownJson>
