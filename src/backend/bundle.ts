@@ -278,7 +278,8 @@ export function bootstrapCommand(digests: string[] = [], options: BootstrapOptio
     'umask 077',
     'mkdir -p -- "$HOME/.hpc-annex/tmp"',
     'staging=$(mktemp -d "$HOME/.hpc-annex/tmp/bundle.XXXXXXXX")',
-    `trap 'rm -rf -- "$staging"' EXIT`,
+    // The removal ignores the hang-ups still reaching the group (the back-end's heartbeat sends one), so no rm dies half-way.
+    `trap 'trap "" HUP INT TERM PIPE; rm -rf -- "$staging"' EXIT`,
     // Whose it is, for the back-ends that sweep what a run killed outright left (sweep_staging).
     `printf '%s %s\\n' "$(uname -n)" "$$" > "$staging/.owner"`,
     // A lost connection or a kill still runs the EXIT trap.
