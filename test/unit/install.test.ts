@@ -5,11 +5,12 @@
  * proves that package.json's `files` ship everything the CLI needs.
  */
 import {spawnSync} from 'node:child_process'
-import {mkdtempSync, readdirSync, readFileSync, rmSync} from 'node:fs'
+import {mkdtempSync, readFileSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
 import {afterAll, describe, expect, it} from 'vitest'
+import {packProject} from './helpers/pack.js'
 
 const root = join(import.meta.dirname, '..', '..')
 const work = mkdtempSync(join(tmpdir(), 'hpc-annex-install-'))
@@ -27,17 +28,11 @@ describe('npm pack, then npm install --global --prefix DIR TARBALL', () => {
   })
 
   it('installs offline, and hpc-annex on PATH runs --version and a dry run', {timeout: 240_000}, () => {
-    // The build in dist/ is what is packed: take the lock others build under, when there is one.
-    const flock = run('flock', ['--version']).status === 0
-    const pack = ['npm', 'pack', '--ignore-scripts', '--pack-destination', work]
-    const packed = flock ? run('flock', ['/tmp/hpc-annex-build.lock', ...pack], {cwd: root}) : run(pack[0]!, pack.slice(1), {cwd: root})
-    expect(packed.status, packed.stderr).toBe(0)
-    const tarball = readdirSync(work).find((name) => name.endsWith('.tgz'))
-    expect(tarball).toBeDefined()
+    const tarball = packProject(work)
 
     const prefix = join(work, 'prefix')
     // --offline: nothing may come from a registry.
-    const installed = run('npm', ['install', '--global', '--prefix', prefix, '--offline', '--no-audit', '--no-fund', join(work, tarball!)])
+    const installed = run('npm', ['install', '--global', '--prefix', prefix, '--offline', '--no-audit', '--no-fund', tarball])
     expect(installed.status, installed.stderr).toBe(0)
 
     const env = {PATH: `${join(prefix, 'bin')}:${process.env.PATH ?? ''}`, HPC_ANNEX_MACHINES: ''}

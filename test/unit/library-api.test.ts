@@ -4,13 +4,14 @@
  * name, its types checked by tsc.
  */
 import {spawnSync} from 'node:child_process'
-import {mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync} from 'node:fs'
+import {mkdirSync, mkdtempSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
 import {afterAll, describe, expect, it} from 'vitest'
 
 import {dryRunJson} from '../../src/cli/json/schemas.js'
+import {packProject} from './helpers/pack.js'
 
 const root = join(import.meta.dirname, '..', '..')
 const work = mkdtempSync(join(tmpdir(), 'hpc-annex-library-'))
@@ -54,18 +55,12 @@ console.log(nodes, annexes)
 
 describe('the library API from an npm-packed install', () => {
   it('is imported by the package name, plans a dry run whose result is the --json payload, and fails with the one error type', {timeout: 240_000}, () => {
-    // The build in dist/ is what is packed: take the lock others build under, when there is one.
-    const flock = run('flock', ['--version']).status === 0
-    const pack = ['npm', 'pack', '--ignore-scripts', '--pack-destination', work]
-    const packed = flock ? run('flock', ['/tmp/hpc-annex-build.lock', ...pack], {cwd: root}) : run(pack[0]!, pack.slice(1), {cwd: root})
-    expect(packed.status, packed.stderr).toBe(0)
-    const tarball = readdirSync(work).find((name) => name.endsWith('.tgz'))
-    expect(tarball).toBeDefined()
+    const tarball = packProject(work)
 
     const project = join(work, 'project')
     mkdirSync(project)
     writeFileSync(join(project, 'package.json'), JSON.stringify({name: 'my-workflow', version: '1.0.0', type: 'module', private: true}))
-    const installed = run('npm', ['install', '--offline', '--no-audit', '--no-fund', join(work, tarball!)], {cwd: project})
+    const installed = run('npm', ['install', '--offline', '--no-audit', '--no-fund', tarball], {cwd: project})
     expect(installed.status, installed.stderr).toBe(0)
 
     writeFileSync(join(project, 'plan.mjs'), script)
