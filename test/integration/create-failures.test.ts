@@ -92,7 +92,7 @@ describeOnSite('create failures on the loopback site', () => {
     let stderr = ''
     child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()))
     const exited = new Promise<number | null>((resolve) => child.on('close', resolve))
-    const session = await until('the upload to start', () => sessionOf('^tar -xf - --to-command'), 60_000)
+    const session = await until('the upload to start', () => sessionOf('^tar -b [0-9]+ -B -xf - --to-command'), 60_000)
     process.kill(session, 'SIGKILL')
     expect(await exited).toBe(2)
     expect(stderr).toMatch(/^Error: Staging and submitting the SLURM job on hpc failed: .*(connection|lost|closed).*\(undone: .*removed the state job/im)
@@ -105,7 +105,7 @@ describeOnSite('create failures on the loopback site', () => {
     let stderr = ''
     child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()))
     const exited = new Promise<number | null>((resolve) => child.on('close', resolve))
-    await until('the upload to start', () => sessionOf('^tar -xf - --to-command'), 60_000)
+    await until('the upload to start', () => sessionOf('^tar -b [0-9]+ -B -xf - --to-command'), 60_000)
     child.kill('SIGINT')
     expect(await exited).toBe(130)
     expect(stderr).toMatch(/failed: interrupted \(undone: .*removed the state job/)
