@@ -592,6 +592,15 @@ async function submitBatchJob(
       onControl: (name, value) => {
         control[name] = value
         recorder.set(name, value)
+        // The back-end keeps its job only once the state job holds its id.
+        if (name !== 'JOB_ID') return
+        return recorder.flush().then(() => {
+          if (recorder.error !== undefined) throw recorder.error
+        })
+      },
+      onWithdrawn: () => {
+        delete control.JOB_ID
+        delete control.PILOT_DIR
       },
     })
   } finally {

@@ -12,7 +12,7 @@ import {userError} from '../errors.js'
 import {shellQuote} from '../quote.js'
 import {cacheEnforceCommand, type CacheLimit} from './cache.js'
 import {SECRET_MODE, type RenderedFile} from './files.js'
-import {CONTROL, CONTROL_MARK} from './protocol.js'
+import {CONTROL, CONTROL_MARK, TAR_RECORD_BYTES} from './protocol.js'
 
 /** Secrets travel as bytes or as a local file; either way they are never printed. */
 export type SecretSource = Buffer | {path: string}
@@ -251,6 +251,13 @@ export interface BootstrapOptions {
   unpackTarball?: boolean
   /** The machine's cache_max_bytes: room is made before anything arrives (a failure there never stops the request). */
   cacheLimit?: CacheLimit
+  /**
+   * Seconds the back-end waits, once it reported the batch job id, for
+   * JOB_ID_RECORDED on the stdin left after the bundle (padded to whole tar
+   * records, see TAR_RECORD_BYTES) before it cancels the job. Without it the
+   * back-end awaits nothing.
+   */
+  ackTimeout?: number
 }
 
 /**
@@ -288,8 +295,12 @@ export function bootstrapCommand(digests: string[] = [], options: BootstrapOptio
   }
   steps.push(
     // GNU tar runs the --to-command in its own working directory, whatever -C says.
-    `(cd -- "$staging" && exec tar -xf - --to-command=${shellQuote(receiveFileScript(options.unpackTarball ?? false))})`,
-    'bash "$staging/backend.sh"',
+    // Whole records of TAR_RECORD_BYTES: tar reads no further than the one that ends the archive.
+    `(cd -- "$staging" && exec tar -b ${TAR_RECORD_BYTES / 512} -B -xf - --to-command=${shellQuote(receiveFileScript(options.unpackTarball ?? false))})`,
+    // The rest of stdin (the acknowledgement) on fd 3 only, so nothing the back-end runs reads it by chance.
+    options.ackTimeout === undefined
+      ? 'bash "$staging/backend.sh"'
+      : `HPC_ANNEX_ACK_FD=3 HPC_ANNEX_ACK_TIMEOUT=${Math.max(1, Math.ceil(options.ackTimeout))} bash "$staging/backend.sh" 3<&0 </dev/null`,
   )
   return steps.join(' && ')
 }

@@ -6,7 +6,7 @@ import type {Plan} from '../catalog/plan.js'
 import {projectPath} from '../paths.js'
 import {renderView, type ApContext} from '../render/context.js'
 import {render} from '../render/index.js'
-import {BACKEND_EXIT, CONTROL, CONTROL_MARK, HEARTBEAT_SECONDS} from './protocol.js'
+import {BACKEND_EXIT, CONTROL, CONTROL_MARK, HEARTBEAT_SECONDS, JOB_ID_RECORDED} from './protocol.js'
 
 /** One generated file of the bundle: a path relative to the bundle's root, its mode and text. */
 export interface RenderedFile {
@@ -29,7 +29,7 @@ function pilotFile(name: string): RenderedFile {
 
 /** The render view with the back-end's side of the protocol, from the one declaration of it. */
 export function backendView(plan: Plan, ap: ApContext) {
-  return {...renderView(plan, ap), exit: BACKEND_EXIT, control: CONTROL, controlMark: CONTROL_MARK, heartbeatSeconds: HEARTBEAT_SECONDS}
+  return {...renderView(plan, ap), exit: BACKEND_EXIT, control: CONTROL, controlMark: CONTROL_MARK, heartbeatSeconds: HEARTBEAT_SECONDS, jobIdRecorded: JOB_ID_RECORDED}
 }
 
 /**

@@ -42,6 +42,22 @@ export const HEARTBEAT_SECONDS = 2
 
 export type ControlName = (typeof CONTROL)[keyof typeof CONTROL]
 
+/**
+ * hpc-annex's answer once the state job holds the reported batch job id: this
+ * line on the back-end's stdin, after the bundle. Until it comes the back-end
+ * keeps its undo armed; no answer (end of input, a lost session, its time
+ * running out) and it cancels the job itself, since nobody else knows its id.
+ */
+export const JOB_ID_RECORDED = 'JOB_ID_RECORDED'
+
+/**
+ * The bundle's tar stream is padded to whole records of this size, and the
+ * login node's tar reads exactly such records (GNU tar's default, -b 20 -B),
+ * so tar stops at the record holding the archive's end and leaves what
+ * follows on stdin (JOB_ID_RECORDED) to the back-end.
+ */
+export const TAR_RECORD_BYTES = 20 * 512
+
 /** The control values the state job records, as hpc_annex_<NAME>. */
 export const RECORDED_CONTROLS = [CONTROL.pid, CONTROL.pilotDir, CONTROL.jobId] as const
 export type RecordedControl = (typeof RECORDED_CONTROLS)[number]
@@ -64,6 +80,7 @@ export const BACKEND_EXIT = {
   machineSetup: 19,
   submit: 20,
   submitOutput: 21,
+  unconfirmed: 22,
 } as const
 
 /** What each back-end exit code means, for the front-end's one-line error. */
@@ -80,6 +97,7 @@ export const BACKEND_FAILURES: Record<number, string> = {
   [BACKEND_EXIT.machineSetup]: 'the machine-specific set-up failed',
   [BACKEND_EXIT.submit]: 'the batch system refused the job',
   [BACKEND_EXIT.submitOutput]: 'the batch system printed no job id',
+  [BACKEND_EXIT.unconfirmed]: 'the Access Point did not confirm that it recorded the batch job id, so the back-end cancelled the job and removed the pilot directory',
 }
 
 /**

@@ -1,4 +1,4 @@
-import {Transform, type Readable} from 'node:stream'
+import {PassThrough, Transform, type Readable} from 'node:stream'
 import {StringDecoder} from 'node:string_decoder'
 
 import {batchSystem} from '../batch/index.js'
@@ -9,7 +9,7 @@ import type {Transport} from '../ssh/transport.js'
 import {bootstrapCommand, bundleStream, parseCachedObject, type BundleInputs} from './bundle.js'
 import type {CacheLimit} from './cache.js'
 import type {RenderedFile} from './files.js'
-import {BACKEND_FAILURES, BackendOutputParser, CONTROL, RECORDED_CONTROLS, type RecordedControl} from './protocol.js'
+import {BACKEND_EXIT, BACKEND_FAILURES, BackendOutputParser, CONTROL, JOB_ID_RECORDED, RECORDED_CONTROLS, TAR_RECORD_BYTES, type RecordedControl} from './protocol.js'
 import {StallWatchdog} from './stall.js'
 
 /** What the one channel sends: the rendered files, the secrets, and the objects the login node may have cached. */
@@ -31,8 +31,15 @@ export interface BackendOptions {
   onProgress(text: string): void
   /** Milliseconds between "Sent x of y" lines. */
   progressEvery: number
-  /** A control value the state job records, as it arrives (the batch job's id among them). */
-  onControl(name: RecordedControl, value: string): void
+  /**
+   * A control value the state job records, as it arrives. For the batch job's
+   * id it returns a promise that settles once the state job holds it: then the
+   * back-end is told (JOB_ID_RECORDED) and keeps the job; if it rejects, or
+   * never settles, the back-end cancels the job itself.
+   */
+  onControl(name: RecordedControl, value: string): void | Promise<void>
+  /** The back-end cancelled the job it reported and removed its pilot directory (it got no JOB_ID_RECORDED): nothing of it is left to undo. */
+  onWithdrawn?(): void
 }
 
 export interface BackendResult {
@@ -106,7 +113,27 @@ export async function runBackend(transport: Transport, plan: Plan, staging: Back
   })
   const bundle: Readable = bundleStream(files, inputs, {cached: answered})
   bundle.on('error', (error) => local.abort(systemError(`Cannot read what is to be staged: ${oneLine(error.message)}`)))
-  bundle.pipe(counter)
+  // The remote stdin: the bundle, padded to whole tar records, then (once the
+  // state job holds the job id) JOB_ID_RECORDED, then its end.
+  const stdin = new PassThrough()
+  counter.on('end', () => {
+    const padding = (TAR_RECORD_BYTES - (bytesSent % TAR_RECORD_BYTES)) % TAR_RECORD_BYTES
+    if (!stdin.writableEnded) stdin.write(Buffer.alloc(padding))
+  })
+  bundle.pipe(counter).pipe(stdin, {end: false})
+  // Why the job id was not recorded, when recording it failed.
+  let unrecorded: unknown
+  const confirm = (recorded: void | Promise<void>) => {
+    Promise.resolve(recorded).then(
+      () => {
+        if (!stdin.writableEnded) stdin.end(`${JOB_ID_RECORDED}\n`)
+      },
+      (error: unknown) => {
+        unrecorded = error
+        if (!stdin.writableEnded) stdin.end()
+      },
+    )
+  }
 
   const parser = new BackendOutputParser()
   const decoder = new StringDecoder('utf8')
@@ -131,7 +158,8 @@ export async function runBackend(transport: Transport, plan: Plan, staging: Back
       else if (recorded.has(event.attribute)) {
         const name = event.attribute as RecordedControl
         control[name] = event.value
-        options.onControl(name, event.value)
+        const recorded = options.onControl(name, event.value)
+        if (name === CONTROL.jobId) confirm(recorded)
       }
     }
   }
@@ -141,10 +169,11 @@ export async function runBackend(transport: Transport, plan: Plan, staging: Back
     const command = bootstrapCommand([...objects.keys()], {
       unpackTarball: batchSystem(plan.system.batch).unpackTarballOnArrival,
       ...(plan.system.cacheMaxBytes === undefined ? {} : {cacheLimit: cacheLimit(plan, objects)}),
+      ackTimeout: options.stallTimeout,
     })
     result = await transport.exec(command, {
       signal,
-      stdin: counter,
+      stdin,
       collect: false,
       onStdout: (chunk) => {
         watchdog.progress()
@@ -163,9 +192,18 @@ export async function runBackend(transport: Transport, plan: Plan, staging: Back
     watchdog.stop()
     bundle.unpipe(counter)
     bundle.destroy()
+    if (!stdin.writableEnded) stdin.end()
   }
   handle(parser.push(decoder.end()))
   handle(parser.end())
+  if (result.code === BACKEND_EXIT.unconfirmed) {
+    options.onWithdrawn?.()
+    // The cause is the record's failure; the back-end undid what it made.
+    if (unrecorded !== undefined) {
+      const why = unrecorded instanceof Error ? unrecorded.message : String(unrecorded)
+      throw systemError(`${oneLine(why)}; so the back-end cancelled batch job ${control[CONTROL.jobId] ?? '?'} and removed its pilot directory on ${options.host}`, {cause: unrecorded})
+    }
+  }
   if (result.code !== 0) {
     const what = result.code === null ? `was killed (${result.signal ?? 'signal'})` : (BACKEND_FAILURES[result.code] ?? `exited with status ${result.code}`)
     const detail = lastLine(stderr).replace(/^hpc-annex back-end: /, '')

@@ -322,6 +322,40 @@ describeOnRealHTCondor('the fault table of a create: every row leaves nothing an
       rmSync(`${holdFile()}.reached`, {force: true})
     },
   })
+  /** Holds the record of the job id on the state job; meanwhile kills the login node's sshd session of the run's back-end outright. */
+  const lostBeforeAck = (() => {
+    const recorded = heldTool('condor_qedit', 'hpc_annex_JOB_ID')
+    const killSession = (name: string) =>
+      a.onSite(
+        [
+          'for d in ~/.hpc-annex/tmp/bundle.*/; do',
+          `    grep -q 'ANNEX_NAME=.*${name}' "$d/backend.sh" 2>/dev/null || continue`,
+          '    read -r _ p < "$d/.owner"',
+          '    while [ "$p" -gt 1 ]; do',
+          '        case $(tr "\\0" " " < "/proc/$p/cmdline") in sshd*@notty*) kill -9 "$p"; exit 0 ;; esac',
+          "        p=$(awk '{print $4}' \"/proc/$p/stat\")",
+          '    done',
+          'done',
+          'exit 1',
+        ].join('\n'),
+      ).code
+    return {
+      env: recorded.env,
+      drive: async (name: string, args: string[], env: NodeJS.ProcessEnv): Promise<Outcome> => {
+        const child = a.start(args, env)
+        let stderr = ''
+        child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()))
+        const exited = new Promise<number | null>((resolve) => child.on('close', resolve))
+        await until('the job id to be reported', () => {
+          if (child.exitCode !== null) throw new Error(`hpc-annex ended first: ${stderr}`)
+          return recorded.reached() || undefined
+        }, 120_000)
+        expect(killSession(name), 'the back-end still awaits the confirmation while the job id is being recorded').toBe(0)
+        recorded.release()
+        return {code: await exited, stderr}
+      },
+    }
+  })()
   const heldBackend = () => {
     const siteHold = () => join(area, 'hold')
     return {
@@ -500,6 +534,20 @@ describeOnRealHTCondor('the fault table of a create: every row leaves nothing an
       undone: [STATE, TOKEN],
       withdrawnOnLoginNode: true,
     },
+    // The job id reported, its record on the state job held: the connection is lost before
+    // hpc-annex can confirm it. The back-end, unconfirmed, cancels the job and removes the pilot
+    // directory itself (hpc-annex, cut off, says it could not).
+    // Over either transport (the answer is written on the session's stdin, after the bundle).
+    ...(['ssh2', 'openssh'] as const).map((transport): Row => ({
+      row: transport === 'ssh2' ? 'lost-before-ack' : 'lost-before-ack-openssh',
+      args: () => [...baseArgs(), '--ssh', transport],
+      env: () => lostBeforeAck.env(),
+      drive: (name, args, env) => lostBeforeAck.drive(name, args, env),
+      exit: 2,
+      error: () => new RegExp(`^Error: ${stage}The connection to 127\\.0\\.0\\.1 was lost.*\\(undone: [^()]*; NOT undone: cancelled the batch job \\(.*\\)\\)$`),
+      undone: [STATE, TOKEN],
+      withdrawnOnLoginNode: true,
+    })),
     {
       row: 'image-edit',
       setup: (name) => {

@@ -300,6 +300,27 @@ describe('create without --condor-tarball: the pilots run the Access Point\'s HT
 })
 
 describe('the back-end when the connection is lost', () => {
+  it('the batch job id cannot be recorded on the state job: the back-end, never told it was, cancels the job and removes its pilot directory', async () => {
+    fake.update((state) => { state.config.HPC_ANNEX_REQUIRE_JOB = 'false' })
+    // condor_qedit refuses the record of the job id (and only that).
+    const wrappers = join(work, 'wrappers')
+    mkdirSync(wrappers)
+    const fakeBin = process.env.PATH!.split(':')[0]!
+    writeFileSync(join(wrappers, 'condor_qedit'), `#!/bin/bash\ncase " $* " in *hpc_annex_JOB_ID*) echo 'ERROR: the schedd refused the edit' >&2; exit 1 ;; esac\nexec '${fakeBin}/condor_qedit' "$@"\n`, {mode: 0o755})
+    process.env.PATH = `${wrappers}:${process.env.PATH}`
+    writeFileSync(join(stubs, 'scancel'), `#!/bin/bash\nprintf '%s\\n' "$@" >> '${join(stubs, 'scancel.calls')}'\n`, {mode: 0o755})
+    const error = await createAnnex(request()).then(() => undefined, (e: unknown) => e)
+    expect(error).toBeInstanceOf(AnnexError)
+    const message = (error as AnnexError).message
+    expect(message).toMatch(/the schedd refused the edit.*; so the back-end cancelled batch job 4242 and removed its pilot directory on /)
+    expect(message).not.toContain('NOT undone')
+    // Cancelled once, by the back-end: nothing was left for the undo to cancel.
+    expect(readFileSync(join(stubs, 'scancel.calls'), 'utf8')).toMatch(new RegExp(`^--user=${execUser()}\\n--name=hpc-annex\\.demo\\.\\S+\\n$`))
+    expect(readdirSync(join(work, 'scratch')).filter((d) => d.startsWith('pilot.'))).toEqual([])
+    expect(stateJob()).toBeUndefined()
+    expect(readdirSync(join(home, '.hpc-annex', 'tmp'))).toEqual([])
+  })
+
   it('withdraws a batch job it submitted but could not report, and removes the pilot directory', async () => {
     const {renderFiles, bundleStream, bootstrapCommand} = await import('../../src/backend/index.js')
     const {spawn} = await import('node:child_process')

@@ -14,7 +14,7 @@ import {loadCatalog} from '../../src/catalog/index.js'
 import type {Plan} from '../../src/catalog/plan.js'
 import {projectPath} from '../../src/paths.js'
 import {batchJobName} from '../../src/batch/index.js'
-import {BACKEND_EXIT} from '../../src/backend/protocol.js'
+import {BACKEND_EXIT, JOB_ID_RECORDED, TAR_RECORD_BYTES} from '../../src/backend/protocol.js'
 import type {ApContext} from '../../src/render/context.js'
 import {render} from '../../src/render/index.js'
 import {backendView, bootstrapCommand, bundleStream, renderFiles, type BundleInputs, type RenderedFile} from '../../src/backend/index.js'
@@ -669,4 +669,56 @@ describe('the SSH fan-out launcher', {timeout: 60_000}, () => {
     expect(existsSync(pilotDir)).toBe(false)
     for (const node of ['node1', 'node2']) expect(readFileSync(join(`${pilotDir}.logs`, node, 'master-ran'), 'utf8')).toContain(`_CONDOR_LOCAL_DIR=${pilotDir}/hosts/${node}\n`)
   })
+})
+
+describe('the back-end keeps its batch job only once the Access Point confirms it recorded the id', {timeout: 60_000}, () => {
+  type Answer = 'confirm' | 'end of input' | 'silence' | 'hang-up'
+
+  /** Runs the bootstrap as the login node does, the padded bundle on stdin; once the job id is printed, answers as told. */
+  async function session(answer: Answer): Promise<{code: number | null; stdout: string; stderr: string}> {
+    const record = (tool: string) => `printf '%s\\n' "$PWD" "$@" '' >> '${stubs}/${tool}.calls'`
+    writeFileSync(join(stubs, 'scancel'), `#!/bin/bash\n${record('scancel')}\n`, {mode: 0o755})
+    const ap = {...benignAp, stagedTarballSha256: digest}
+    const tar = await buffer(bundleStream(renderFiles(planFor({target: 'wholenode@anvil', nodes: '2'}), ap), {token: Buffer.from('t'), password: Buffer.from('p'), condorTarball: {path: tarball, sha256: digest}}))
+    const padded = Buffer.concat([tar, Buffer.alloc((TAR_RECORD_BYTES - (tar.length % TAR_RECORD_BYTES)) % TAR_RECORD_BYTES)])
+    const command = bootstrapCommand([], {unpackTarball: true, ackTimeout: answer === 'silence' ? 1 : 60})
+    const child = spawn('bash', ['-c', command], {env: env(), cwd: work, detached: true, stdio: ['pipe', 'pipe', 'pipe']})
+    let stdout = ''
+    let stderr = ''
+    let answered = false
+    child.stdout.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString('utf8')
+      if (answered || !/^=-\.-= JOB_ID \d+$/m.test(stdout)) return
+      answered = true
+      if (answer === 'confirm') child.stdin.end(`${JOB_ID_RECORDED}\n`)
+      else if (answer === 'end of input') child.stdin.end()
+      // As sshd does when the connection drops: SIGHUP to the session's process group.
+      else if (answer === 'hang-up') process.kill(-child.pid!, 'SIGHUP')
+    })
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')))
+    child.stdin.on('error', () => undefined)
+    child.stdin.write(padded)
+    const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)))
+    if (!child.stdin.writableEnded) child.stdin.end()
+    return {code, stdout, stderr}
+  }
+
+  it('confirmed: exits 0 and leaves the job and its pilot directory to each other', async () => {
+    const result = await session('confirm')
+    expect(result.code).toBe(0)
+    expect(controlLines(result.stdout).JOB_ID).toBe('4242')
+    expect(calls('scancel')).toEqual([])
+    expect(pilotDirs()).toHaveLength(1)
+  })
+
+  for (const answer of ['end of input', 'silence', 'hang-up'] as const) {
+    it(`no confirmation (${answer}): cancels the job it submitted and removes the pilot directory, secrets and all`, async () => {
+      const result = await session(answer)
+      expect(result.code).toBe(answer === 'hang-up' ? 129 : BACKEND_EXIT.unconfirmed)
+      if (answer !== 'hang-up') expect(result.stderr).toContain('did not confirm recording batch job 4242')
+      expect(controlLines(result.stdout).JOB_ID).toBe('4242')
+      expect(calls('scancel').map((c) => c.slice(1))).toEqual([[`--user=${loginUser}`, `--name=${batchJobName(planFor({target: 'wholenode@anvil', nodes: '2'}).annexName, benignAp.requestId)}`]])
+      expect(pilotDirs()).toEqual([])
+    })
+  }
 })
