@@ -279,11 +279,13 @@ export function bootstrapCommand(digests: string[] = [], options: BootstrapOptio
     'mkdir -p -- "$HOME/.hpc-annex/tmp"',
     'staging=$(mktemp -d "$HOME/.hpc-annex/tmp/bundle.XXXXXXXX")',
     // The removal ignores the hang-ups still reaching the group (the back-end's heartbeat sends one), so no rm dies half-way.
-    `trap 'trap "" HUP INT TERM PIPE; rm -rf -- "$staging"' EXIT`,
+    'unstage() { trap "" HUP INT TERM PIPE; rm -rf -- "$staging"; }',
+    `trap unstage EXIT`,
     // Whose it is, for the back-ends that sweep what a run killed outright left (sweep_staging).
     `printf '%s %s\\n' "$(uname -n)" "$$" > "$staging/.owner"`,
-    // A lost connection or a kill still runs the EXIT trap.
-    `trap 'exit 129' HUP INT TERM PIPE`,
+    // A lost connection or a kill removes it too, before exiting: a second signal caught between
+    // an exit and its EXIT trap (the session's HUP and the heartbeat's) ends the shell without that trap.
+    `trap 'unstage; exit 129' HUP INT TERM PIPE`,
   ]
   if (options.cacheLimit) steps.push(`{ ${cacheEnforceCommand(options.cacheLimit)} || :; }`)
   if (digests.length > 0) {
