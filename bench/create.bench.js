@@ -49,11 +49,13 @@ const LIFETIME = 1800
 
 /** How many runs of what, per profile. 1 GiB transfers at 100 Mbit/s take ~90 s each, so fewer of them on wan. */
 function plan(quick) {
-  if (quick) return {imageBytes: 64 * MiB, runs: 2, bigRuns: {lan: 1}, secondRuns: 2, anchorBigRuns: {lan: 1}, coldRuns: 3}
+  if (quick) return {imageBytes: 64 * MiB, runs: 2, bigRuns: {lan: 1}, abRuns: 1, secondRuns: 2, anchorBigRuns: {lan: 1}, coldRuns: 3}
   return {
     imageBytes: 1024 * MiB,
     runs: 5,
     bigRuns: {lan: 2, campus: 2, wan: 1},
+    /** Uploads per transport with the login node hashing by sha256sum (the A/B of its hashing). */
+    abRuns: 1,
     secondRuns: 3,
     anchorBigRuns: {lan: 2, campus: 2, wan: 1},
     coldRuns: 10,
@@ -375,23 +377,32 @@ async function createFigures(ctx, profile, p, log) {
   log(`${profile}: first create with a ${fmtBytes(ctx.image.bytes)} image, ${bigRuns} run(s) per transport`)
   out.bigFirst = {runs: bigRuns}
   const S = ctx.image.bytes
+  const upload = async (transport) => {
+    clearRemoteCache(ctx)
+    const r = await annexCreate(ctx, {transport, image: ctx.image, watch: true})
+    if (r.result.images?.[0]?.sent !== true) throw new Error('the first create did not send the image')
+    // The CLI reads the tarball (its digest), the image (its checksum), then streams the image before the
+    // tarball: the middle of the image's second read is the upload.
+    const T = ctx.tarball.bytes
+    return {wall: r.exitMs, rate: readRate(r.reads, T + 1.2 * S, T + 1.8 * S), peakRss: r.peakRss}
+  }
   for (const transport of ['ssh2', 'openssh']) {
-    const walls = []
-    const rates = []
-    let peak = 0
-    for (let i = 0; i < bigRuns; i++) {
-      clearRemoteCache(ctx)
-      const r = await annexCreate(ctx, {transport, image: ctx.image, watch: true})
-      walls.push(r.exitMs)
-      // The CLI reads the tarball (its digest), the image (its checksum), then streams the image before the
-      // tarball: the middle of the image's second read is the upload.
-      const T = ctx.tarball.bytes
-      const rate = readRate(r.reads, T + 1.2 * S, T + 1.8 * S)
-      if (rate !== undefined) rates.push(rate)
-      peak = Math.max(peak, r.peakRss)
-      if (r.result.images?.[0]?.sent !== true) throw new Error('the first create did not send the image')
+    const runs = []
+    for (let i = 0; i < bigRuns; i++) runs.push(await upload(transport))
+    // The A/B: the same upload with the login node hashing what arrives with coreutils' sha256sum instead of openssl.
+    ctx.loginNode.sha256sumOnly(true)
+    const slower = []
+    try {
+      for (let i = 0; i < p.abRuns; i++) slower.push(await upload(transport))
+    } finally {
+      ctx.loginNode.sha256sumOnly(false)
     }
-    out.bigFirst[transport] = {wall: stats(walls), rate: stats(rates), peakRss: peak}
+    out.bigFirst[transport] = {
+      wall: stats(runs.map((r) => r.wall)),
+      rate: stats(defined(runs.map((r) => r.rate))),
+      peakRss: Math.max(...runs.map((r) => r.peakRss)),
+      sha256sum: {wall: stats(slower.map((r) => r.wall)), rate: stats(defined(slower.map((r) => r.rate)))},
+    }
   }
   const cats = []
   for (let i = 0; i < bigRuns; i++) cats.push((await catSsh(ctx, ctx.image)).rate)
@@ -451,6 +462,8 @@ function rows(figures, p) {
     for (const t of ['ssh2', 'openssh']) {
       out.push([P, `${big} image, first create, upload rate (--ssh ${t})${runs < p.runs ? `, ${runs} run(s)` : ''}`, fmtRate(f.bigFirst[t].rate), `cat|ssh ${fmtRate(f.bigFirst.catSsh)}`, fmtRatio(ratio(f.bigFirst[t].rate, f.bigFirst.catSsh), GOALS.upload[P])])
       out.push([P, `${big} image, first create, wall (--ssh ${t})${runs < p.runs ? `, ${runs} run(s)` : ''}`, fmtMs(f.bigFirst[t].wall), '', ''])
+      const ab = f.bigFirst[t].sha256sum
+      out.push([P, `… the same, the login node hashing with coreutils' sha256sum instead of openssl (A/B, ${ab.rate.n} run(s))`, fmtRate(ab.rate), `cat|ssh ${fmtRate(f.bigFirst.catSsh)}`, fmtRatio(ratio(ab.rate, f.bigFirst.catSsh), '')])
       out.push([P, `peak RSS of the CLI during the upload (--ssh ${t})`, fmtBytes(f.bigFirst[t].peakRss), '', f.bigFirst[t].peakRss < 150 * MiB ? 'goal < 150 MiB: met' : 'goal < 150 MiB: NOT met'])
     }
     out.push([P, `${big} image, second create: bytes on the wire (${f.bigSecond.annex.n} runs; anchor ${f.bigSecond.anchor.n})`, fmtBytes(f.bigSecond.bytesSent.median), fmtBytes(f.bigSecond.anchorBytesSent.median), f.bigSecond.bytesSent.median < MiB ? 'goal < 1 MiB: met' : 'goal < 1 MiB: NOT met'])

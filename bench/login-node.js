@@ -15,6 +15,8 @@ import {join} from 'node:path'
 
 /** The directory of the site user's home that holds the hook's files while a benchmark runs. */
 const DIR = '.hpc-annex-bench'
+/** The flag file of the sha256 A/B (see sha256sumOnly). */
+const SHA256SUM_ONLY = 'sha256sum-only'
 const HOOK_MARK = '# hpc-annex bench/login-node.js: removed after the run'
 
 function siteAccount(user) {
@@ -58,7 +60,11 @@ export function prepareLoginNode({siteUser, wsIp, anchor, log}) {
     'case ${SSH_CONNECTION%% *} in',
     `${wsIp})`,
     `    export HPC_ANNEX_CACHE="$HOME/${DIR}/cache"`,
+    // The A/B of the login node's sha256: while the flag is there, openssl fails, so hpc-annex falls back to sha256sum.
+    `    if [ -e "$HOME/${DIR}/${SHA256SUM_ONLY}" ]; then PATH="$HOME/${DIR}/no-openssl:$PATH"; fi`,
   ]
+  mkdirSync(join(dir, 'no-openssl'))
+  writeFileSync(join(dir, 'no-openssl', 'openssl'), '#!/bin/sh\n# hpc-annex bench/login-node.js: no openssl, for the sha256sum side of the A/B\nexit 127\n', {mode: 0o755})
   const undo = []
   if (anchor) {
     mkdirSync(join(dir, 'bin'))
@@ -101,6 +107,12 @@ export function prepareLoginNode({siteUser, wsIp, anchor, log}) {
   return {
     /** hpc-annex's cache on the login node while the benchmark runs. */
     cacheDir: join(dir, 'cache'),
+    /** While on, the login node has no working openssl for hpc-annex: it hashes what it receives with coreutils' sha256sum. */
+    sha256sumOnly(on) {
+      const flag = join(dir, SHA256SUM_ONLY)
+      if (on) writeFileSync(flag, '')
+      else rmSync(flag, {force: true})
+    },
     remove() {
       if (existsSync(bashrc)) {
         const text = readFileSync(bashrc, 'utf8')

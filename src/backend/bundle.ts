@@ -13,6 +13,7 @@ import {shellQuote} from '../quote.js'
 import {cacheEnforceCommand, type CacheLimit} from './cache.js'
 import {SECRET_MODE, type RenderedFile} from './files.js'
 import {CONTROL, CONTROL_MARK, TAR_RECORD_BYTES} from './protocol.js'
+import {PICK_SHA256, SHA256_FUNCTION} from './sha256.js'
 
 /** Secrets travel as bytes or as a local file; either way they are never printed. */
 export type SecretSource = Buffer | {path: string}
@@ -224,7 +225,8 @@ export const REMOTE_CACHE = '${HPC_ANNEX_CACHE:-$HOME/.hpc-annex/cache}'
  * What the login node's tar does with each file of the bundle (GNU tar's
  * --to-command; /bin/sh in the staging directory, the file on stdin): writes
  * it with its mode. Images and tarballs are hashed as they arrive, into
- * <file>.sha256, so the back-end checks them without reading them again.
+ * <file>.sha256 (with the bootstrap's pick of sha256 tool), so the back-end
+ * checks them without reading them again.
  * With `unpackTarball`, the HTCondor tarball is also unpacked as it arrives,
  * into condor/<sha256>.unpacked. That tree is only a head start: the back-end
  * takes it once the tarball's sha256 checks out, and unpacks the tarball
@@ -234,14 +236,15 @@ function receiveFileScript(unpackTarball: boolean): string {
   // tee's own status is lost in a POSIX sh pipeline: the size written says whether it wrote everything.
   const whole = '[ "$(stat -c %s -- "$f")" = "$TAR_SIZE" ] || exit 1'
   // The unpacking side always reads to the end, so tee writes the whole file whatever tar makes of it.
-  const unpack = `condor/*) { tee -- "$f" /dev/fd/3 | sha256sum > "$f.sha256"; } 3>&1 | { mkdir -- "$f.unpacked" && tar -xzf - -C "$f.unpacked" 2>/dev/null || rm -rf -- "$f.unpacked"; cat >/dev/null; }; ${whole} ;; `
+  const unpack = `condor/*) { tee -- "$f" /dev/fd/3 | sha256 > "$f.sha256"; } 3>&1 | { mkdir -- "$f.unpacked" && tar -xzf - -C "$f.unpacked" 2>/dev/null || rm -rf -- "$f.unpacked"; cat >/dev/null; }; ${whole} ;; `
   return [
     // tar runs this with umask 0.
     'umask 077',
     'f=$TAR_FILENAME',
+    SHA256_FUNCTION,
     // tar leaves directories to this script.
     'case $f in */*) [ -d "${f%/*}" ] || mkdir -p -- "${f%/*}" || exit 1 ;; esac',
-    `case $f in ${unpackTarball ? unpack : ''}condor/*|sif/*) tee -- "$f" | sha256sum > "$f.sha256"; ${whole} ;; *) cat > "$f" || exit 1 ;; esac`,
+    `case $f in ${unpackTarball ? unpack : ''}condor/*|sif/*) tee -- "$f" | sha256 > "$f.sha256"; ${whole} ;; *) cat > "$f" || exit 1 ;; esac`,
     '[ "$TAR_MODE" = 0600 ] || chmod -- "$TAR_MODE" "$f"',
   ].join('; ')
 }
@@ -286,6 +289,7 @@ export function bootstrapCommand(digests: string[] = [], options: BootstrapOptio
     // A lost connection or a kill removes it too, before exiting: a second signal caught between
     // an exit and its EXIT trap (the session's HUP and the heartbeat's) ends the shell without that trap.
     `trap 'unstage; exit 129' HUP INT TERM PIPE`,
+    PICK_SHA256,
   ]
   if (options.cacheLimit) steps.push(`{ ${cacheEnforceCommand(options.cacheLimit)} || :; }`)
   if (digests.length > 0) {

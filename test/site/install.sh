@@ -7,7 +7,7 @@
 set -euo pipefail
 
 PACKAGES=(openssh-server openssh-client slurm-wlm munge libpam-google-authenticator
-          oathtool shellcheck iproute2 iptables
+          oathtool shellcheck iproute2 iptables openssl
           libstdc++6 libgcc-s1 libc6 libssl3 libsqlite3-0 libpcre2-8-0 libuuid1 libgomp1 libcurl4)
 
 missing=()

@@ -517,14 +517,22 @@ describe('the HTCondor-batch back-end (PATh Facility)', {timeout: 60_000}, () =>
     expect(readdirSync(join(home, '.hpc-annex', 'scratch')).filter((n) => n.startsWith('pilot.'))).toEqual([])
   })
 
-  it('never sends a damaged cached tarball to the pool: it is dropped and the staged one taken', async () => {
+  // The bootstrap picks openssl's sha256 when it hashes as sha256sum does (HPC_ANNEX_OPENSSL_SHA256=1); run by hand, sha256sum.
+  // openssl here is a stand-in printing as openssl does ("HEX *stdin"), so the test needs no openssl.
+  it.each([['sha256sum', '0'], ['openssl', '1']])('never sends a damaged cached tarball to the pool: it is dropped and the staged one taken (hashed by %s)', async (tool, flag) => {
     const plan = planFor({target: 'cpu@path-facility', cpus: '4', memMb: '8192'})
     const ap = {...benignAp, stagedTarballSha256: digest}
     const inputs = {token: Buffer.from('t'), password: Buffer.from('p'), condorTarball: {path: tarball, sha256: digest}}
-    expect(runBash(join(await unpack(renderFiles(plan, ap), inputs, 'first'), 'backend.sh'), [], env(), work).status).toBe(0)
+    const tools = join(work, `tools-${tool}`)
+    mkdirSync(tools)
+    const uses = join(work, `uses-${tool}`)
+    writeFileSync(join(tools, 'openssl'), `#!/bin/sh\n[ "$*" = 'dgst -sha256 -r' ] || exit 2\necho >> '${uses}'\necho "$(sha256sum | cut -c1-64) *stdin"\n`, {mode: 0o755})
+    const hashing = () => ({...env(), PATH: `${tools}:${env().PATH}`, HPC_ANNEX_OPENSSL_SHA256: flag})
+    expect(runBash(join(await unpack(renderFiles(plan, ap), inputs, 'first'), 'backend.sh'), [], hashing(), work).status).toBe(0)
     const cached = join(home, '.hpc-annex', 'cache', digest)
     writeFileSync(cached, 'damaged')
-    const again = runBash(join(await unpack(renderFiles(plan, ap), inputs, 'second'), 'backend.sh'), [], env(), work)
+    const again = runBash(join(await unpack(renderFiles(plan, ap), inputs, 'second'), 'backend.sh'), [], hashing(), work)
+    expect(existsSync(uses)).toBe(tool === 'openssl')
     expect(again.status).toBe(0)
     expect(again.stdout).toContain(`Dropping a damaged cached object (${digest}).`)
     expect(sha256(join(controlLines(again.stdout).PILOT_DIR!, 'condor.tar.gz'))).toBe(digest)

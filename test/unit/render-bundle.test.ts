@@ -134,7 +134,7 @@ describe('the self-service bundle (--bundle)', () => {
     const imageDigest = await sha256File(image)
     const home = join(work, 'home')
     mkdirSync(home)
-    const run = async (source: string, options: Parameters<typeof bootstrapCommand>[1]) => {
+    const run = async (source: string, options: Parameters<typeof bootstrapCommand>[1], env: NodeJS.ProcessEnv = {}) => {
       const digest = await sha256File(source)
       // The back-end reports what it found beside it, then the bootstrap removes it all.
       const report = [
@@ -142,11 +142,12 @@ describe('the self-service bundle (--bundle)', () => {
         `stat -c "%a %s %n" backend.sh token password condor condor/${digest} sif/${imageDigest}`,
         `cat condor/${digest}.sha256 sif/${imageDigest}.sha256`,
         `ls condor/${digest}.unpacked 2>&1 || true`,
+        'echo "openssl: $HPC_ANNEX_OPENSSL_SHA256"',
       ].join('\n')
       const files = [{path: 'backend.sh', mode: 0o700, content: `${report}\n`}]
       const inputs = {token: Buffer.from('T'), password: Buffer.alloc(0), sifs: [{sha256: imageDigest, path: image}], condorTarball: {path: source, sha256: digest}}
       const bundle = await buffer(bundleStream(files, inputs))
-      const ran = spawnSync('bash', ['-c', bootstrapCommand([], options)], {input: bundle, env: {...process.env, HOME: home}, encoding: 'utf8'})
+      const ran = spawnSync('bash', ['-c', bootstrapCommand([], options)], {input: bundle, env: {...process.env, HOME: home, ...env}, encoding: 'utf8'})
       expect(ran.stderr).toBe('')
       expect(ran.status).toBe(0)
       expect(readdirSync(join(home, '.hpc-annex', 'tmp'))).toEqual([])
@@ -154,6 +155,8 @@ describe('the self-service bundle (--bundle)', () => {
     }
 
     const digest = await sha256File(tarball)
+    // sha256sum prints "HEX  -", openssl "HEX *stdin": the back-end reads the first 64 characters.
+    const hashed = (hex: string) => expect.stringMatching(new RegExp(`^${hex} `))
     expect(await run(tarball, {unpackTarball: true})).toEqual([
       expect.stringMatching(/^700 \d+ backend\.sh$/),
       '600 1 token',
@@ -161,20 +164,38 @@ describe('the self-service bundle (--bundle)', () => {
       expect.stringMatching(/^700 \d+ condor$/),
       `600 ${statSync(tarball).size} condor/${digest}`,
       `600 70000 sif/${imageDigest}`,
-      `${digest}  -`,
-      `${imageDigest}  -`,
+      hashed(digest),
+      hashed(imageDigest),
       'condor-25.0.4-x86_64_AlmaLinux9-stripped',
+      expect.stringMatching(/^openssl: [01]$/),
     ])
 
+    // The faster openssl is used when it hashes as sha256sum does (a stand-in that notes each use here),
+    // and sha256sum when it does not; the digests are the same either way.
+    const tools = (name: string, script: string) => {
+      const dir = join(work, name)
+      mkdirSync(dir)
+      writeFileSync(join(dir, 'openssl'), `#!/bin/sh\n${script}\n`, {mode: 0o755})
+      return {PATH: `${dir}:${process.env.PATH ?? '/usr/bin:/bin'}`}
+    }
+    const uses = join(work, 'openssl-uses')
+    const working = tools('good-openssl', `echo >> '${uses}'; h=$(sha256sum | cut -c1-64); echo "$h *stdin"`)
+    const viaOpenssl = await run(tarball, {}, working)
+    expect(viaOpenssl.slice(-4)).toEqual([`${digest} *stdin`, `${imageDigest} *stdin`, expect.stringMatching(/No such file or directory/), 'openssl: 1'])
+    // Checked once on empty input, then once per hashed file.
+    expect(readFileSync(uses, 'utf8')).toBe('\n\n\n')
+    const broken = tools('broken-openssl', 'cat >/dev/null; echo 0000 *stdin')
+    expect((await run(tarball, {}, broken)).slice(-4)).toEqual([`${digest}  -`, `${imageDigest}  -`, expect.stringMatching(/No such file or directory/), 'openssl: 0'])
+
     // Not asked: the tarball is only written (and hashed).
-    expect((await run(tarball, {})).at(-1)).toMatch(/No such file or directory/)
+    expect((await run(tarball, {})).at(-2)).toMatch(/No such file or directory/)
     // A tarball tar cannot read still arrives whole, for the back-end to judge, and leaves no tree.
     const damaged = join(work, 'damaged.tar.gz')
     writeFileSync(damaged, Buffer.concat([readFileSync(tarball).subarray(0, 200), Buffer.alloc(5000, 7)]))
     const refused = await run(damaged, {unpackTarball: true})
-    expect(refused).toContain(`${await sha256File(damaged)}  -`)
+    expect(refused).toContainEqual(hashed(await sha256File(damaged)))
     expect(refused).toContain(`600 5200 condor/${await sha256File(damaged)}`)
-    expect(refused.at(-1)).toMatch(/No such file or directory/)
+    expect(refused.at(-2)).toMatch(/No such file or directory/)
   })
 
   it('a cut-off upload runs nothing and leaves nothing', () => {
