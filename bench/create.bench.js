@@ -30,7 +30,7 @@ import {fileURLToPath} from 'node:url'
 import {apEnv, apTool, asUser, findRelease, giveToUser, startBenchAccessPoint, untilPilotsAdvertised, userSshConfig, watchJobQueue} from './access-point.js'
 import {ANCHOR_TARGET, anchorCommand, closeAnchorMaster, prepareAnchorHome} from './anchor.js'
 import {MiB, fmtBytes, fmtMs, fmtRate, readRate, stats, timed} from './lib.js'
-import {prepareLoginNode} from './login-node.js'
+import {prepareLoginNode, startDownloadMirror} from './login-node.js'
 
 export const name = 'create'
 
@@ -273,13 +273,16 @@ async function pilotsAdvertised(ctx, annex, r, pilots) {
   return at === undefined ? undefined : at - r.started
 }
 
-async function annexCreate(ctx, {transport = 'ssh2', image, watch = false, pilots = false} = {}) {
+/** `download`: the login node downloads the tarball (hpc-annex's default, from the stand-in mirror) instead of being sent it (--condor-tarball). */
+async function annexCreate(ctx, {transport = 'ssh2', image, watch = false, pilots = false, download = false} = {}) {
   const annex = `bench${process.pid}x${ctx.counter++}`
   const job = image ? await submitImageJob(ctx, annex, image) : undefined
-  const args = [BIN, 'create', annex, 'compute@sandbox', '--nodes', String(NODES), '--lifetime', String(LIFETIME), '--condor-tarball', ctx.tarball.path, '--ssh', transport, '--json']
+  const tarball = download ? [] : ['--condor-tarball', ctx.tarball.path]
+  const args = [BIN, 'create', annex, 'compute@sandbox', '--nodes', String(NODES), '--lifetime', String(LIFETIME), ...tarball, '--ssh', transport, '--json']
+  const env = download ? {...ctx.cliEnv, _CONDOR_ANNEX_TARBALL_URL_BASE: ctx.mirror.base} : ctx.cliEnv
   const offset = ctx.sshd.offset()
   const wire = wireBytes()
-  const r = await timed(...asUser(ctx.ap, process.execPath, args), {env: ctx.cliEnv, watch, cwd: ctx.cliHome})
+  const r = await timed(...asUser(ctx.ap, process.execPath, args), {env, watch, cwd: ctx.cliHome})
   const sent = wireBytes() - wire
   let result
   try {
@@ -294,7 +297,11 @@ async function annexCreate(ctx, {transport = 'ssh2', image, watch = false, pilot
   }
 }
 
-async function anchorCreate(ctx, {image, pilots = false} = {}) {
+/** HTCondor's tool gives up staging images that take longer than this (its own words, when it does). */
+const ANCHOR_SIF_LIMIT = /Failed to transfer \.sif files in (\d+) seconds/
+
+/** `imageLimitOk`: the tool giving up on the image transfer (ANCHOR_SIF_LIMIT) is a result ({limit}), not an error. */
+async function anchorCreate(ctx, {image, pilots = false, imageLimitOk = false} = {}) {
   const annex = `anchor${process.pid}x${ctx.counter++}`
   const job = image ? await submitImageJob(ctx, annex, image) : undefined
   const command = anchorCommand(ctx.ap, ctx.apHome, {name: annex, nodes: NODES, lifetime: LIFETIME, loginHost: 'hpc'})
@@ -304,6 +311,8 @@ async function anchorCreate(ctx, {image, pilots = false} = {}) {
   const sent = wireBytes() - wire
   let jobId
   try {
+    const limit = ANCHOR_SIF_LIMIT.exec(r.stdout + r.stderr)
+    if (r.code !== 0 && imageLimitOk && limit) return {limit: Number(limit[1]), exitMs: r.ms, sent}
     if (r.code !== 0) throw new Error(`htcondor annex create failed (exit ${r.code}): ${(r.stdout + r.stderr).slice(-2500)}`)
     jobId = toJobId(ctx, r, 'htcondor annex create')
     const pilotsMs = await pilotsAdvertised(ctx, annex, r, pilots)
@@ -346,24 +355,31 @@ const defined = (xs) => xs.filter((x) => x !== undefined)
 
 async function createFigures(ctx, profile, p, log) {
   const out = {profile, nodes: NODES, missedPilots: 0}
-  // 1. No images: first (cache cold) and repeated (tarball cached), each followed by the anchor; every run until its pilots are in.
-  log(`${profile}: create without images, ${NODES} nodes, ${p.runs} runs after a warm-up (hpc-annex first, anchor, hpc-annex repeated, anchor)`)
-  const runs = {first: [], again: [], anchor: []}
+  // 1. No images: first (cache cold) and repeated (tarball cached), each followed by the anchor; then first
+  // again with the login node downloading the tarball, as the anchor's does; every run until its pilots are in.
+  log(`${profile}: create without images, ${NODES} nodes, ${p.runs} runs after a warm-up (hpc-annex first, anchor, hpc-annex repeated, anchor, hpc-annex first downloading)`)
+  const runs = {first: [], again: [], anchor: [], downloaded: []}
   for (let i = 0; i <= p.runs; i++) {
     clearRemoteCache(ctx)
     const a = await annexCreate(ctx, {pilots: true})
     const b = await anchorCreate(ctx, {pilots: true})
     const c = await annexCreate(ctx, {pilots: true})
     const d = await anchorCreate(ctx, {pilots: true})
-    log(`${profile}: run ${i}${i === 0 ? ' (warm-up)' : ''}: to JOB_ID ${[a, b, c, d].map((x) => `${(x.ms / 1000).toFixed(2)}`).join(' / ')} s; pilots ${[a, b, c, d].map((x) => (x.pilotsMs === undefined ? '-' : `${(x.pilotsMs / 1000).toFixed(2)}`)).join(' / ')} s`)
+    clearRemoteCache(ctx)
+    const e = await annexCreate(ctx, {pilots: true, download: true})
+    log(`${profile}: run ${i}${i === 0 ? ' (warm-up)' : ''}: to JOB_ID ${[a, b, c, d, e].map((x) => `${(x.ms / 1000).toFixed(2)}`).join(' / ')} s; pilots ${[a, b, c, d, e].map((x) => (x.pilotsMs === undefined ? '-' : `${(x.pilotsMs / 1000).toFixed(2)}`)).join(' / ')} s`)
+    if (e.result.htcondor?.urlBaseFrom !== 'ANNEX_TARBALL_URL_BASE' || e.result.htcondor.stagedTarball !== undefined) throw new Error(`the downloading create did not download from the stand-in: ${JSON.stringify(e.result.htcondor)}`)
     if (i === 0) continue // warm-up
     runs.first.push(a)
     runs.again.push(c)
     runs.anchor.push(b, d)
+    runs.downloaded.push(e)
   }
   const fig = (xs, key) => stats(defined(xs.map((x) => x[key])))
-  out.missedPilots = [...runs.first, ...runs.again, ...runs.anchor].filter((x) => x.pilotsMs === undefined).length
+  out.missedPilots = [...runs.first, ...runs.again, ...runs.anchor, ...runs.downloaded].filter((x) => x.pilotsMs === undefined).length
   out.firstCreate = {annex: fig(runs.first, 'ms'), anchor: fig(runs.anchor, 'ms')}
+  out.firstDownloaded = {annex: fig(runs.downloaded, 'ms'), anchor: fig(runs.anchor, 'ms')}
+  out.firstDownloadedPilots = {annex: fig(runs.downloaded, 'pilotsMs'), anchor: fig(runs.anchor, 'pilotsMs')}
   out.repeatedCreate = {annex: fig(runs.again, 'ms'), anchor: fig(runs.anchor, 'ms')}
   out.firstPilots = {annex: fig(runs.first, 'pilotsMs'), anchor: fig(runs.anchor, 'pilotsMs')}
   out.repeatedPilots = {annex: fig(runs.again, 'pilotsMs'), anchor: fig(runs.anchor, 'pilotsMs')}
@@ -419,13 +435,16 @@ async function createFigures(ctx, profile, p, log) {
     second.push(r)
   }
   const anchorImage = []
-  for (let i = 0; i < anchorRuns; i++) anchorImage.push(await anchorCreate(ctx, {image: ctx.image}))
+  for (let i = 0; i < anchorRuns; i++) anchorImage.push(await anchorCreate(ctx, {image: ctx.image, imageLimitOk: true}))
+  const gaveUp = anchorImage.filter((r) => r.limit !== undefined)
   out.bigSecond = {
+    // Runs in which HTCondor's tool gave up on sending the image (its time limit, in seconds), and after how long.
+    anchorGaveUp: gaveUp.length ? {runs: gaveUp.length, limit: gaveUp[0].limit, exit: stats(gaveUp.map((r) => r.exitMs))} : undefined,
     annex: stats(second.map((r) => r.ms)),
     // On the wire (the kernel's count of what left the namespace, ssh and TCP included), the same way for both tools.
     bytesSent: stats(second.map((r) => r.sent)),
     reportedBytesSent: stats(second.map((r) => r.result.sentBytes ?? r.result.bytesSent)),
-    anchor: stats(anchorImage.map((r) => r.ms)),
+    anchor: stats(defined(anchorImage.map((r) => r.ms))),
     anchorBytesSent: stats(anchorImage.map((r) => r.sent)),
   }
   clearRemoteCache(ctx)
@@ -454,8 +473,10 @@ function rows(figures, p) {
     const trips = (xs) => xs.join('/')
     const n = f.nodes
     out.push([P, 'create, first (hpc-annex sends the tarball; the anchor downloads it), start → batch job id in the state job', fmtMs(f.firstCreate.annex), fmtMs(f.firstCreate.anchor), fmtRatio(ratio(f.firstCreate.annex, f.firstCreate.anchor), GOALS.first[P])])
+    out.push([P, 'create, first (both download the tarball on the login node, from the local stand-ins), start → batch job id in the state job', fmtMs(f.firstDownloaded.annex), fmtMs(f.firstDownloaded.anchor), fmtRatio(ratio(f.firstDownloaded.annex, f.firstDownloaded.anchor), GOALS.first[P])])
     out.push([P, 'create, repeated (tarball cached), start → batch job id in the state job', fmtMs(f.repeatedCreate.annex), fmtMs(f.repeatedCreate.anchor), fmtRatio(ratio(f.repeatedCreate.annex, f.repeatedCreate.anchor), GOALS.repeated[P])])
     out.push([P, `create start → all ${n} pilots advertised, first`, fmtMs(f.firstPilots.annex), fmtMs(f.firstPilots.anchor), fmtRatio(ratio(f.firstPilots.annex, f.firstPilots.anchor), GOALS.pilots[P])])
+    out.push([P, `create start → all ${n} pilots advertised, first, both downloading`, fmtMs(f.firstDownloadedPilots.annex), fmtMs(f.firstDownloadedPilots.anchor), fmtRatio(ratio(f.firstDownloadedPilots.annex, f.firstDownloadedPilots.anchor), GOALS.pilots[P])])
     out.push([P, `create start → all ${n} pilots advertised, repeated`, fmtMs(f.repeatedPilots.annex), fmtMs(f.repeatedPilots.anchor), fmtRatio(ratio(f.repeatedPilots.annex, f.repeatedPilots.anchor), GOALS.pilots[P])])
     out.push([P, 'logins / round trips after the login (sshd log: sessions)', `${trips(f.logins.annex)} / ${trips(f.roundTrips.first)}`, `${trips(f.logins.anchor)} / ${trips(f.roundTrips.anchor)}`, ''])
     const runs = f.bigFirst.runs
@@ -466,8 +487,10 @@ function rows(figures, p) {
       out.push([P, `… the same, the login node hashing with coreutils' sha256sum instead of openssl (A/B, ${ab.rate.n} run(s))`, fmtRate(ab.rate), `cat|ssh ${fmtRate(f.bigFirst.catSsh)}`, fmtRatio(ratio(ab.rate, f.bigFirst.catSsh), '')])
       out.push([P, `peak RSS of the CLI during the upload (--ssh ${t})`, fmtBytes(f.bigFirst[t].peakRss), '', f.bigFirst[t].peakRss < 150 * MiB ? 'goal < 150 MiB: met' : 'goal < 150 MiB: NOT met'])
     }
-    out.push([P, `${big} image, second create: bytes on the wire (${f.bigSecond.annex.n} runs; anchor ${f.bigSecond.anchor.n})`, fmtBytes(f.bigSecond.bytesSent.median), fmtBytes(f.bigSecond.anchorBytesSent.median), f.bigSecond.bytesSent.median < MiB ? 'goal < 1 MiB: met' : 'goal < 1 MiB: NOT met'])
-    out.push([P, `${big} image, second create: start → batch job id (${f.bigSecond.annex.n} runs; anchor ${f.bigSecond.anchor.n})`, fmtMs(f.bigSecond.annex), fmtMs(f.bigSecond.anchor), fmtRatio(ratio(f.bigSecond.annex, f.bigSecond.anchor), '')])
+    out.push([P, `${big} image, second create: bytes on the wire (${f.bigSecond.annex.n} runs; anchor ${f.bigSecond.anchor.n})`, fmtBytes(f.bigSecond.bytesSent.median), `${fmtBytes(f.bigSecond.anchorBytesSent.median)}${f.bigSecond.anchorGaveUp ? ' (until it gave up)' : ''}`, f.bigSecond.bytesSent.median < MiB ? 'goal < 1 MiB: met' : 'goal < 1 MiB: NOT met'])
+    const gaveUp = f.bigSecond.anchorGaveUp
+    const anchorSecond = gaveUp && !f.bigSecond.anchor.n ? `gave up: its ${gaveUp.limit} s limit on sending images (exit after ${fmtMs(gaveUp.exit)})` : fmtMs(f.bigSecond.anchor)
+    out.push([P, `${big} image, second create: start → batch job id (${f.bigSecond.annex.n} runs; anchor ${f.bigSecond.anchor.n + (gaveUp?.runs ?? 0)})`, fmtMs(f.bigSecond.annex), anchorSecond, gaveUp && !f.bigSecond.anchor.n ? 'only hpc-annex gets an annex' : fmtRatio(ratio(f.bigSecond.annex, f.bigSecond.anchor), '')])
   }
   if (figures.coldStart) {
     out.push(['-', 'cold start: hpc-annex --help', fmtMs(figures.coldStart['--help']), '', 'goal ≤ 200 ms'])
@@ -505,6 +528,7 @@ export async function run(options = {}) {
     bench = await startBenchAccessPoint({release, netns: NS, wsIp: WS_IP, log})
     loginNode = prepareLoginNode({siteUser: site.info.user, wsIp: WS_IP, anchor: {tarball: release.tarball}, log})
     ctx = makeContext({site, bench, loginNode, release, work})
+    ctx.mirror = await startDownloadMirror({tarball: release.tarball, version: release.version})
     const imagePath = join(work, 'jobs', 'bench.sif')
     mkdirSync(dirname(imagePath), {recursive: true})
     giveToUser(bench.ap, dirname(imagePath))
@@ -523,6 +547,7 @@ export async function run(options = {}) {
     }
   } finally {
     ctx?.jobQueue.close()
+    await ctx?.mirror?.close()
     harness?.close()
     if (bench) {
       await apTool(bench.ap, 'condor_rm', ['-all'])
@@ -537,7 +562,7 @@ export async function run(options = {}) {
   const body = rows(figures, p)
   lines.push(...markdown(['profile', 'figure', 'hpc-annex', `htcondor annex (${figures.htcondor.version})`, 'ratio / goal'], body))
   lines.push('')
-  lines.push(`Median [min–max] of ${p.runs} runs after a warm-up unless a row says otherwise (the anchor ran twice per run: ${p.runs * 2} runs); ${NODES} nodes per create; ${fmtBytes(p.imageBytes)} image of random bytes; the HTCondor tarball is the release's own (${fmtBytes(figures.tarballBytes)}), given to hpc-annex with --condor-tarball and served to the anchor by the stand-in download; the pilots are real.`)
+  lines.push(`Median [min–max] of ${p.runs} runs after a warm-up unless a row says otherwise (the anchor ran twice per run: ${p.runs * 2} runs); ${NODES} nodes per create; ${fmtBytes(p.imageBytes)} image of random bytes; the HTCondor tarball is the release's own (${fmtBytes(figures.tarballBytes)}), given to hpc-annex with --condor-tarball (or, in the rows that say so, downloaded on the login node from a stand-in of HTCondor's download server on its loopback) and served to the anchor by the stand-in download; the pilots are real.`)
   lines.push(`Anchor: HTCondor ${figures.htcondor.version}'s own \`htcondor annex create\` as ${ANCHOR_TARGET} --nodes ${NODES} --cpus 2 (hpc-annex: compute@sandbox --nodes ${NODES}; both get ${NODES} whole 2-CPU nodes), on the same Access Point, link, login node and nodes, with the stand-ins listed in the README.`)
   lines.push('Batch job id: when the schedd logged it in the state job (its job queue log, watched through inotify); pilots: the annex collector polled every 100 ms from the end of the command; round trips: sessions the site\'s sshd logged from the benchmark\'s address.')
   lines.push('Profiles (bench/net.sh, the measured side, the Access Point with it, in its own network namespace): lan +0.2 ms RTT; campus +10 ms RTT, 1 Gbit/s; wan +100 ms RTT, 100 Mbit/s; the pilots reach the Access Point over the same link.')

@@ -10,7 +10,9 @@
 // tool needs on this site (bench/anchor.js says which and why) in the
 // environment of that tool's back-end, and of nothing else.
 import {spawnSync} from 'node:child_process'
+import {createHash} from 'node:crypto'
 import {chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, rmdirSync, writeFileSync} from 'node:fs'
+import {createServer} from 'node:http'
 import {join} from 'node:path'
 
 /** The directory of the site user's home that holds the hook's files while a benchmark runs. */
@@ -121,5 +123,36 @@ export function prepareLoginNode({siteUser, wsIp, anchor, log}) {
       rmSync(dir, {recursive: true, force: true})
       for (const f of undo) f()
     },
+  }
+}
+
+/**
+ * hpc-annex's own download, answered locally as the anchor's is: a stand-in
+ * for HTCondor's download server on this machine's 127.0.0.1 (the login node
+ * shares its network), laid out as that server is
+ * (<series>/<version>/release/<tarball>, with the sha256sum.txt hpc-annex
+ * verifies it by), serving the same release tarball the anchor's stand-in
+ * copies. hpc-annex is pointed at it with the Access Point's
+ * ANNEX_TARBALL_URL_BASE. Flatters hpc-annex as the anchor's stand-in
+ * flatters the anchor: a real login node downloads across the Internet.
+ * Returns {base, close}.
+ */
+export async function startDownloadMirror({tarball, version, platform = 'Debian12'}) {
+  const body = readFileSync(tarball)
+  const [major, minor] = version.split('.')
+  const release = `/${minor === '0' ? `${major}.0` : `${major}.x`}/${version}/release`
+  const name = `condor-${version}-x86_64_${platform}-stripped.tar.gz`
+  const files = new Map([
+    [`${release}/${name}`, body],
+    [`${release}/sha256sum.txt`, `${createHash('sha256').update(body).digest('hex')}  ${name}\n`],
+  ])
+  const server = createServer((request, response) => {
+    const file = request.method === 'GET' ? files.get(request.url ?? '') : undefined
+    response.writeHead(file === undefined ? 404 : 200).end(file)
+  })
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
+  return {
+    base: `http://127.0.0.1:${server.address().port}/`,
+    close: () => new Promise((resolve) => server.close(resolve)),
   }
 }
