@@ -469,8 +469,13 @@ async function digestImages(sifs: SifImage[]): Promise<Image[]> {
   for (const sif of sifs) {
     const name = sifEntryName(sif.basename)
     if (!byPath.has(sif.path)) {
-      const bytes = (await stat(sif.path)).size
-      byPath.set(sif.path, {name, sha256: await sha256File(sif.path), path: sif.path, bytes})
+      try {
+        const bytes = (await stat(sif.path)).size
+        byPath.set(sif.path, {name, sha256: await sha256File(sif.path), path: sif.path, bytes})
+      } catch (error) {
+        // Found by the checks, then not readable to its end (a directory, a file gone or unreadable meanwhile).
+        throw userError(`Cannot read the container image '${sif.path}' of job ${sif.jobId} (${message(error)}).`, `fix or remove job ${sif.jobId} (condor_rm ${sif.jobId}), then try again`)
+      }
     }
     const earlier = names.get(name)
     if (earlier !== undefined && earlier !== sif.path) {

@@ -438,6 +438,25 @@ describeOnRealHTCondor('the fault table of a create: every row leaves nothing an
       error: () => /^Error: .*unreadable\.tar\.gz/,
     },
     {
+      // Found by the checks, then failing as it is hashed (beside the token and the state job):
+      // a job's .sif that is a directory opens, and its first read fails.
+      row: 'image-digest',
+      setup: (name) => {
+        const image = join(a.home, `dir-${name}.sif`)
+        mkdirSync(image)
+        chownSync(image, a.ap.uid, a.ap.gid)
+        const file = join(a.home, `dir-${name}.sub`)
+        writeFileSync(file, ['universe = container', `container_image = ${image}`, 'transfer_container = true', 'executable = /bin/true', `MY.TargetAnnexName = "${name}"`, 'queue', ''].join('\n'))
+        chownSync(file, a.ap.uid, a.ap.gid)
+        expect(a.condor('condor_submit', [file]).code).toBe(0)
+      },
+      undo: (name) => void a.condor('condor_rm', ['-constraint', `TargetAnnexName == "${name}" && ContainerImage =!= undefined`]),
+      exit: 1,
+      error: (name) => new RegExp(`^Error: Checksumming 1 container image\\(s\\) and the HTCondor tarball failed: Cannot read the container image '${escape(join(a.home, `dir-${name}.sif`))}' of job \\d+\\.0 \\(EISDIR: illegal operation on a directory, read\\)\\. \\(undone: [^()]*\\)$`),
+      // The token and the state job are made beside the hashing, and finished before the undo.
+      undone: [STATE, TOKEN],
+    },
+    {
       row: 'state-submit',
       env: () => wrapped('condor_submit', '-terse -'),
       exit: 2,
