@@ -434,6 +434,14 @@ async function createFigures(ctx, profile, p, log) {
     if (r.result.images?.[0]?.sent !== false) throw new Error('the second create sent the image again')
     second.push(r)
   }
+  // The A/B: the login node checks the cached image again before use, hashing with sha256sum instead of openssl.
+  ctx.loginNode.sha256sumOnly(true)
+  const secondBySha256sum = []
+  try {
+    for (let i = 0; i < p.abRuns; i++) secondBySha256sum.push(await annexCreate(ctx, {image: ctx.image}))
+  } finally {
+    ctx.loginNode.sha256sumOnly(false)
+  }
   const anchorImage = []
   for (let i = 0; i < anchorRuns; i++) anchorImage.push(await anchorCreate(ctx, {image: ctx.image, imageLimitOk: true}))
   const gaveUp = anchorImage.filter((r) => r.limit !== undefined)
@@ -441,6 +449,7 @@ async function createFigures(ctx, profile, p, log) {
     // Runs in which HTCondor's tool gave up on sending the image (its time limit, in seconds), and after how long.
     anchorGaveUp: gaveUp.length ? {runs: gaveUp.length, limit: gaveUp[0].limit, exit: stats(gaveUp.map((r) => r.exitMs))} : undefined,
     annex: stats(second.map((r) => r.ms)),
+    annexBySha256sum: stats(secondBySha256sum.map((r) => r.ms)),
     // On the wire (the kernel's count of what left the namespace, ssh and TCP included), the same way for both tools.
     bytesSent: stats(second.map((r) => r.sent)),
     reportedBytesSent: stats(second.map((r) => r.result.sentBytes ?? r.result.bytesSent)),
@@ -487,10 +496,11 @@ function rows(figures, p) {
       out.push([P, `… the same, the login node hashing with coreutils' sha256sum instead of openssl (A/B, ${ab.rate.n} run(s))`, fmtRate(ab.rate), `cat|ssh ${fmtRate(f.bigFirst.catSsh)}`, fmtRatio(ratio(ab.rate, f.bigFirst.catSsh), '')])
       out.push([P, `peak RSS of the CLI during the upload (--ssh ${t})`, fmtBytes(f.bigFirst[t].peakRss), '', f.bigFirst[t].peakRss < 150 * MiB ? 'goal < 150 MiB: met' : 'goal < 150 MiB: NOT met'])
     }
-    out.push([P, `${big} image, second create: bytes on the wire (${f.bigSecond.annex.n} runs; anchor ${f.bigSecond.anchor.n})`, fmtBytes(f.bigSecond.bytesSent.median), `${fmtBytes(f.bigSecond.anchorBytesSent.median)}${f.bigSecond.anchorGaveUp ? ' (until it gave up)' : ''}`, f.bigSecond.bytesSent.median < MiB ? 'goal < 1 MiB: met' : 'goal < 1 MiB: NOT met'])
+    out.push([P, `${big} image, second create: bytes on the wire (${f.bigSecond.annex.n} runs; anchor ${f.bigSecond.anchorBytesSent.n})`, fmtBytes(f.bigSecond.bytesSent.median), `${fmtBytes(f.bigSecond.anchorBytesSent.median)}${f.bigSecond.anchorGaveUp ? ' (until it gave up)' : ''}`, f.bigSecond.bytesSent.median < MiB ? 'goal < 1 MiB: met' : 'goal < 1 MiB: NOT met'])
     const gaveUp = f.bigSecond.anchorGaveUp
     const anchorSecond = gaveUp && !f.bigSecond.anchor.n ? `gave up: its ${gaveUp.limit} s limit on sending images (exit after ${fmtMs(gaveUp.exit)})` : fmtMs(f.bigSecond.anchor)
     out.push([P, `${big} image, second create: start → batch job id (${f.bigSecond.annex.n} runs; anchor ${f.bigSecond.anchor.n + (gaveUp?.runs ?? 0)})`, fmtMs(f.bigSecond.annex), anchorSecond, gaveUp && !f.bigSecond.anchor.n ? 'only hpc-annex gets an annex' : fmtRatio(ratio(f.bigSecond.annex, f.bigSecond.anchor), '')])
+    out.push([P, `… the same, the login node checking the cached image with coreutils' sha256sum instead of openssl (A/B, ${f.bigSecond.annexBySha256sum.n} run(s))`, fmtMs(f.bigSecond.annexBySha256sum), anchorSecond, gaveUp && !f.bigSecond.anchor.n ? '' : fmtRatio(ratio(f.bigSecond.annexBySha256sum, f.bigSecond.anchor), '')])
   }
   if (figures.coldStart) {
     out.push(['-', 'cold start: hpc-annex --help', fmtMs(figures.coldStart['--help']), '', 'goal ≤ 200 ms'])
