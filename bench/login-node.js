@@ -17,7 +17,7 @@ import {join} from 'node:path'
 
 /** The directory of the site user's home that holds the hook's files while a benchmark runs. */
 const DIR = '.hpc-annex-bench'
-/** The flag file of the sha256 A/B (see sha256sumOnly). */
+/** The flag file of the sha256 A/B (see bySha256sum). */
 const SHA256SUM_ONLY = 'sha256sum-only'
 const HOOK_MARK = '# hpc-annex bench/login-node.js: removed after the run'
 
@@ -109,11 +109,20 @@ export function prepareLoginNode({siteUser, wsIp, anchor, log}) {
   return {
     /** hpc-annex's cache on the login node while the benchmark runs. */
     cacheDir: join(dir, 'cache'),
-    /** While on, the login node has no working openssl for hpc-annex: it hashes what it receives with coreutils' sha256sum. */
-    sha256sumOnly(on) {
+    /**
+     * `runs` results of `run()`, made while the login node has no working openssl for hpc-annex,
+     * so it hashes with coreutils' sha256sum (the A/B of its hashing); the flag goes however they end.
+     */
+    async bySha256sum(runs, run) {
       const flag = join(dir, SHA256SUM_ONLY)
-      if (on) writeFileSync(flag, '')
-      else rmSync(flag, {force: true})
+      writeFileSync(flag, '')
+      try {
+        const results = []
+        for (let i = 0; i < runs; i++) results.push(await run())
+        return results
+      } finally {
+        rmSync(flag, {force: true})
+      }
     },
     remove() {
       if (existsSync(bashrc)) {

@@ -10,7 +10,7 @@
 const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855'
 
 /** The variable that says openssl is the login node's sha256 (1), or sha256sum is (0); exported to the back-end. */
-export const OPENSSL_SHA256_FLAG = 'HPC_ANNEX_OPENSSL_SHA256'
+const OPENSSL_SHA256_FLAG = 'HPC_ANNEX_OPENSSL_SHA256'
 
 /** Shell, one command (it joins the bootstrap's && chain): picks the sha256 filter once, for the bootstrap and its back-end. */
 export const PICK_SHA256 = `{ if [ "$(openssl dgst -sha256 -r </dev/null 2>/dev/null | cut -c1-64)" = ${EMPTY_SHA256} ]; then ${OPENSSL_SHA256_FLAG}=1; else ${OPENSSL_SHA256_FLAG}=0; fi; export ${OPENSSL_SHA256_FLAG}; }`
