@@ -295,19 +295,24 @@ describeOnRealHTCondor('the fault table of a create: every row leaves nothing an
     }
   }
 
-  /** Runs hpc-annex, and once `reached` says the run is where the test wants it, sends it `signal` and lets the hold go. */
-  const signalAt = (signal: NodeJS.Signals, reached: () => boolean, release: () => void) => async (_name: string, args: string[], env: NodeJS.ProcessEnv): Promise<Outcome> => {
+  /** Starts hpc-annex and waits until `reached` says the run is where the test wants it; `outcome` then awaits its end. */
+  const runUntil = async (args: string[], env: NodeJS.ProcessEnv, what: string, reached: () => boolean) => {
     const child = a.start(args, env)
     let stderr = ''
     child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()))
     const exited = new Promise<number | null>((resolve) => child.on('close', resolve))
-    await until('the run to reach the point of the signal', () => {
+    await until(what, () => {
       if (child.exitCode !== null) throw new Error(`hpc-annex ended first: ${stderr}`)
       return reached() || undefined
     }, 120_000)
-    child.kill(signal)
+    return {child, outcome: async (): Promise<Outcome> => ({code: await exited, stderr})}
+  }
+  /** Runs hpc-annex, and once `reached` says the run is where the test wants it, sends it `signal` and lets the hold go. */
+  const signalAt = (signal: NodeJS.Signals, reached: () => boolean, release: () => void) => async (_name: string, args: string[], env: NodeJS.ProcessEnv): Promise<Outcome> => {
+    const run = await runUntil(args, env, 'the run to reach the point of the signal', reached)
+    run.child.kill(signal)
     release()
-    return {code: await exited, stderr}
+    return run.outcome()
   }
   const holdFile = () => join(a.home, 'hold')
   const heldTool = (tool: string, match: string) => ({
@@ -342,17 +347,10 @@ describeOnRealHTCondor('the fault table of a create: every row leaves nothing an
     return {
       env: recorded.env,
       drive: async (name: string, args: string[], env: NodeJS.ProcessEnv): Promise<Outcome> => {
-        const child = a.start(args, env)
-        let stderr = ''
-        child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()))
-        const exited = new Promise<number | null>((resolve) => child.on('close', resolve))
-        await until('the job id to be reported', () => {
-          if (child.exitCode !== null) throw new Error(`hpc-annex ended first: ${stderr}`)
-          return recorded.reached() || undefined
-        }, 120_000)
+        const run = await runUntil(args, env, 'the job id to be reported', recorded.reached)
         expect(killSession(name), 'the back-end still awaits the confirmation while the job id is being recorded').toBe(0)
         recorded.release()
-        return {code: await exited, stderr}
+        return run.outcome()
       },
     }
   })()
