@@ -279,7 +279,10 @@ async function annexCreate(ctx, {transport = 'ssh2', image, watch = false, pilot
   const job = image ? await submitImageJob(ctx, annex, image) : undefined
   const tarball = download ? [] : ['--condor-tarball', ctx.tarball.path]
   const args = [BIN, 'create', annex, 'compute@sandbox', '--nodes', String(NODES), '--lifetime', String(LIFETIME), ...tarball, '--ssh', transport, '--json']
-  const env = download ? {...ctx.cliEnv, _CONDOR_ANNEX_TARBALL_URL_BASE: ctx.mirror.base} : ctx.cliEnv
+  const env = download ? {...ctx.cliEnv, _CONDOR_ANNEX_TARBALL_URL_BASE: ctx.mirror.base} : {...ctx.cliEnv}
+  // --trace DIR: where this run's time went, step by step (HPC_ANNEX_TRACE), as NN-<how>.trace.
+  if (ctx.traceDir) env.HPC_ANNEX_TRACE = join(ctx.traceDir, `${String(ctx.counter).padStart(2, '0')}-${ctx.profile}-${transport}${download ? '-download' : ''}${image ? '-image' : ''}.trace`)
+  if (ctx.cpuProfDir) args.unshift('--cpu-prof', `--cpu-prof-dir=${ctx.cpuProfDir}`, `--cpu-prof-name=${String(ctx.counter).padStart(2, '0')}.cpuprofile`)
   const offset = ctx.sshd.offset()
   const wire = wireBytes()
   const r = await timed(...asUser(ctx.ap, process.execPath, args), {env, watch, cwd: ctx.cliHome})
@@ -528,6 +531,13 @@ export async function run(options = {}) {
     bench = await startBenchAccessPoint({release, netns: NS, wsIp: WS_IP, log})
     loginNode = prepareLoginNode({siteUser: site.info.user, wsIp: WS_IP, anchor: {tarball: release.tarball}, log})
     ctx = makeContext({site, bench, loginNode, release, work})
+    // Written by the benchmark's Access Point user.
+    for (const [option, key] of [['trace', 'traceDir'], ['cpuProf', 'cpuProfDir']]) {
+      if (!options[option]) continue
+      mkdirSync(options[option], {recursive: true})
+      chmodSync(options[option], 0o1777)
+      ctx[key] = options[option]
+    }
     ctx.mirror = await startDownloadMirror({tarball: release.tarball, version: release.version})
     const imagePath = join(work, 'jobs', 'bench.sif')
     mkdirSync(dirname(imagePath), {recursive: true})
@@ -540,6 +550,7 @@ export async function run(options = {}) {
     for (const profile of profiles) {
       log(`shaping the link: ${profile}`)
       shape(profile)
+      ctx.profile = profile
       harness?.close()
       harness = openHarnessMaster(site.info)
       ctx.harness = harness

@@ -4,6 +4,8 @@
 //   npm run bench                       every benchmark, every profile
 //   npm run bench -- --quick            fewer runs, a small image, lan only (checks the harness)
 //   npm run bench -- create --profile wan
+//   npm run bench -- --quick create --trace DIR     each hpc-annex create's HPC_ANNEX_TRACE in DIR
+//   npm run bench -- --quick create --cpu-prof DIR  each hpc-annex create's V8 CPU profile in DIR
 import {readdirSync, readFileSync, writeFileSync} from 'node:fs'
 import {cpus, release} from 'node:os'
 import {dirname, join} from 'node:path'
@@ -16,7 +18,9 @@ const argv = process.argv.slice(2)
 for (let i = 0; i < argv.length; i++) {
   if (argv[i] === '--quick') options.quick = true
   else if (argv[i] === '--profile') options.profiles = [...(options.profiles ?? []), argv[++i]]
-  else if (argv[i].startsWith('--')) throw new Error(`unknown option ${argv[i]} (--quick, --profile lan|campus|wan)`)
+  else if (argv[i] === '--trace') options.trace = argv[++i]
+  else if (argv[i] === '--cpu-prof') options.cpuProf = argv[++i]
+  else if (argv[i].startsWith('--')) throw new Error(`unknown option ${argv[i]} (--quick, --profile lan|campus|wan, --trace DIR, --cpu-prof DIR)`)
   else only.push(argv[i])
 }
 

@@ -35,6 +35,7 @@ import {listrOptions, type ProgressOutput} from './progress.js'
 import {annexQueue, checkRequireJob, editJobsForStagedImages, ensurePasswordFile, findScheddName, findSifImages, nameRule, revertImageEdits, type SifImage} from './preflight.js'
 import type {RequestJob} from './state-job.js'
 import {currentUser} from './user.js'
+import {trace, traced} from '../trace.js'
 
 export type CreateVerb = 'create' | 'add'
 
@@ -143,6 +144,7 @@ function message(error: unknown): string {
  */
 export async function createAnnex(input: CreateRequest): Promise<CreateResult> {
   // Its plan gains the pilots' HTCondor release once the Access Point has been asked.
+  trace('create starts')
   let request = input
   const {plan} = request
   const cleanup = new CleanupStack()
@@ -165,7 +167,7 @@ export async function createAnnex(input: CreateRequest): Promise<CreateResult> {
     step = title
     request.signal.throwIfAborted()
     let value!: Awaited<ReturnType<typeof body>>
-    await new Listr([{title, task: async (_ctx, task) => void (value = await body(task as never))}], {
+    await new Listr([{title, task: async (_ctx, task) => void (value = await traced(`step ${title}`, body(task as never)))}], {
       ...listrOptions(request.output),
       registerSignalListeners: false,
       exitOnError: true,
@@ -359,7 +361,7 @@ function startLogin(request: CreateRequest, transport: Transport, target: LoginT
     return connected
   })
   held.interaction.progress?.(`Logging in to ${target.user ? `${target.user}@` : ''}${target.host} ...`)
-  const connecting = transport.connect(target, held.interaction)
+  const connecting = traced(`login to ${target.host}`, transport.connect(target, held.interaction))
   // Awaited once the checks pass; a failure before then is reported by the checks' own error.
   connecting.then(() => (connected = true), () => undefined)
   return {connecting, held}

@@ -6,6 +6,7 @@ import {describeSubmitEstimate, parseEstimateControl, type SubmitEstimate} from 
 import type {Plan} from '../catalog/plan.js'
 import {lastLine, oneLine, systemError} from '../errors.js'
 import type {Transport} from '../ssh/transport.js'
+import {trace, traced, tracing} from '../trace.js'
 import {bootstrapCommand, bundleStream, parseCachedObject, type BundleInputs} from './bundle.js'
 import type {CacheLimit} from './cache.js'
 import type {RenderedFile} from './files.js'
@@ -117,6 +118,7 @@ export async function runBackend(transport: Transport, plan: Plan, staging: Back
   // state job holds the job id) JOB_ID_RECORDED, then its end.
   const stdin = new PassThrough()
   counter.on('end', () => {
+    trace(`bundle sent: ${bytesSent} bytes`)
     const padding = (TAR_RECORD_BYTES - (bytesSent % TAR_RECORD_BYTES)) % TAR_RECORD_BYTES
     if (!stdin.writableEnded) stdin.write(Buffer.alloc(padding))
   })
@@ -140,6 +142,7 @@ export async function runBackend(transport: Transport, plan: Plan, staging: Back
   const recorded = new Set<string>(RECORDED_CONTROLS)
   const handle = (events: ReturnType<BackendOutputParser['push']>) => {
     for (const event of events) {
+      if (tracing()) trace(`back-end: ${event.kind === 'progress' ? event.text : event.kind === 'output' ? event.line : `${event.attribute} ${event.value}`}`)
       if (event.kind === 'progress' || event.kind === 'output') options.onProgress(event.kind === 'progress' ? event.text : event.line)
       else if (event.attribute === CONTROL.cached) {
         const object = parseCachedObject(event.value)
@@ -171,7 +174,7 @@ export async function runBackend(transport: Transport, plan: Plan, staging: Back
       ...(plan.system.cacheMaxBytes === undefined ? {} : {cacheLimit: cacheLimit(plan, objects)}),
       ackTimeout: options.stallTimeout,
     })
-    result = await transport.exec(command, {
+    result = await traced('back-end session', transport.exec(command, {
       signal,
       stdin,
       collect: false,
@@ -183,7 +186,7 @@ export async function runBackend(transport: Transport, plan: Plan, staging: Back
         watchdog.progress()
         stderr = (stderr + chunk.toString('utf8')).slice(-4000)
       },
-    })
+    }))
   } catch (error) {
     throw signal.aborted && !options.signal.aborted ? signal.reason : error
   } finally {

@@ -1,6 +1,7 @@
 import {execa} from '../vendor/execa.js'
 
 import {oneLine, systemError, type AnnexError} from '../errors.js'
+import {traced} from '../trace.js'
 
 /** The HTCondor tools hpc-annex runs on the Access Point. */
 export type CondorTool =
@@ -49,14 +50,14 @@ function stderrSummary(stderr: string): string {
  */
 export async function runTool(tool: CondorTool, args: string[], options: RunOptions = {}): Promise<RunResult> {
   const timeout = options.timeout ?? CONDOR_TOOL_TIMEOUT
-  const result = await execa(tool, args, {
+  const result = await traced(`${tool} ${args.join(' ').slice(0, 100)}`, execa(tool, args, {
     reject: false,
     timeout: timeout * 1000,
     forceKillAfterDelay: 2000,
     stripFinalNewline: false,
     ...(options.input === undefined ? {stdin: 'ignore' as const} : {input: options.input}),
     ...(options.env ? {env: options.env} : {}),
-  })
+  }))
   const stdout = String(result.stdout ?? '')
   const stderr = String(result.stderr ?? '')
   if (result.timedOut) {

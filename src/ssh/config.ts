@@ -6,6 +6,7 @@ import {execa} from '../vendor/execa.js'
 import SSHConfig from 'ssh-config'
 
 import {oneLine, userError} from '../errors.js'
+import {traced} from '../trace.js'
 import type {LoginTarget} from './transport.js'
 
 /** A LoginTarget after the user's OpenSSH configuration has been applied. */
@@ -117,7 +118,7 @@ function sshGArgs(target: LoginTarget, extra: string[] = []): string[] {
 
 /** Runs `ssh -G` for the target and returns its options. */
 export async function sshG(ssh: string, target: LoginTarget, extra: string[] = [], env: NodeJS.ProcessEnv = process.env): Promise<Map<string, string[]>> {
-  const result = await execa(ssh, sshGArgs(target, extra), {reject: false, stdin: 'ignore', env, extendEnv: false})
+  const result = await traced(`ssh -G ${target.host}`, execa(ssh, sshGArgs(target, extra), {reject: false, stdin: 'ignore', env, extendEnv: false}))
   if (result.exitCode !== 0) {
     throw userError(`Cannot read the OpenSSH configuration for ${target.host}: ${oneLine(String(result.stderr)) || `ssh -G exited ${result.exitCode}`}`)
   }

@@ -6,6 +6,7 @@ import ssh2 from 'ssh2'
 import type {AnyAuthMethod, AuthenticationType, Client as ClientType, ClientChannel, ConnectConfig, NextAuthHandler, ParsedKey} from 'ssh2'
 
 import {AnnexError, oneLine, systemError, userError} from '../errors.js'
+import {trace, traced} from '../trace.js'
 import {closedErrors} from './closed.js'
 import {resolveEarly, resolveTarget, type ResolvedTarget, type ResolveOptions} from './config.js'
 import {fetchHostCertificate} from './cert-probe.js'
@@ -106,7 +107,7 @@ export class Ssh2Transport implements Transport {
   async connect(target: LoginTarget, interaction: Interaction): Promise<void> {
     if (this.#client) throw closedErrors.alreadyConnected()
     if (this.#closed) throw closedErrors.closedBeforeLogin()
-    const resolved = await resolveTarget(target, this.#options.resolve)
+    const resolved = await traced(`ssh2: resolving ${target.host}`, resolveTarget(target, this.#options.resolve))
     this.#target = resolved
     const chain = [...resolved.jumps, resolved]
     try {
@@ -236,6 +237,7 @@ export class Ssh2Transport implements Transport {
       hostVerifier: hostVerifier(target, interaction, interactive, certificate, (error) => (failure ??= error)) as ConnectConfig['hostVerifier'],
       authHandler: auth.handler as ConnectConfig['authHandler'],
     }
+    trace(`ssh2: connecting to ${name}`)
     try {
       await connected(client, config, {
         role,
@@ -314,7 +316,9 @@ export class Ssh2Transport implements Transport {
       this.#inFlight.add(onLost)
       if (signal) signal.addEventListener('abort', onAbort, {once: true})
       try {
+        trace('ssh2: exec requested')
         client.exec(command, (error, ch) => {
+          trace('ssh2: exec answered')
           if (settled) {
             ch?.close()
             return
@@ -635,6 +639,7 @@ function connected(
     client.on('ready', onReady)
     client.on('error', onError)
     client.on('close', onClose)
+    client.once('handshake', () => trace(`ssh2: key exchange with ${name} done`))
     login.timer.start()
     try {
       client.connect(config)
