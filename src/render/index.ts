@@ -1,10 +1,14 @@
 import {readdirSync, readFileSync} from 'node:fs'
+import {createRequire} from 'node:module'
 import {join} from 'node:path'
 
-import Handlebars from 'handlebars'
+import type HandlebarsLibrary from 'handlebars'
+import runtime from 'handlebars/runtime.js'
 
 import {projectPath} from '../paths.js'
 import {classadString, condorValue, directiveString, directiveValue, shellQuote} from '../quote.js'
+import {COMPILE_OPTIONS} from './compile-options.js'
+import {precompiled} from './precompiled.js'
 
 /**
  * The one Handlebars environment of hpc-annex. A value reaches generated text
@@ -20,6 +24,8 @@ import {classadString, condorValue, directiveString, directiveValue, shellQuote}
  * Plain {{x}} and triple-stash {{{x}}} are refused at compile time by a
  * project test over templates/; the environment escapes nothing itself.
  */
+// The runtime is the library less its compiler (its own type declarations are empty).
+const Handlebars = runtime as unknown as typeof HandlebarsLibrary
 export const handlebars = Handlebars.create()
 
 function asInteger(value: unknown): string {
@@ -53,10 +59,24 @@ handlebars.registerHelper('trusted', (value: unknown) => {
 /** The helpers a template may call; a project test refuses any other interpolation. */
 export const HELPERS = ['sh', 'classad', 'condor', 'int', 'condorClassad', 'directive', 'directiveString', 'trusted'] as const
 
+/**
+ * The template of the project file folder/name: its build-time precompiled
+ * form while the file is as built, else compiled now (from src, or a file
+ * edited since), with the compiler loaded only then.
+ */
+function compileFile(folder: TemplateFolder, name: string): HandlebarsLibrary.TemplateDelegate {
+  const source = readFileSync(join(projectPath(folder), name), 'utf8')
+  const built = precompiled.get(`${folder}/${name}`)
+  if (built?.source === source) return handlebars.template(built.spec)
+  const compiler = createRequire(import.meta.url)('handlebars') as typeof HandlebarsLibrary
+  // Handlebars' precompiled form is the source of an object literal; this is how its own compile() loads it.
+  const spec = new Function(`return ${String(compiler.precompile(source, COMPILE_OPTIONS))}`)() as TemplateSpecification
+  return handlebars.template(spec)
+}
+
 // Block helpers and partials structure a template; they emit no value.
-const PARTIALS = join(projectPath('templates'), 'partials')
-for (const file of safeReaddir(PARTIALS)) {
-  if (file.endsWith('.hbs')) handlebars.registerPartial(file.slice(0, -'.hbs'.length), readFileSync(join(PARTIALS, file), 'utf8'))
+for (const file of safeReaddir(join(projectPath('templates'), 'partials'))) {
+  if (file.endsWith('.hbs')) handlebars.registerPartial(file.slice(0, -'.hbs'.length), compileFile('templates', `partials/${file}`))
 }
 
 function safeReaddir(dir: string): string[] {
@@ -67,17 +87,17 @@ function safeReaddir(dir: string): string[] {
   }
 }
 
-const compiled = new Map<string, Handlebars.TemplateDelegate>()
+const compiled = new Map<string, HandlebarsLibrary.TemplateDelegate>()
 
 /** A project folder that holds Handlebars sources. */
 export type TemplateFolder = 'templates' | 'metaknobs'
 
 /** Renders <folder>/<name> with `context`. Strict: a missing value is an error, not an empty string. */
 export function renderFile(folder: TemplateFolder, name: string, context: object): string {
-  const path = join(projectPath(folder), name)
+  const path = `${folder}/${name}`
   let template = compiled.get(path)
   if (template === undefined) {
-    template = handlebars.compile(readFileSync(path, 'utf8'), {strict: true, noEscape: true})
+    template = compileFile(folder, name)
     compiled.set(path, template)
   }
   return template(context)

@@ -1,5 +1,5 @@
-import {existsSync, mkdirSync, readFileSync, writeFileSync} from 'node:fs'
-import {join} from 'node:path'
+import {existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync} from 'node:fs'
+import {join, relative} from 'node:path'
 
 import {describe, expect, it} from 'vitest'
 
@@ -58,6 +58,29 @@ describe('golden files', () => {
     expect(read('expanse-gpu.pilot.conf')).toContain('START = $(START) && stringListMember(TARGET.Owner, "alice,bob")\n')
     expect(read('expanse-gpu.pilot.conf')).toContain('use feature:gpus\n')
     expect(read('expanse-gpu.pilot.conf')).toContain('SINGULARITY = $(PILOT_DIR)/singularity.sh\n')
+  })
+})
+
+// npm test builds first: the built CLI renders from the templates precompiled at build time.
+describe('the build\'s precompiled templates', () => {
+  const root = join(import.meta.dirname, '..', '..')
+  const dist = (path: string) => join(root, 'dist', path)
+
+  it('hold every template as templates/ and metaknobs/ have it', async () => {
+    const {precompiled} = (await import(dist('render/precompiled.js'))) as typeof import('../../src/render/precompiled.js')
+    const sources = ['templates', 'metaknobs'].flatMap((folder) =>
+      readdirSync(join(root, folder), {recursive: true, withFileTypes: true})
+        .filter((entry) => entry.isFile() && !entry.name.endsWith('.sh'))
+        .map((entry) => relative(root, join(entry.parentPath, entry.name))),
+    )
+    expect(sources).toContain('templates/partials/backend-common.hbs')
+    expect([...precompiled.keys()].sort()).toEqual(sources.sort())
+    for (const path of sources) expect(precompiled.get(path)?.source, path).toBe(readFileSync(join(root, path), 'utf8'))
+  })
+
+  it.each(cases)('render %s as the golden file has it', async (fixture, file, input) => {
+    const built = (await import(dist('backend/index.js'))) as typeof import('../../src/backend/index.js')
+    expect(built.renderFiles(planFor(input), ap).find((f) => f.path === file)?.content).toBe(readFileSync(join(golden, fixture), 'utf8'))
   })
 })
 
