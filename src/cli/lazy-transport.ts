@@ -11,11 +11,11 @@ import type {ExecOptions, ExecResult, Interaction, LoginTarget, Transport, Trans
  * `createTransport` returns.
  */
 export function lazyTransport(kind: TransportKind | undefined, options: TransportOptions = {}): Transport {
-  const transport = import('../ssh/index.js').then(({createTransport, findSsh}) => {
-    // Whether OpenSSH is installed decides how the target is resolved: asked now, while the Access Point works.
-    void findSsh()
-    return createTransport(kind, options)
-  })
+  // The ssh_config reader first, alone: loading it beside ssh2 would make it wait for ssh2 (see expect).
+  const config = import('../ssh/config.js')
+  // Whether OpenSSH is installed decides how the target is resolved: asked now, while the Access Point works.
+  config.then(({findSsh}) => void findSsh(), () => undefined)
+  const transport = config.then(() => import('../ssh/index.js')).then(({createTransport}) => createTransport(kind, options))
   // A load failure is reported by the first connect or exec.
   transport.catch(() => undefined)
   let closed = false
@@ -30,7 +30,10 @@ export function lazyTransport(kind: TransportKind | undefined, options: Transpor
       return (await transport).exec(command, execOptions)
     },
     expect(target: LoginTarget): void {
-      void transport.then((loaded) => loaded.expect?.(target), () => undefined)
+      // The ssh2 login's ssh_config answer (`ssh -G`, a process of its own) is asked for while ssh2 loads.
+      if (kind !== 'openssh' && options.ssh2?.resolve === undefined) {
+        config.then(({resolveEarly}) => resolveEarly(target), () => undefined)
+      } else void transport.then((loaded) => loaded.expect?.(target), () => undefined)
     },
     async close(): Promise<void> {
       closed = true

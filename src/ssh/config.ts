@@ -296,6 +296,9 @@ export async function resolveTarget(target: LoginTarget, options: ResolveOptions
     return resolving
   }
   const env = options.env ?? process.env
-  const ssh = options.ssh === undefined ? await findSsh() : options.ssh
-  return ssh ? resolveWithSshG(ssh, target, env, 0) : resolveWithParser(target, env, 0)
+  if (options.ssh !== undefined) return options.ssh ? resolveWithSshG(options.ssh, target, env, 0) : resolveWithParser(target, env, 0)
+  // `ssh -G` runs beside the check that `ssh` is OpenSSH; its answer is used only when it is.
+  const answered = resolveWithSshG('ssh', target, env, 0)
+  answered.catch(() => undefined)
+  return (await findSsh()) ? answered : resolveWithParser(target, env, 0)
 }
