@@ -112,7 +112,7 @@ export async function runBackend(transport: Transport, plan: Plan, staging: Back
       callback(null, chunk)
     },
   })
-  const bundle: Readable = bundleStream(files, inputs, {cached: answered})
+  const bundle: Readable = bundleStream(files, inputs, {cached: answered, filesAsOneEntry: true})
   bundle.on('error', (error) => local.abort(systemError(`Cannot read what is to be staged: ${oneLine(error.message)}`)))
   // The remote stdin: the bundle, padded to whole tar records, then (once the
   // state job holds the job id) JOB_ID_RECORDED, then its end.
