@@ -18,7 +18,7 @@
 # directory, 36 cannot unpack HTCondor.
 set -o pipefail
 
-START=$(date +%s)
+printf -v START '%(%s)T' -1
 # Seconds to wait for files written on the login node to show up on this node.
 FS_WAIT=${HPC_ANNEX_FS_WAIT:-120}
 
