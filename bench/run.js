@@ -43,13 +43,15 @@ for (const file of readdirSync(here).filter((f) => f.endsWith('.bench.js')).sort
   for (const line of lines) console.log(line)
   results.benches[bench.name] = Array.isArray(out) ? {lines} : {lines, results: out.results}
 }
-// A --quick run checks the harness; only a full run replaces the published results.
-const out = join(here, options.quick ? 'results.quick.json' : 'results.json')
+// A --quick run checks the harness, and a run of some benchmarks or profiles measures only those:
+// only a full run replaces the published results.
+const full = !options.quick && only.length === 0 && options.profiles === undefined
+const out = join(here, full ? 'results.json' : options.quick ? 'results.quick.json' : 'results.partial.json')
 writeFileSync(out, `${JSON.stringify(results, null, 2)}\n`)
 console.log(`wrote ${out}`)
 
 // A full run also shows its tables in the README's Performance section.
-if (!options.quick && only.length === 0) {
+if (full) {
   const readme = join(here, '..', 'README.md')
   const text = readFileSync(readme, 'utf8')
   const start = '<!-- bench:start -->'
