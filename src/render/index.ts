@@ -10,6 +10,9 @@ import {classadString, condorValue, directiveString, directiveValue, shellQuote}
 import {COMPILE_OPTIONS} from './compile-options.js'
 import {precompiled} from './precompiled.js'
 
+// The runtime is the library less its compiler (its own type declarations are empty).
+const Handlebars = runtime as unknown as typeof HandlebarsLibrary
+
 /**
  * The one Handlebars environment of hpc-annex. A value reaches generated text
  * only through a helper that quotes it for its destination:
@@ -24,8 +27,6 @@ import {precompiled} from './precompiled.js'
  * Plain {{x}} and triple-stash {{{x}}} are refused at compile time by a
  * project test over templates/; the environment escapes nothing itself.
  */
-// The runtime is the library less its compiler (its own type declarations are empty).
-const Handlebars = runtime as unknown as typeof HandlebarsLibrary
 export const handlebars = Handlebars.create()
 
 function asInteger(value: unknown): string {
