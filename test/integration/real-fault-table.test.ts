@@ -18,8 +18,9 @@
  * and SIGTERM while the back-end works, the batch job's id not recorded on
  * the state job, two creates of one name, and SIGKILL at three points
  * followed by the next run's sweep (real-faults); a value the files cannot
- * carry, refused when they are rendered (unit: render-backend; no user input
- * reaches it past the request's validation).
+ * carry, refused when they are rendered, and the create undone (unit:
+ * render-backend and create-flow; no user input reaches it past the
+ * request's validation).
  */
 import {execFileSync, spawn} from 'node:child_process'
 import {chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync} from 'node:fs'

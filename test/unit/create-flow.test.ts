@@ -187,6 +187,25 @@ describe('create, end to end against a local "login node"', () => {
     expect(readdirSync(join(work, 'scratch'))).toEqual([])
   })
 
+  it('a file that cannot be rendered: the error names the step and what was undone; nothing is left, nothing reached the login node', async () => {
+    fake.update((state) => { state.config.HPC_ANNEX_REQUIRE_JOB = 'false' })
+    // Validation lets no such value through; a plan (or an installed template) gone wrong is what this stands for.
+    const asked = request()
+    const error = await createAnnex({...asked, plan: {...asked.plan, nodes: 'two' as never}}).catch((e: unknown) => e)
+    expect(error).toBeInstanceOf(AnnexError)
+    expect((error as AnnexError).exitCode).toBe(2)
+    const text = (error as AnnexError).message
+    expect(text).toMatch(/^Staging and submitting the SLURM job on .* failed: expected an integer in a template, got "two" \(undone: [^)]*\)$/)
+    for (const undone of ['removed the state job', 'deleted the local token', 'closed the connection']) expect(text).toContain(undone)
+    expect(text).not.toContain('batch job')
+    expect(stateJob()).toBeUndefined()
+    expect(fake.tokenFiles()).toEqual([])
+    expect(existsSync(join(home, '.hpc-annex', 'tmp'))).toBe(false)
+    expect(existsSync(join(work, 'scratch'))).toBe(false)
+    // The same request then succeeds.
+    expect((await createAnnex(request())).batchJobId).toMatch(/^\d+$/)
+  })
+
   it('points the jobs at their staged images before the batch job is submitted, and puts them back when the request fails', async () => {
     const sif = image('analysis.sif', 1024)
     const job = fake.addJob({TargetAnnexName: 'demo', TransferContainer: true, ContainerImage: sif, Iwd: join(work, 'jobs'), TransferInput: `${sif},data.txt`})
