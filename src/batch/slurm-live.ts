@@ -98,8 +98,10 @@ export function parseLive(stdout: string, queues: string[], by: 'partition' | 'q
 /** sbatch --test-only with the batch script on stdin: exactly the directives a real submission sends. */
 export function estimateCommand(script: string): string {
   return [
-    `printf '%s now %s\\n' ${shellQuote(MARK)} "$(date +%s)"`,
     `out=$(printf '%s' ${shellQuote(script)} | sbatch --test-only 2>&1); rc=$?`,
+    // The clock read once SLURM has answered: a start it puts at its own "now" is never later than this,
+    // however long the call took (read before it, a start "now" could come out a second in the future).
+    `printf '%s now %s\\n' ${shellQuote(MARK)} "$(date +%s)"`,
     `printf '%s rc %s\\n' ${shellQuote(MARK)} "$rc"`,
     `printf '%s out\\n' ${shellQuote(MARK)}`,
     `printf '%s\\n' "$out" | head -c 2000`,

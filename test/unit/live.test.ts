@@ -69,6 +69,16 @@ describe('--estimate: sbatch --test-only with the batch script', () => {
     expect(estimate.nodeList).toBe('node[1-2]')
   })
 
+  it('a start SLURM puts at its own "now" is now, however long sbatch took to answer', () => {
+    // A slow sbatch (a loaded controller) that answers "now" once it has taken more than a second.
+    const sbatch = `sbatch() { cat >/dev/null; sleep 1.2; echo "sbatch: Job 78 to start at $(date +%Y-%m-%dT%H:%M:%S) using 2 processors on nodes node1 in partition debug" >&2; }`
+    const r = spawnSync('bash', ['-c', `${sbatch}\n${estimateCommand('#!/bin/bash\n')}`], {encoding: 'utf8', env: {...process.env, TZ: 'UTC'}})
+    expect(r.status).toBe(0)
+    const estimate = parseEstimate(r.stdout)
+    expect(estimate.start - estimate.now).toBeLessThanOrEqual(0)
+    expect(describeEstimate(estimate, 1)).toBe('would start now, on 1 node (node1)')
+  })
+
   it('says what sbatch said when it gives no start', () => {
     expect(() => parseEstimate([`${MARK} now 5`, `${MARK} rc 1`, `${MARK} out`, 'sbatch: error: invalid partition specified: nope', `${MARK} start `, `${MARK} nodes `].join('\n'))).toThrow(
       'sbatch --test-only gave no start time: sbatch: error: invalid partition specified: nope',
