@@ -280,9 +280,10 @@ async function annexCreate(ctx, {transport = 'ssh2', image, watch = false, pilot
   const tarball = download ? [] : ['--condor-tarball', ctx.tarball.path]
   const args = [BIN, 'create', annex, 'compute@sandbox', '--nodes', String(NODES), '--lifetime', String(LIFETIME), ...tarball, '--ssh', transport, '--json']
   const env = download ? {...ctx.cliEnv, _CONDOR_ANNEX_TARBALL_URL_BASE: ctx.mirror.base} : {...ctx.cliEnv}
-  // --trace DIR: where this run's time went, step by step (HPC_ANNEX_TRACE), as NN-<how>.trace.
-  if (ctx.traceDir) env.HPC_ANNEX_TRACE = join(ctx.traceDir, `${String(ctx.counter).padStart(2, '0')}-${ctx.profile}-${transport}${download ? '-download' : ''}${image ? '-image' : ''}.trace`)
-  if (ctx.cpuProfDir) args.unshift('--cpu-prof', `--cpu-prof-dir=${ctx.cpuProfDir}`, `--cpu-prof-name=${String(ctx.counter).padStart(2, '0')}.cpuprofile`)
+  // --trace DIR / --cpu-prof DIR: where this run's time went, as NN-<how>.trace (HPC_ANNEX_TRACE) and NN.cpuprofile.
+  const runName = String(ctx.counter).padStart(2, '0')
+  if (ctx.traceDir) env.HPC_ANNEX_TRACE = join(ctx.traceDir, `${runName}-${ctx.profile}-${transport}${download ? '-download' : ''}${image ? '-image' : ''}.trace`)
+  if (ctx.cpuProfDir) args.unshift('--cpu-prof', `--cpu-prof-dir=${ctx.cpuProfDir}`, `--cpu-prof-name=${runName}.cpuprofile`)
   const offset = ctx.sshd.offset()
   const wire = wireBytes()
   const r = await timed(...asUser(ctx.ap, process.execPath, args), {env, watch, cwd: ctx.cliHome})
