@@ -376,11 +376,14 @@ describe('the SLURM back-end', {timeout: 60_000}, () => {
     const cache = join(home, '.hpc-annex', 'cache')
     expect(readdirSync(cache)).toEqual([])
 
+    // sha256sum notes whether it hashed a stream or read a file.
+    writeFileSync(join(stubs, 'sha256sum'), `#!/bin/bash\nif [ -p /dev/stdin ]; then how=stream; else how=file; fi\nprintf '%s\\n' "$how" '' >> '${stubs}/sha256sum.calls'\nexec /usr/bin/sha256sum "$@"\n`, {mode: 0o755})
     const good = runBash(await backend(benignAp, {}, 'good', pinned(digest)), [], node, work)
     expect(good.status).toBe(0)
     expect(calls('curl')).toHaveLength(2)
-    // Unpacked as it downloaded (curl wrote to the pipe, not to a file).
+    // Unpacked and hashed as it downloaded (curl wrote to the pipe, not to a file), not read again.
     expect(calls('curl')[1]).not.toContain('-o')
+    expect(calls('sha256sum')).toEqual([['stream']])
     expect(good.stdout).toContain('using HTCondor as unpacked while it arrived')
     expect(readdirSync(cache).sort()).toEqual(['.uses', digest, `${digest}.release`])
     const again = runBash(await backend(benignAp, {}, 'again', pinned(digest)), [], node, work)
@@ -419,10 +422,19 @@ describe('the SLURM back-end', {timeout: 60_000}, () => {
 
   it('removes temporary objects a back-end killed outright left in the cache, once they are a day old', async () => {
     const cache = join(home, '.hpc-annex', 'cache')
-    mkdirSync(join(cache, '.unpack.OLDOLDOL', 'tree'), {recursive: true})
-    for (const name of ['.partial.OLDOLDOL', '.download.OLDOLDOL', '.download.NEWNEWNE', 'notes.OLD']) writeFileSync(join(cache, name), 'x')
     const twoDaysAgo = new Date(Date.now() - 2 * 86_400_000)
-    for (const name of ['.unpack.OLDOLDOL', '.partial.OLDOLDOL', '.download.OLDOLDOL', 'notes.OLD']) utimesSync(join(cache, name), twoDaysAgo, twoDaysAgo)
+    // Only the last kind of temporary there: the sweep looks for each kind.
+    mkdirSync(cache, {recursive: true})
+    writeFileSync(join(cache, '.sums.OLDOLDOL'), 'x')
+    utimesSync(join(cache, '.sums.OLDOLDOL'), twoDaysAgo, twoDaysAgo)
+    const alone = runBash(await backend({...benignAp, stagedTarballSha256: digest}, {condorTarball: {path: tarball, sha256: digest}}, 'alone'), [], env(), work)
+    expect(alone.status).toBe(0)
+    expect(readdirSync(cache).sort()).toEqual(['.uses', digest, `${digest}.release`].sort())
+
+    mkdirSync(join(cache, '.unpack.OLDOLDOL', 'tree'), {recursive: true})
+    mkdirSync(join(cache, '.download-tree.OLDOLDOL', 'tree'), {recursive: true})
+    for (const name of ['.partial.OLDOLDOL', '.download.OLDOLDOL', '.download.NEWNEWNE', '.sums.OLDOLDOL', 'notes.OLD']) writeFileSync(join(cache, name), 'x')
+    for (const name of ['.unpack.OLDOLDOL', '.download-tree.OLDOLDOL', '.partial.OLDOLDOL', '.download.OLDOLDOL', '.sums.OLDOLDOL', 'notes.OLD']) utimesSync(join(cache, name), twoDaysAgo, twoDaysAgo)
     const result = runBash(await backend({...benignAp, stagedTarballSha256: digest}, {condorTarball: {path: tarball, sha256: digest}}), [], env(), work)
     expect(result.status).toBe(0)
     // A younger one may belong to a back-end running now; what is not a temporary object stays.
