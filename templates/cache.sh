@@ -114,7 +114,7 @@ collect() {
             add "$name" other "$path"
         fi
     done
-    for path in "$cache"/.partial.* "$cache"/.download.* "$cache"/.download-tree.* "$cache"/.unpack.* "$cache"/.remove.*; do
+    for path in "$cache"/.partial.* "$cache"/.download.* "$cache"/.download-tree.* "$cache"/.unpack.* "$cache"/.sums.* "$cache"/.remove.*; do
         add "${path##*/}" temporary "$path"
     done
 }

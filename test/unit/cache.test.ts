@@ -271,9 +271,12 @@ describe('hpc-annex cache SYSTEM --prune', () => {
   it('removes a temporary a killed back-end left a day ago, and a release as a whole', async () => {
     const {a, release} = weeksOfUse()
     age(join(cache, '.partial.Abc12345'), 2)
+    // A checksum file's download, cut off by the kill.
+    writeFileSync(join(cache, '.sums.Def67890'), 'half')
+    age(join(cache, '.sums.Def67890'), 2)
     const result = await cacheOf({dryRun: false, olderThanDays: 25})
-    expect(result.entries.filter((x) => x.decision === 'removed').map((x) => x.name).sort()).toEqual(['.partial.Abc12345', a, release].sort())
-    expect(readdirSync(cache).filter((n) => n.startsWith('.remove.') || n.startsWith('.partial.'))).toEqual([])
+    expect(result.entries.filter((x) => x.decision === 'removed').map((x) => x.name).sort()).toEqual(['.partial.Abc12345', '.sums.Def67890', a, release].sort())
+    expect(readdirSync(cache).filter((n) => /^\.(remove|partial|sums)\./.test(n))).toEqual([])
   })
 
   it('an empty or missing cache, and a cache directory with shell in its name', async () => {
