@@ -25,6 +25,7 @@ import {createReadStream, chmodSync, existsSync, mkdirSync, mkdtempSync, readFil
 import {tmpdir} from 'node:os'
 import {dirname, join} from 'node:path'
 import {pipeline} from 'node:stream/promises'
+import {performance} from 'node:perf_hooks'
 import {fileURLToPath} from 'node:url'
 
 import {apEnv, apTool, asUser, findRelease, giveToUser, startBenchAccessPoint, untilPilotsAdvertised, userSshConfig, watchJobQueue} from './access-point.js'
@@ -251,6 +252,27 @@ async function finishRun(ctx, {batchJobId, pilotDir, clusters}) {
   if (ids.length) await apTool(ctx.ap, 'condor_rm', ids)
 }
 
+/**
+ * --pilot-logs DIR: what the pilots of a run that waited for them logged, for
+ * reading where the time from the batch job id to the advertised pilots went:
+ * DIR/NN-<tool>/ holds the HTCondor logs of each node (copied while the job
+ * runs: both tools remove the pilot directory when it ends), the site's SLURM
+ * log lines that name the batch job, and timeline.json (epoch ms of the
+ * command's start, the batch job id in the state job, all pilots advertised,
+ * the command's end).
+ */
+function keepPilotLogs(ctx, tool, {r, jobIdMs, pilotsMs, batchJobId, pilotDir}) {
+  if (!ctx.pilotLogsDir || pilotsMs === undefined || !pilotDir?.startsWith('/')) return
+  const dir = join(ctx.pilotLogsDir, `${String(ctx.counter).padStart(2, '0')}-${ctx.profile}-${tool}`)
+  mkdirSync(dir, {recursive: true})
+  const epoch = (ms) => Math.round(performance.timeOrigin + r.started + ms)
+  writeFileSync(join(dir, 'timeline.json'), `${JSON.stringify({batchJobId, pilotDir, started: epoch(0), jobId: epoch(jobIdMs), pilots: epoch(pilotsMs), exit: epoch(r.ms)}, null, 2)}\n`)
+  spawnSync('bash', ['-c', 'cd -- "$1" && find . -path "*/log/*" -type f -exec cp --parents -p -t "$2" {} +', 'keep', pilotDir, dir], {stdio: 'ignore'})
+  const slurmLogs = join(ctx.site.info.dir, 'slurm', 'log')
+  const id = String(batchJobId).replace(/\D/g, '')
+  spawnSync('bash', ['-c', 'grep -hE -- "$1" "$2"/*.log > "$3" 2>/dev/null; true', 'keep', `(JobId=|job_id[ =:]|StepId=|job |jobid )${id}([^0-9]|$)`, slurmLogs, join(dir, 'slurm.log')], {stdio: 'ignore'})
+}
+
 /** Empties hpc-annex's cache on the login node (the benchmark's own: see bench/login-node.js). */
 function clearRemoteCache(ctx) {
   ctx.harness.remote(`rm -rf -- ${quote(ctx.loginNode.cacheDir)} && mkdir -p ${quote(ctx.loginNode.cacheDir)}`)
@@ -295,6 +317,7 @@ async function annexCreate(ctx, {transport = 'ssh2', image, watch = false, pilot
     if (!result.batchJobId) throw new Error('hpc-annex create reported no batch job id')
     const jobId = toJobId(ctx, r, 'hpc-annex create')
     const pilotsMs = await pilotsAdvertised(ctx, annex, r, pilots)
+    keepPilotLogs(ctx, 'hpc-annex', {r, jobIdMs: jobId.ms, pilotsMs, batchJobId: result.batchJobId, pilotDir: result.pilotDir})
     return {ms: jobId.ms, exitMs: r.ms, pilotsMs, ssh: ctx.sshd.since(offset), sent, result, peakRss: r.peakRss, reads: r.reads}
   } finally {
     await finishRun(ctx, {batchJobId: result?.batchJobId, pilotDir: result?.pilotDir, clusters: [result?.stateJobId?.split('.')[0], job]})
@@ -320,6 +343,7 @@ async function anchorCreate(ctx, {image, pilots = false, imageLimitOk = false} =
     if (r.code !== 0) throw new Error(`htcondor annex create failed (exit ${r.code}): ${(r.stdout + r.stderr).slice(-2500)}`)
     jobId = toJobId(ctx, r, 'htcondor annex create')
     const pilotsMs = await pilotsAdvertised(ctx, annex, r, pilots)
+    keepPilotLogs(ctx, 'anchor', {r, jobIdMs: jobId.ms, pilotsMs, batchJobId: jobId.batchJobId, pilotDir: ctx.jobQueue.values(jobId.cluster).hpc_annex_PILOT_DIR})
     return {ms: jobId.ms, exitMs: r.ms, pilotsMs, ssh: ctx.sshd.since(offset), sent}
   } finally {
     await closeAnchorMaster(ctx.ap, ctx.apHome)
@@ -533,7 +557,7 @@ export async function run(options = {}) {
     loginNode = prepareLoginNode({siteUser: site.info.user, wsIp: WS_IP, anchor: {tarball: release.tarball}, log})
     ctx = makeContext({site, bench, loginNode, release, work})
     // Written by the benchmark's Access Point user.
-    for (const [option, key] of [['trace', 'traceDir'], ['cpuProf', 'cpuProfDir']]) {
+    for (const [option, key] of [['trace', 'traceDir'], ['cpuProf', 'cpuProfDir'], ['pilotLogs', 'pilotLogsDir']]) {
       if (!options[option]) continue
       mkdirSync(options[option], {recursive: true})
       chmodSync(options[option], 0o1777)

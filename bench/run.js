@@ -6,6 +6,7 @@
 //   npm run bench -- create --profile wan
 //   npm run bench -- --quick create --trace DIR     each hpc-annex create's HPC_ANNEX_TRACE in DIR
 //   npm run bench -- --quick create --cpu-prof DIR  each hpc-annex create's V8 CPU profile in DIR
+//   npm run bench -- --quick create --pilot-logs DIR  the pilots' logs and SLURM's lines of each run that waited for pilots
 import {readdirSync, readFileSync, writeFileSync} from 'node:fs'
 import {cpus, release} from 'node:os'
 import {dirname, join} from 'node:path'
@@ -20,7 +21,8 @@ for (let i = 0; i < argv.length; i++) {
   else if (argv[i] === '--profile') options.profiles = [...(options.profiles ?? []), argv[++i]]
   else if (argv[i] === '--trace') options.trace = argv[++i]
   else if (argv[i] === '--cpu-prof') options.cpuProf = argv[++i]
-  else if (argv[i].startsWith('--')) throw new Error(`unknown option ${argv[i]} (--quick, --profile lan|campus|wan, --trace DIR, --cpu-prof DIR)`)
+  else if (argv[i] === '--pilot-logs') options.pilotLogs = argv[++i]
+  else if (argv[i].startsWith('--')) throw new Error(`unknown option ${argv[i]} (--quick, --profile lan|campus|wan, --trace DIR, --cpu-prof DIR, --pilot-logs DIR)`)
   else only.push(argv[i])
 }
 
