@@ -58,12 +58,14 @@ function expandTilde(path: string, env: NodeJS.ProcessEnv): string {
 }
 
 let sshOnPath: Promise<string | null> | undefined
+/** findSsh's answer once it is known (undefined before). */
+let sshFound: string | null | undefined
 
 /** The OpenSSH client when one is installed (`ssh -V` runs), else null. */
 export function findSsh(): Promise<string | null> {
   sshOnPath ??= execa('ssh', ['-V'], {reject: false, stdin: 'ignore'}).then(
-    (result) => (result.exitCode === 0 && /OpenSSH/i.test(`${result.stderr}${result.stdout}`) ? 'ssh' : null),
-    () => null,
+    (result) => (sshFound = result.exitCode === 0 && /OpenSSH/i.test(`${result.stderr}${result.stdout}`) ? 'ssh' : null),
+    () => (sshFound = null),
   )
   return sshOnPath
 }
@@ -297,6 +299,7 @@ export async function resolveTarget(target: LoginTarget, options: ResolveOptions
   }
   const env = options.env ?? process.env
   if (options.ssh !== undefined) return options.ssh ? resolveWithSshG(options.ssh, target, env, 0) : resolveWithParser(target, env, 0)
+  if (sshFound === null) return resolveWithParser(target, env, 0)
   // `ssh -G` runs beside the check that `ssh` is OpenSSH; its answer is used only when it is.
   const answered = resolveWithSshG('ssh', target, env, 0)
   answered.catch(() => undefined)

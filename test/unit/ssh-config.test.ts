@@ -2,7 +2,7 @@ import {chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, write
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
-import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+import {afterAll, beforeAll, describe, expect, it, vi} from 'vitest'
 
 import {findSsh, parseHop, parseSshG, resolveEarly, resolveTarget} from '../../src/ssh/config.js'
 import {Ssh2Transport} from '../../src/ssh/ssh2.js'
@@ -154,6 +154,37 @@ describe('resolveEarly', () => {
     expect(await resolveTarget({host: 'other', configFile: config}, options)).toMatchObject({host: 'other.example.org'})
     expect(await resolveTarget({host: 'hpc', configFile: config}, {ssh: fakeSsh, env: {...env}})).toMatchObject({host: 'hpc.example.org'})
     expect(asked().sort()).toEqual(['hpc', 'hpc', 'hpc', 'hpc', 'other'])
+  })
+})
+
+describe('without OpenSSH', () => {
+  it('resolves with the parser, and starts no `ssh -G` once it knows `ssh` is not OpenSSH', async () => {
+    const bin = join(home, 'not-openssh')
+    mkdirSync(bin)
+    writeFileSync(join(bin, 'ssh'), `#!/bin/sh\necho 'Sun_SSH_1.1' >&2\n`, {mode: 0o755})
+    const path = process.env.PATH
+    process.env.PATH = `${bin}:${path}`
+    const started: string[][] = []
+    vi.resetModules()
+    vi.doMock('execa', async (importOriginal) => {
+      const real = await importOriginal<typeof import('execa')>()
+      const execa = (file: string, args: string[], options: object) => {
+        started.push([file, ...args])
+        return real.execa(file, args, options)
+      }
+      return {...real, execa}
+    })
+    try {
+      const fresh = await import('../../src/ssh/config.js')
+      expect(await fresh.findSsh()).toBeNull()
+      const resolved = await fresh.resolveTarget({host: 'hpc', configFile: config}, {env: {...env, PATH: process.env.PATH}})
+      expect(resolved).toMatchObject({host: 'login.example.org', port: 2200, source: 'ssh-config'})
+      expect(started).toEqual([['ssh', '-V']])
+    } finally {
+      vi.doUnmock('execa')
+      vi.resetModules()
+      process.env.PATH = path
+    }
   })
 })
 
