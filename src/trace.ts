@@ -37,9 +37,13 @@ export function trace(event: string): void {
   writeSync(out, `${performance.now().toFixed(1).padStart(9)} ms  ${event.replace(/\s+/g, ' ')}\n`)
 }
 
-/** Records when PROMISE starts and settles, as `what` and `what: done (N ms)`, and returns it. */
-export function traced<T>(what: string, promise: Promise<T>): Promise<T> {
+/**
+ * Records when PROMISE starts and settles, as `what` and `what: done (N ms)`,
+ * and returns it. `what` may be a function: a label made only when tracing.
+ */
+export function traced<T>(label: string | (() => string), promise: Promise<T>): Promise<T> {
   if (!tracing()) return promise
+  const what = typeof label === 'function' ? label() : label
   const start = performance.now()
   trace(what)
   const done = (how: string) => trace(`${what}: ${how} (${(performance.now() - start).toFixed(1)} ms)`)

@@ -50,7 +50,7 @@ function stderrSummary(stderr: string): string {
  */
 export async function runTool(tool: CondorTool, args: string[], options: RunOptions = {}): Promise<RunResult> {
   const timeout = options.timeout ?? CONDOR_TOOL_TIMEOUT
-  const result = await traced(`${tool} ${args.join(' ').slice(0, 100)}`, execa(tool, args, {
+  const result = await traced(() => `${tool} ${args.join(' ').slice(0, 100)}`, execa(tool, args, {
     reject: false,
     timeout: timeout * 1000,
     forceKillAfterDelay: 2000,

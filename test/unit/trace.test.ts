@@ -22,7 +22,7 @@ describe('HPC_ANNEX_TRACE', () => {
     const {trace, traced, tracing} = await freshTrace(file)
     expect(tracing()).toBe(true)
     trace('create starts')
-    await traced('condor_q -json', Promise.resolve(1))
+    await traced(() => 'condor_q -json', Promise.resolve(1))
     await traced('login to hpc', Promise.reject(new Error('refused'))).catch(() => undefined)
     // A multi-line event stays one line.
     trace('back-end: Step 1\nof 10')
@@ -46,6 +46,10 @@ describe('HPC_ANNEX_TRACE', () => {
     expect(tracing()).toBe(false)
     const promise = Promise.resolve(2)
     expect(traced('x', promise)).toBe(promise)
+    // A label given as a function is not even made.
+    const label = vi.fn(() => 'x')
+    expect(traced(label, promise)).toBe(promise)
+    expect(label).not.toHaveBeenCalled()
     expect(() => trace('x')).not.toThrow()
   })
 })
