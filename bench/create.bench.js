@@ -554,7 +554,7 @@ export async function run(options = {}) {
     figures.htcondor = {version: release.version, tarball: release.tarball}
     figures.tarballBytes = statSync(release.tarball).size
     bench = await startBenchAccessPoint({release, netns: NS, wsIp: WS_IP, log})
-    loginNode = prepareLoginNode({siteUser: site.info.user, wsIp: WS_IP, anchor: {tarball: release.tarball}, log})
+    loginNode = prepareLoginNode({siteUser: site.info.user, wsIp: WS_IP, anchor: {tarball: release.tarball}, subSecondLogs: Boolean(options.pilotLogs), log})
     ctx = makeContext({site, bench, loginNode, release, work})
     // Written by the benchmark's Access Point user.
     for (const [option, key] of [['trace', 'traceDir'], ['cpuProf', 'cpuProfDir'], ['pilotLogs', 'pilotLogsDir']]) {

@@ -51,8 +51,9 @@ exec /usr/bin/curl "\${args[@]}"
  * Puts the hook in place (this machine's files of the site user, written as
  * root). `wsIp`: the benchmark namespace's address, as the site's sshd sees
  * it. `anchor: {tarball}`: also the anchor's stand-ins, serving that tarball.
+ * `subSecondLogs`: the pilots' HTCondor logs carry milliseconds.
  */
-export function prepareLoginNode({siteUser, wsIp, anchor, log}) {
+export function prepareLoginNode({siteUser, wsIp, anchor, subSecondLogs = false, log}) {
   const account = siteAccount(siteUser)
   const dir = join(account.home, DIR)
   rmSync(dir, {recursive: true, force: true})
@@ -65,6 +66,8 @@ export function prepareLoginNode({siteUser, wsIp, anchor, log}) {
     // The A/B of the login node's sha256: while the flag is there, openssl fails, so hpc-annex falls back to sha256sum.
     `    if [ -e "$HOME/${DIR}/${SHA256SUM_ONLY}" ]; then PATH="$HOME/${DIR}/no-openssl:$PATH"; fi`,
   ]
+  // --pilot-logs: both tools' pilots (sbatch passes the environment on) log with milliseconds.
+  if (subSecondLogs) env.push('    export _CONDOR_ALL_DEBUG=D_SUB_SECOND')
   mkdirSync(join(dir, 'no-openssl'))
   writeFileSync(join(dir, 'no-openssl', 'openssl'), '#!/bin/sh\n# hpc-annex bench/login-node.js: no openssl, for the sha256sum side of the A/B\nexit 127\n', {mode: 0o755})
   const undo = []
