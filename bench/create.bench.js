@@ -30,7 +30,7 @@ import {fileURLToPath} from 'node:url'
 
 import {apEnv, apTool, asUser, findRelease, giveToUser, startBenchAccessPoint, untilPilotsAdvertised, userSshConfig, watchJobQueue} from './access-point.js'
 import {ANCHOR_TARGET, anchorCommand, closeAnchorMaster, prepareAnchorHome} from './anchor.js'
-import {MiB, fmtBytes, fmtMs, fmtRate, readRate, stats, timed} from './lib.js'
+import {MiB, fmtBytes, fmtMs, fmtRate, readRate, sleep, stats, timed} from './lib.js'
 import {prepareLoginNode, startDownloadMirror} from './login-node.js'
 
 export const name = 'create'
@@ -295,6 +295,19 @@ async function pilotsAdvertised(ctx, annex, r, pilots) {
   return at === undefined ? undefined : at - r.started
 }
 
+/**
+ * SLURM starts a batch job at its controller's next scheduling pass, about
+ * once a second on the site (never at submit: the pilots' logs show 0-1 s
+ * from submit to allocation, spread evenly). A run that starts as soon as the
+ * previous run's job is gone submits at much the same point of that cycle
+ * each time, so one tool's submits kept landing just before a pass and the
+ * other's just after (the faster one's). An untimed pause of a random
+ * fraction of that second before each create gives both tools the same spread.
+ */
+async function offCycle() {
+  await sleep(Math.random() * 1000)
+}
+
 /** `download`: the login node downloads the tarball (hpc-annex's default, from the stand-in mirror) instead of being sent it (--condor-tarball). */
 async function annexCreate(ctx, {transport = 'ssh2', image, watch = false, pilots = false, download = false} = {}) {
   const annex = `bench${process.pid}x${ctx.counter++}`
@@ -306,6 +319,7 @@ async function annexCreate(ctx, {transport = 'ssh2', image, watch = false, pilot
   const runName = String(ctx.counter).padStart(2, '0')
   if (ctx.traceDir) env.HPC_ANNEX_TRACE = join(ctx.traceDir, `${runName}-${ctx.profile}-${transport}${download ? '-download' : ''}${image ? '-image' : ''}.trace`)
   if (ctx.cpuProfDir) args.unshift('--cpu-prof', `--cpu-prof-dir=${ctx.cpuProfDir}`, `--cpu-prof-name=${runName}.cpuprofile`)
+  await offCycle()
   const offset = ctx.sshd.offset()
   const wire = wireBytes()
   const r = await timed(...asUser(ctx.ap, process.execPath, args), {env, watch, cwd: ctx.cliHome})
@@ -332,6 +346,7 @@ async function anchorCreate(ctx, {image, pilots = false, imageLimitOk = false} =
   const annex = `anchor${process.pid}x${ctx.counter++}`
   const job = image ? await submitImageJob(ctx, annex, image) : undefined
   const command = anchorCommand(ctx.ap, ctx.apHome, {name: annex, nodes: NODES, lifetime: LIFETIME, loginHost: 'hpc'})
+  await offCycle()
   const offset = ctx.sshd.offset()
   const wire = wireBytes()
   const r = await timed(...asUser(ctx.ap, command.program, command.args), {env: command.env, cwd: ctx.apHome})
