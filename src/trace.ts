@@ -38,8 +38,8 @@ export function trace(event: string): void {
 }
 
 /**
- * Records when PROMISE starts and settles, as `what` and `what: done (N ms)`,
- * and returns it. `what` may be a function: a label made only when tracing.
+ * Records when PROMISE starts and settles, as `label` and `label: done (N ms)`,
+ * and returns it. `label` may be a function, called only when tracing.
  */
 export function traced<T>(label: string | (() => string), promise: Promise<T>): Promise<T> {
   if (!tracing()) return promise
