@@ -252,6 +252,11 @@ async function finishRun(ctx, {batchJobId, pilotDir, clusters}) {
   if (ids.length) await apTool(ctx.ap, 'condor_rm', ids)
 }
 
+/** The current run's name in the files --trace, --cpu-prof and --pilot-logs keep: its number, two digits. */
+function runName(ctx) {
+  return String(ctx.counter).padStart(2, '0')
+}
+
 /**
  * --pilot-logs DIR: what the pilots of a run that waited for them logged, for
  * reading where the time from the batch job id to the advertised pilots went:
@@ -263,7 +268,7 @@ async function finishRun(ctx, {batchJobId, pilotDir, clusters}) {
  */
 function keepPilotLogs(ctx, tool, {r, jobIdMs, pilotsMs, batchJobId, pilotDir}) {
   if (!ctx.pilotLogsDir || pilotsMs === undefined || !pilotDir?.startsWith('/')) return
-  const dir = join(ctx.pilotLogsDir, `${String(ctx.counter).padStart(2, '0')}-${ctx.profile}-${tool}`)
+  const dir = join(ctx.pilotLogsDir, `${runName(ctx)}-${ctx.profile}-${tool}`)
   mkdirSync(dir, {recursive: true})
   const epoch = (ms) => Math.round(performance.timeOrigin + r.started + ms)
   writeFileSync(join(dir, 'timeline.json'), `${JSON.stringify({batchJobId, pilotDir, started: epoch(0), jobId: epoch(jobIdMs), pilots: epoch(pilotsMs), exit: epoch(r.ms)}, null, 2)}\n`)
@@ -316,9 +321,9 @@ async function annexCreate(ctx, {transport = 'ssh2', image, watch = false, pilot
   const args = [BIN, 'create', annex, 'compute@sandbox', '--nodes', String(NODES), '--lifetime', String(LIFETIME), ...tarball, '--ssh', transport, '--json']
   const env = download ? {...ctx.cliEnv, _CONDOR_ANNEX_TARBALL_URL_BASE: ctx.mirror.base} : {...ctx.cliEnv}
   // --trace DIR / --cpu-prof DIR: where this run's time went, as NN-<how>.trace (HPC_ANNEX_TRACE) and NN.cpuprofile.
-  const runName = String(ctx.counter).padStart(2, '0')
-  if (ctx.traceDir) env.HPC_ANNEX_TRACE = join(ctx.traceDir, `${runName}-${ctx.profile}-${transport}${download ? '-download' : ''}${image ? '-image' : ''}.trace`)
-  if (ctx.cpuProfDir) args.unshift('--cpu-prof', `--cpu-prof-dir=${ctx.cpuProfDir}`, `--cpu-prof-name=${runName}.cpuprofile`)
+  const run = runName(ctx)
+  if (ctx.traceDir) env.HPC_ANNEX_TRACE = join(ctx.traceDir, `${run}-${ctx.profile}-${transport}${download ? '-download' : ''}${image ? '-image' : ''}.trace`)
+  if (ctx.cpuProfDir) args.unshift('--cpu-prof', `--cpu-prof-dir=${ctx.cpuProfDir}`, `--cpu-prof-name=${run}.cpuprofile`)
   await offCycle()
   const offset = ctx.sshd.offset()
   const wire = wireBytes()
