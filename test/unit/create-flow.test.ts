@@ -87,7 +87,7 @@ describe('create, end to end against a local "login node"', () => {
     expect(result.batchJobId).toBe('4242')
     // Just before it submitted, in the same command, SLURM was asked when this very script would start.
     const sbatchCalls = readFileSync(join(stubs, 'sbatch.calls'), 'utf8').split('\n\n').filter(Boolean).map((call) => call.split('\n').slice(1))
-    expect(sbatchCalls).toEqual([['--test-only', 'batch.slurm'], ['--parsable', 'batch.slurm']])
+    expect(sbatchCalls).toEqual([['--test-only'], ['--parsable', 'batch.slurm']])
     expect(result.estimate).toMatchObject({estimate: {nodeList: 'node[1-2]'}})
     expect(describeResult(result).split('\n')).toContain('SLURM says the request would start now, on 2 nodes (node[1-2]) (sbatch --test-only).')
     expect(requestResultJson(asked.plan, result).estimate).toMatchObject({available: true, waitSeconds: 0, nodeList: 'node[1-2]'})

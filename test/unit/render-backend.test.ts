@@ -13,6 +13,7 @@ import {afterEach, beforeEach, describe, expect, it} from 'vitest'
 import {loadCatalog} from '../../src/catalog/index.js'
 import type {Plan} from '../../src/catalog/plan.js'
 import {projectPath} from '../../src/paths.js'
+import {shellQuote} from '../../src/quote.js'
 import {batchJobName} from '../../src/batch/index.js'
 import {BACKEND_EXIT, JOB_ID_RECORDED, TAR_RECORD_BYTES} from '../../src/backend/protocol.js'
 import type {ApContext} from '../../src/render/context.js'
@@ -115,13 +116,14 @@ describe('the SLURM back-end, executed with hostile values', {timeout: 60_000}, 
     expect(control.JOB_ID).toBe('4242')
     const pilotDir = control.PILOT_DIR!
     expect(pilotDir.startsWith(`${scratch}/pilot.`)).toBe(true)
-    expect(result.stdout).toContain('\rStep 10 of 10: submitting the batch job\n')
+    expect(result.stdout).toContain('\rStep 9 of 9: submitting the batch job\n')
 
     // Looked for an earlier submission under the job's name, then submitted once, from the pilot directory.
     expect(calls('squeue')).toHaveLength(1)
     expect(calls('squeue')[0]).toContain(`--name=${batchJobName(plan.annexName, ap.requestId)}`)
-    // Submitted once: the first call only asks SLURM when the same script would start.
-    expect(calls('sbatch')).toEqual([[pilotDir, '--test-only', 'batch.slurm'], [pilotDir, '--parsable', 'batch.slurm']])
+    // Submitted once, from the pilot directory: the first call (the script on its stdin, asked
+    // while the pilot directory is made) only asks SLURM when the same script would start.
+    expect(calls('sbatch')).toEqual([[expect.any(String), '--test-only'], [pilotDir, '--parsable', 'batch.slurm']])
 
     // The pilot directory holds the release, the scripts, the secrets (0600) and the images under their own names.
     expect(statSync(join(pilotDir, 'condor', 'sbin', 'condor_master')).isFile()).toBe(true)
@@ -202,6 +204,29 @@ describe('the SLURM back-end', {timeout: 60_000}, () => {
     expect(result.status).toBe(0)
     expect(controlLines(result.stdout)).toMatchObject({JOB_ID: '999', PILOT_DIR: '/scratch/alice/pilot.Earlier1'})
     expect(calls('sbatch')).toEqual([])
+    expect(pilotDirs()).toEqual([])
+  })
+
+  it('ends the questions it left running in the background when it fails before their answers', async () => {
+    // SLURM's estimate never answers; the machine's set-up fails, once that question is surely under way.
+    writeFileSync(join(stubs, 'sbatch.test-only-hang'), '')
+    const asked = join(stubs, 'sbatch.test-only.pid')
+    const failing: Plan = {...plan(), pilotDirFragment: `for _ in $(seq 200); do [ -s ${shellQuote(asked)} ] && break; sleep 0.05; done\nfalse\n`}
+    const result = runBash(await backend({...benignAp, stagedTarballSha256: digest}, {condorTarball: {path: tarball, sha256: digest}}, 'bundle', failing), [], env(), work)
+    expect(result.status, result.stderr).toBe(BACKEND_EXIT.machineSetup)
+    const pid = Number(readFileSync(asked, 'utf8'))
+    const alive = () => {
+      try {
+        process.kill(pid, 0)
+        return true
+      } catch {
+        return false
+      }
+    }
+    // Its own bound (timeout 10) would end it only seconds later.
+    const until = Date.now() + 5000
+    while (alive() && Date.now() < until) await sleep(20)
+    expect(alive()).toBe(false)
     expect(pilotDirs()).toEqual([])
   })
 
@@ -444,7 +469,7 @@ describe('the SLURM back-end', {timeout: 60_000}, () => {
   it('names the HTCondor it uses: the staged tarball by file name and sha256, the machine file\'s version only when it downloads', async () => {
     const staged = runBash(await backend({...benignAp, stagedTarballSha256: digest, stagedTarballName: 'condor-mine.tar.gz'}, {condorTarball: {path: tarball, sha256: digest}}, 'staged'), [], env(), work)
     expect(staged.status).toBe(0)
-    const htcondorStep = (stdout: string) => /\rStep 4 of 10: ([^\n]*)\n/.exec(stdout)?.[1]
+    const htcondorStep = (stdout: string) => /\rStep 4 of 9: ([^\n]*)\n/.exec(stdout)?.[1]
     expect(htcondorStep(staged.stdout)).toBe(`using the staged HTCondor tarball condor-mine.tar.gz (sha256 ${digest.slice(0, 12)})`)
     expect(staged.stdout).not.toContain(plan().htcondor.version)
 
@@ -481,7 +506,7 @@ describe('the HTCondor-batch back-end (PATh Facility)', {timeout: 60_000}, () =>
     expect(result.status).toBe(0)
     const control = controlLines(result.stdout)
     expect(control.JOB_ID).toBe('77')
-    expect(result.stdout).toContain(`\rStep 4 of 8: using the staged HTCondor tarball (sha256 ${digest.slice(0, 12)})\n`)
+    expect(result.stdout).toContain(`\rStep 4 of 7: using the staged HTCondor tarball (sha256 ${digest.slice(0, 12)})\n`)
     const pilotDir = control.PILOT_DIR!
     expect(pilotDir.startsWith(join(home, '.hpc-annex', 'scratch', 'pilot.'))).toBe(true)
     expect(calls('condor_q')[0]).toEqual([expect.any(String), loginUser, '-constraint', `hpc_annex_request_id == "${benignAp.requestId}"`, '-af', 'ClusterId', 'Iwd'])
@@ -581,7 +606,7 @@ describe('the machine file\'s fragments', {timeout: 60_000}, () => {
     expect(readFileSync(join(pilotDir, 'pilot.conf'), 'utf8')).toMatch(/^FILETRANSFER_PLUGIN_CLASSAD_TIMEOUT = 60$/m)
   })
 
-  it.each([['wholenode@anvil', '10'], ['cpu@path-facility', '8']])('%s: the shell fragment runs first, in the back-end\'s shell; the pilot-directory fragment once the directory is filled', async (target, steps) => {
+  it.each([['wholenode@anvil', '9'], ['cpu@path-facility', '7']])('%s: the shell fragment runs first, in the back-end\'s shell; the pilot-directory fragment once the directory is filled', async (target, steps) => {
     const base = planFor({target, ...(target.startsWith('cpu@') ? {cpus: '1'} : {})})
     const place = join(work, 'from-fragment')
     const plan: Plan = {

@@ -24,7 +24,7 @@ function script(path: string, body: string): void {
 /**
  * Stand-ins for the login node's batch tools, on PATH in a temp dir. Each
  * records its arguments (one per line, then a blank line) in <stubs>/<tool>.calls.
- * Behaviour is steered by files: squeue.out / condor_q.out (printed), sbatch.fail, sbatch.test-only*,
+ * Behaviour is steered by files: squeue.out / condor_q.out (printed), sbatch.fail, sbatch.test-only* (a hung one notes its pid in sbatch.test-only.pid),
  * download (what curl "downloads"), curl.cut-stream, curl.hang.
  */
 export function makeStubs(): string {
@@ -40,7 +40,9 @@ export function makeStubs(): string {
     [
       record('sbatch'),
       `if [ "$1" = --test-only ]; then`,
-      `  [ -f '${dir}/sbatch.test-only-hang' ] && { sleep 60; exit 1; }`,
+      // Without a script argument, the script comes on stdin (as the back-end sends it).
+      `  if [ $# -eq 1 ] && ! grep -q '^#SBATCH'; then echo 'sbatch: error: Batch script is empty!' >&2; exit 1; fi`,
+      `  [ -f '${dir}/sbatch.test-only-hang' ] && { echo $$ > '${dir}/sbatch.test-only.pid'; sleep 60; exit 1; }`,
       `  [ -f '${dir}/sbatch.test-only-fail' ] && { echo 'sbatch: error: Batch job submission failed: Invalid account or account/partition combination specified' >&2; exit 1; }`,
       `  start=$(cat '${dir}/sbatch.test-only' 2>/dev/null || date +%Y-%m-%dT%H:%M:%S)`,
       `  echo "sbatch: Job 4243 to start at $start using 256 processors on nodes node[1-2] in partition wholenode" >&2`,
