@@ -1,4 +1,11 @@
+import {mkdtempSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+
 import {defineConfig} from 'vitest/config'
+
+// The CLIs the tests run remember file digests (src/backend/digest.ts) here, not in the home of whoever runs the tests.
+const env = {XDG_CACHE_HOME: mkdtempSync(join(tmpdir(), 'hpc-annex-test-cache-'))}
 
 export default defineConfig({
   test: {
@@ -6,6 +13,7 @@ export default defineConfig({
       {
         test: {
           name: 'unit',
+          env,
           include: ['test/unit/**/*.test.ts'],
           environment: 'node',
           // Some unit tests run the built CLI a few times; a loaded 2-core CI machine needs more than 5 s.
@@ -17,6 +25,7 @@ export default defineConfig({
           // Against the loopback HPC site (real sshd + SLURM on this machine), brought up
           // by the global setup as root; skipped with a warning elsewhere, fatal under CI=true.
           name: 'integration',
+          env,
           include: ['test/integration/**/*.test.ts'],
           environment: 'node',
           globalSetup: ['test/site/global-setup.ts'],

@@ -278,9 +278,15 @@ function keepPilotLogs(ctx, tool, {r, jobIdMs, pilotsMs, batchJobId, pilotDir}) 
   spawnSync('bash', ['-c', 'grep -hE -- "$1" "$2"/*.log > "$3" 2>/dev/null; true', 'keep', `(JobId=|job_id[ =:]|StepId=|job |jobid )${id}([^0-9]|$)`, slurmLogs, join(dir, 'slurm.log')], {stdio: 'ignore'})
 }
 
-/** Empties hpc-annex's cache on the login node (the benchmark's own: see bench/login-node.js). */
-function clearRemoteCache(ctx) {
+/**
+ * Empties hpc-annex's caches before a first create: the login node's (the
+ * benchmark's own: see bench/login-node.js) and, on the Access Point, the
+ * digests it remembers of local files (the tarball, the image), so that a
+ * first create hashes them as a user's very first would.
+ */
+function clearCaches(ctx) {
   ctx.harness.remote(`rm -rf -- ${quote(ctx.loginNode.cacheDir)} && mkdir -p ${quote(ctx.loginNode.cacheDir)}`)
+  rmSync(join(ctx.cliHome, '.cache', 'hpc-annex'), {recursive: true, force: true})
 }
 
 function parseJson(stdout) {
@@ -408,12 +414,12 @@ async function createFigures(ctx, profile, p, log) {
   log(`${profile}: create without images, ${NODES} nodes, ${p.runs} runs after a warm-up (hpc-annex first, anchor, hpc-annex repeated, anchor, hpc-annex first downloading)`)
   const runs = {first: [], again: [], anchor: [], downloaded: []}
   for (let i = 0; i <= p.runs; i++) {
-    clearRemoteCache(ctx)
+    clearCaches(ctx)
     const a = await annexCreate(ctx, {pilots: true})
     const b = await anchorCreate(ctx, {pilots: true})
     const c = await annexCreate(ctx, {pilots: true})
     const d = await anchorCreate(ctx, {pilots: true})
-    clearRemoteCache(ctx)
+    clearCaches(ctx)
     const e = await annexCreate(ctx, {pilots: true, download: true})
     log(`${profile}: run ${i}${i === 0 ? ' (warm-up)' : ''}: to JOB_ID ${[a, b, c, d, e].map((x) => `${(x.ms / 1000).toFixed(2)}`).join(' / ')} s; pilots ${[a, b, c, d, e].map((x) => (x.pilotsMs === undefined ? '-' : `${(x.pilotsMs / 1000).toFixed(2)}`)).join(' / ')} s`)
     if (e.result.htcondor?.urlBaseFrom !== 'ANNEX_TARBALL_URL_BASE' || e.result.htcondor.stagedTarball !== undefined) throw new Error(`the downloading create did not download from the stand-in: ${JSON.stringify(e.result.htcondor)}`)
@@ -442,7 +448,7 @@ async function createFigures(ctx, profile, p, log) {
   out.bigFirst = {runs: bigRuns}
   const S = ctx.image.bytes
   const upload = async (transport) => {
-    clearRemoteCache(ctx)
+    clearCaches(ctx)
     const r = await annexCreate(ctx, {transport, image: ctx.image, watch: true})
     if (r.result.images?.[0]?.sent !== true) throw new Error('the first create did not send the image')
     // The CLI reads the tarball (its digest), the image (its checksum), then streams the image before the
@@ -492,7 +498,7 @@ async function createFigures(ctx, profile, p, log) {
     anchor: stats(defined(anchorImage.map((r) => r.ms))),
     anchorBytesSent: stats(anchorImage.map((r) => r.sent)),
   }
-  clearRemoteCache(ctx)
+  clearCaches(ctx)
   return out
 }
 
