@@ -1,7 +1,7 @@
 import {rm, stat} from 'node:fs/promises'
 import {basename} from 'node:path'
 
-import {Listr, type ListrTaskWrapper} from 'listr2'
+import {Listr, type ListrTaskWrapper} from '../vendor/listr2.js'
 
 import {checkUrlBase, parsePins, resolveDownload, TARBALL_URL_BASE_KNOB} from '../catalog/index.js'
 import type {Plan, PlanHTCondor} from '../catalog/plan.js'

@@ -1,4 +1,4 @@
-import {ListrLogger, ListrLogLevels, ProcessOutput, type ListrBaseClassOptions, type ListrRendererValue} from 'listr2'
+import {ListrLogger, ListrLogLevels, ProcessOutput, type ListrBaseClassOptions, type ListrRendererValue} from '../vendor/listr2.js'
 
 /** How the task list is shown: live on a terminal, plain lines in logs, nothing under --json. */
 export type ProgressOutput = 'tty' | 'plain' | 'silent'

@@ -3,7 +3,7 @@ import {createRequire} from 'node:module'
 import {join} from 'node:path'
 
 import type HandlebarsLibrary from 'handlebars'
-import runtime from 'handlebars/runtime.js'
+import runtime from '../vendor/handlebars.js'
 
 import {projectPath} from '../paths.js'
 import {classadString, condorValue, directiveString, directiveValue, shellQuote} from '../quote.js'
