@@ -200,7 +200,9 @@ describe('the SLURM back-end', {timeout: 60_000}, () => {
 
   it('does not submit again when the batch system already has this request\'s job', async () => {
     writeFileSync(join(stubs, 'squeue.out'), '999 /scratch/alice/pilot.Earlier1\n')
-    const result = runBash(await backend(benignAp), [], env(), work)
+    const script = await backend(benignAp)
+    const result = runBash(script, [], env(), work)
+    expect(readdirSync(join(script, '..')).filter((name) => name.endsWith('.out'))).toEqual([])
     expect(result.status).toBe(0)
     expect(controlLines(result.stdout)).toMatchObject({JOB_ID: '999', PILOT_DIR: '/scratch/alice/pilot.Earlier1'})
     expect(calls('sbatch')).toEqual([])
@@ -212,8 +214,11 @@ describe('the SLURM back-end', {timeout: 60_000}, () => {
     writeFileSync(join(stubs, 'sbatch.test-only-hang'), '')
     const asked = join(stubs, 'sbatch.test-only.pid')
     const failing: Plan = {...plan(), pilotDirFragment: `for _ in $(seq 200); do [ -s ${shellQuote(asked)} ] && break; sleep 0.05; done\nfalse\n`}
-    const result = runBash(await backend({...benignAp, stagedTarballSha256: digest}, {condorTarball: {path: tarball, sha256: digest}}, 'bundle', failing), [], env(), work)
+    const script = await backend({...benignAp, stagedTarballSha256: digest}, {condorTarball: {path: tarball, sha256: digest}}, 'bundle', failing)
+    const result = runBash(script, [], env(), work)
     expect(result.status, result.stderr).toBe(BACKEND_EXIT.machineSetup)
+    // Nor is what they wrote left in the bundle directory (a bundle run by hand keeps its directory).
+    expect(readdirSync(join(script, '..')).filter((name) => name.endsWith('.out'))).toEqual([])
     const pid = Number(readFileSync(asked, 'utf8'))
     const alive = () => {
       try {
