@@ -5,7 +5,7 @@
 //   src/vendor/execa.ts  -> dist/vendor/execa.js  execa (ES module) and its ~15 dependencies
 //   src/vendor/zod.ts    -> dist/vendor/zod.js    zod (the machine files' schema)
 //   src/vendor/toml.ts   -> dist/vendor/toml.js   @iarna/toml (the machine files' parser)
-//   src/vendor/listr2.ts -> dist/vendor/listr2.js listr2 and its ~15 dependencies (create's steps)
+//   src/vendor/listr2.ts -> dist/vendor/listr2.js listr2 and its dependencies (create's steps)
 //   src/vendor/handlebars.ts -> dist/vendor/handlebars.js  Handlebars' runtime (5 CommonJS files)
 import {build} from 'esbuild'
 import {rm} from 'node:fs/promises'
@@ -41,5 +41,4 @@ for (const name of vendored) {
   // tsc's source map describes the file this one replaced.
   await rm(join(root, 'dist', 'vendor', `${name}.js.map`), {force: true})
 }
-
 console.log(`dist/oclif.cjs, ${vendored.map((name) => `dist/vendor/${name}.js`).join(', ')}: bundled`)
