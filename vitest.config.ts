@@ -1,11 +1,14 @@
-import {mkdtempSync} from 'node:fs'
+import {mkdtempSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
 import {defineConfig} from 'vitest/config'
 
-// The CLIs the tests run remember file digests (src/backend/digest.ts) here, not in the home of whoever runs the tests.
-const env = {XDG_CACHE_HOME: mkdtempSync(join(tmpdir(), 'hpc-annex-test-cache-'))}
+// The CLIs the tests run remember file digests (src/backend/digest.ts) here, not in the home of whoever
+// runs the tests; it goes when vitest ends.
+const cacheHome = mkdtempSync(join(tmpdir(), 'hpc-annex-test-cache-'))
+process.on('exit', () => rmSync(cacheHome, {recursive: true, force: true}))
+const env = {XDG_CACHE_HOME: cacheHome}
 
 export default defineConfig({
   test: {
