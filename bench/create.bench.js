@@ -28,6 +28,8 @@ import {pipeline} from 'node:stream/promises'
 import {performance} from 'node:perf_hooks'
 import {fileURLToPath} from 'node:url'
 
+import {digestCacheFile} from '../dist/backend/digest.js'
+
 import {apEnv, apTool, asUser, findRelease, giveToUser, startBenchAccessPoint, untilPilotsAdvertised, userSshConfig, watchJobQueue} from './access-point.js'
 import {ANCHOR_TARGET, anchorCommand, closeAnchorMaster, prepareAnchorHome} from './anchor.js'
 import {MiB, fmtBytes, fmtMs, fmtRate, readRate, sleep, stats, timed} from './lib.js'
@@ -286,7 +288,7 @@ function keepPilotLogs(ctx, tool, {r, jobIdMs, pilotsMs, batchJobId, pilotDir}) 
  */
 function clearCaches(ctx) {
   ctx.harness.remote(`rm -rf -- ${quote(ctx.loginNode.cacheDir)} && mkdir -p ${quote(ctx.loginNode.cacheDir)}`)
-  rmSync(join(ctx.cliHome, '.cache', 'hpc-annex'), {recursive: true, force: true})
+  rmSync(digestCacheFile(ctx.cliEnv), {force: true})
 }
 
 function parseJson(stdout) {

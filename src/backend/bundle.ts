@@ -15,7 +15,7 @@ import {shellQuote} from '../quote.js'
 import {cacheEnforceCommand, type CacheLimit} from './cache.js'
 import {SECRET_MODE, type RenderedFile} from './files.js'
 import {CONTROL, CONTROL_MARK, TAR_RECORD_BYTES} from './protocol.js'
-import {PICK_SHA256, SHA256_FUNCTION} from './sha256.js'
+import {HEX_SHA256, PICK_SHA256, SHA256_FUNCTION} from './sha256.js'
 
 /** Secrets travel as bytes or as a local file; either way they are never printed. */
 export type SecretSource = Buffer | {path: string}
@@ -72,8 +72,6 @@ export interface BundleEntry {
   object?: {sha256?: string}
 }
 
-const SHA256 = /^[0-9a-f]{64}$/
-
 // eslint-disable-next-line no-control-regex -- control characters are what is refused
 const CONTROL_CHARACTER = /[\u0000-\u001f\u007f]/
 
@@ -103,14 +101,14 @@ export function bundleEntries(files: RenderedFile[], inputs: BundleInputs, optio
     entries.push({path: under('sif/'), mode: 0o700, type: 'Directory', object: {}})
     const seen = new Set<string>()
     for (const sif of sifs) {
-      if (!SHA256.test(sif.sha256)) throw new TypeError('a staged image needs a hex sha256')
+      if (!HEX_SHA256.test(sif.sha256)) throw new TypeError('a staged image needs a hex sha256')
       if (seen.has(sif.sha256)) continue
       seen.add(sif.sha256)
       entries.push({path: under(`sif/${sif.sha256}`), mode: SECRET_MODE, type: 'File', source: sif.path, object: {sha256: sif.sha256}})
     }
   }
   if (inputs.condorTarball) {
-    if (!SHA256.test(inputs.condorTarball.sha256)) throw new TypeError('the staged tarball needs a hex sha256')
+    if (!HEX_SHA256.test(inputs.condorTarball.sha256)) throw new TypeError('the staged tarball needs a hex sha256')
     entries.push({path: under('condor/'), mode: 0o700, type: 'Directory', object: {}})
     entries.push({path: under(`condor/${inputs.condorTarball.sha256}`), mode: SECRET_MODE, type: 'File', source: inputs.condorTarball.path, object: {sha256: inputs.condorTarball.sha256}})
   }
@@ -303,7 +301,7 @@ export interface BootstrapOptions {
  * nothing runs. Digests are checked to be hex.
  */
 export function bootstrapCommand(digests: string[] = [], options: BootstrapOptions = {}): string {
-  for (const digest of digests) if (!SHA256.test(digest)) throw new TypeError(`not a sha256: ${JSON.stringify(digest)}`)
+  for (const digest of digests) if (!HEX_SHA256.test(digest)) throw new TypeError(`not a sha256: ${JSON.stringify(digest)}`)
   const steps = [
     'umask 077',
     'mkdir -p -- "$HOME/.hpc-annex/tmp"',

@@ -4,6 +4,7 @@ import {join} from 'node:path'
 import {projectPath} from '../paths.js'
 import {shellQuote} from '../quote.js'
 import {CONTROL, CONTROL_MARK} from './protocol.js'
+import {HEX_SHA256} from './sha256.js'
 
 /**
  * The login node's cache (~/.hpc-annex/cache): templates/cache.sh lists it,
@@ -19,8 +20,6 @@ function cacheScript(): string {
 
 /** Seconds during which an object used by a request is never removed to make room for another (it may be about to use it). */
 export const CACHE_RECENT_SECONDS = 600
-
-const SHA256 = /^[0-9a-f]{64}$/
 
 function command(args: string[]): string {
   return `bash -c ${shellQuote(cacheScript())} hpc-annex-cache ${args.map(shellQuote).join(' ')}`
@@ -74,7 +73,7 @@ export function cacheEnforceCommand(limit: CacheLimit): string {
   if (!/^[A-Za-z0-9._-]+$/.test(limit.system)) throw new TypeError(`not a system key: ${JSON.stringify(limit.system)}`)
   const objects: string[] = []
   for (const [digest, bytes] of limit.objects) {
-    if (!SHA256.test(digest)) throw new TypeError(`not a sha256: ${JSON.stringify(digest)}`)
+    if (!HEX_SHA256.test(digest)) throw new TypeError(`not a sha256: ${JSON.stringify(digest)}`)
     objects.push(digest, count(bytes, 'a number of bytes'))
   }
   return command(['enforce', CONTROL_MARK, CONTROL.warning, limit.system, count(limit.maxBytes, 'a number of bytes'), String(CACHE_RECENT_SECONDS), ...objects])

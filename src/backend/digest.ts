@@ -4,6 +4,8 @@ import {homedir} from 'node:os'
 import {dirname, isAbsolute, join, resolve} from 'node:path'
 import {Worker} from 'node:worker_threads'
 
+import {HEX_SHA256} from './sha256.js'
+
 // Runs in a worker thread: a release tarball or an image is tens of MiB to
 // GiBs, and hashing it on the main thread would stall the checks and the login
 // beside it (and be stalled by them).
@@ -58,7 +60,6 @@ const MOST_REMEMBERED = 256
  * not remembered.
  */
 const RACY_NS = 2_000_000_000n
-const SHA256 = /^[0-9a-f]{64}$/
 
 /** The digest cache of the user running hpc-annex: $XDG_CACHE_HOME/hpc-annex/digests.json, or ~/.cache/... */
 export function digestCacheFile(env: NodeJS.ProcessEnv = process.env): string {
@@ -120,7 +121,7 @@ export async function sha256File(path: string, options: DigestOptions = {}): Pro
   const key = resolve(path)
   const before = seen(await stat(path, {bigint: true}))
   const known = cache === null ? undefined : (await readCache(cache))[key]
-  if (known !== undefined && SHA256.test(String(known.sha256)) && same(known, before)) return known.sha256
+  if (known !== undefined && HEX_SHA256.test(String(known.sha256)) && same(known, before)) return known.sha256
   const started = nowNs()
   const digest = await hashInWorker(path)
   if (cache !== null && BigInt(before.ctimeNs) + RACY_NS < started) {
