@@ -115,6 +115,14 @@ export function bundleEntries(files: RenderedFile[], inputs: BundleInputs, optio
   return entries
 }
 
+/**
+ * Bytes read from an image or tarball at a time. Node's default (64 KiB)
+ * makes each MiB sixteen trips through the tar packer and the connection's
+ * stream; at 1 MiB the sender's CPU per byte drops enough that a 1 GiB upload
+ * on a fast link ran ~10% faster (both transports), with a few MiB more held.
+ */
+const SOURCE_CHUNK_BYTES = 1 << 20
+
 async function feed(entry: BundleEntry, target: ReadEntry, size: number): Promise<void> {
   if (entry.content) {
     target.end(entry.content)
@@ -125,7 +133,7 @@ async function feed(entry: BundleEntry, target: ReadEntry, size: number): Promis
     return
   }
   let sent = 0
-  for await (const chunk of createReadStream(entry.source) as AsyncIterable<Buffer>) {
+  for await (const chunk of createReadStream(entry.source, {highWaterMark: SOURCE_CHUNK_BYTES}) as AsyncIterable<Buffer>) {
     sent += chunk.length
     if (sent > size) throw new Error(`${entry.source} grew while it was being staged`)
     if (!target.write(chunk)) await once(target, 'drain')
