@@ -380,10 +380,19 @@ async function anchorCreate(ctx, {image, pilots = false, imageLimitOk = false} =
   }
 }
 
-async function catSsh(ctx, image) {
+/**
+ * `cat image | ssh hpc 'cat > FILE'`: the same bytes over the same link with
+ * OpenSSH's own defaults, stored in a file beside hpc-annex's cache on the
+ * login node (the same file system), as an upload must be; with `toNull`,
+ * thrown away instead (`cat > /dev/null`: the link and ssh alone). The file
+ * goes after each run, untimed.
+ */
+async function catSsh(ctx, image, {toNull = false} = {}) {
   const cfg = quote(ctx.site.sshConfig)
+  const file = join(dirname(ctx.loginNode.cacheDir), 'cat-baseline.bin')
   const login = await timed(...inNs('bash', ['-c', `ssh -F ${cfg} -o BatchMode=yes hpc true`]))
-  const r = await timed(...inNs('bash', ['-c', `cat ${quote(image.path)} | ssh -F ${cfg} -o BatchMode=yes hpc 'cat > /dev/null'`]))
+  const r = await timed(...inNs('bash', ['-c', `cat ${quote(image.path)} | ssh -F ${cfg} -o BatchMode=yes hpc ${quote(`cat > ${toNull ? '/dev/null' : quote(file)}`)}`]))
+  if (!toNull) ctx.harness.remote(`rm -f -- ${quote(file)}`)
   if (r.code !== 0) throw new Error(`cat | ssh failed: ${r.stderr}`)
   return {ms: r.ms, login: login.ms, rate: image.bytes / ((r.ms - login.ms) / 1000)}
 }
@@ -471,8 +480,13 @@ async function createFigures(ctx, profile, p, log) {
     }
   }
   const cats = []
-  for (let i = 0; i < bigRuns; i++) cats.push((await catSsh(ctx, ctx.image)).rate)
+  const catsToNull = []
+  for (let i = 0; i < bigRuns; i++) {
+    cats.push((await catSsh(ctx, ctx.image)).rate)
+    catsToNull.push((await catSsh(ctx, ctx.image, {toNull: true})).rate)
+  }
   out.bigFirst.catSsh = stats(cats)
+  out.bigFirst.catSshToNull = stats(catsToNull)
 
   // 3. The same image again (it is in the login node's cache now), vs the anchor, which sends it every time.
   const anchorRuns = p.anchorBigRuns[profile] ?? 1
@@ -534,10 +548,12 @@ function rows(figures, p) {
     out.push([P, 'logins / round trips after the login (sshd log: sessions)', `${trips(f.logins.annex)} / ${trips(f.roundTrips.first)}`, `${trips(f.logins.anchor)} / ${trips(f.roundTrips.anchor)}`, ''])
     const runs = f.bigFirst.runs
     for (const t of ['ssh2', 'openssh']) {
-      out.push([P, `${big} image, first create, upload rate (--ssh ${t})${runs < p.runs ? `, ${runs} run(s)` : ''}`, fmtRate(f.bigFirst[t].rate), `cat|ssh ${fmtRate(f.bigFirst.catSsh)}`, fmtRatio(ratio(f.bigFirst[t].rate, f.bigFirst.catSsh), GOALS.upload[P])])
+      out.push([P, `${big} image, first create, upload rate (--ssh ${t})${runs < p.runs ? `, ${runs} run(s)` : ''}`, fmtRate(f.bigFirst[t].rate), `cat|ssh 'cat > file' ${fmtRate(f.bigFirst.catSsh)}`, fmtRatio(ratio(f.bigFirst[t].rate, f.bigFirst.catSsh), GOALS.upload[P])])
+      // Beside it, the same upload against ssh alone, its bytes thrown away on arrival.
+      if (f.bigFirst.catSshToNull) out.push([P, `… the same rate against \`cat > /dev/null\` on the login node (the link and ssh alone)`, fmtRate(f.bigFirst[t].rate), `cat|ssh 'cat > /dev/null' ${fmtRate(f.bigFirst.catSshToNull)}`, fmtRatio(ratio(f.bigFirst[t].rate, f.bigFirst.catSshToNull), '')])
       out.push([P, `${big} image, first create, wall (--ssh ${t})${runs < p.runs ? `, ${runs} run(s)` : ''}`, fmtMs(f.bigFirst[t].wall), '', ''])
       const ab = f.bigFirst[t].sha256sum
-      out.push([P, `… the same, the login node hashing with coreutils' sha256sum instead of openssl (A/B, ${ab.rate.n} run(s))`, fmtRate(ab.rate), `cat|ssh ${fmtRate(f.bigFirst.catSsh)}`, fmtRatio(ratio(ab.rate, f.bigFirst.catSsh), '')])
+      out.push([P, `… the same, the login node hashing with coreutils' sha256sum instead of openssl (A/B, ${ab.rate.n} run(s))`, fmtRate(ab.rate), `cat|ssh 'cat > file' ${fmtRate(f.bigFirst.catSsh)}`, fmtRatio(ratio(ab.rate, f.bigFirst.catSsh), '')])
       out.push([P, `peak RSS of the CLI during the upload (--ssh ${t})`, fmtBytes(f.bigFirst[t].peakRss), '', f.bigFirst[t].peakRss < 150 * MiB ? 'goal < 150 MiB: met' : 'goal < 150 MiB: NOT met'])
     }
     out.push([P, `${big} image, second create: bytes on the wire (${f.bigSecond.annex.n} runs; anchor ${f.bigSecond.anchorBytesSent.n})`, fmtBytes(f.bigSecond.bytesSent.median), `${fmtBytes(f.bigSecond.anchorBytesSent.median)}${f.bigSecond.anchorGaveUp ? ' (until it gave up)' : ''}`, f.bigSecond.bytesSent.median < MiB ? 'goal < 1 MiB: met' : 'goal < 1 MiB: NOT met'])
