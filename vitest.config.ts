@@ -1,14 +1,19 @@
-import {mkdtempSync, rmSync} from 'node:fs'
-import {tmpdir} from 'node:os'
+import {chmodSync, mkdtempSync, rmSync} from 'node:fs'
 import {join} from 'node:path'
 
 import {defineConfig} from 'vitest/config'
 
-// The CLIs the tests run remember file digests (src/backend/digest.ts) here, not in the home of whoever
-// runs the tests; it goes when vitest ends.
-const cacheHome = mkdtempSync(join(tmpdir(), 'hpc-annex-test-cache-'))
-process.on('exit', () => rmSync(cacheHome, {recursive: true, force: true}))
-const env = {XDG_CACHE_HOME: cacheHome}
+// Everything the tests and the CLIs they run put in the temporary directory
+// (os.tmpdir(): TMPDIR) lands in one directory of this run, which goes when
+// vitest ends, whatever a test left. Its name is short: OpenSSH's and
+// HTCondor's sockets are made below it, and a socket path has at most 107 bytes.
+const testTmp = mkdtempSync('/tmp/t-')
+// Like /tmp itself: the site's and the Access Point's other accounts make their temporary files here too.
+chmodSync(testTmp, 0o1777)
+process.on('exit', () => rmSync(testTmp, {recursive: true, force: true}))
+// The CLIs remember file digests (src/backend/digest.ts) here, not in the home of whoever runs the tests.
+const cacheHome = mkdtempSync(join(testTmp, 'cache-'))
+const env = {TMPDIR: testTmp, XDG_CACHE_HOME: cacheHome}
 
 export default defineConfig({
   test: {

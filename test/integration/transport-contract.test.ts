@@ -110,7 +110,8 @@ describeOnSite('the transport contract', () => {
 
   beforeAll(() => {
     s = site()
-    tmp = mkdtempSync(join(tmpdir(), 'transport-contract-'))
+    // Short: the OpenSSH masters' sockets are made below it, and a socket path has at most 107 bytes.
+    tmp = mkdtempSync(join(tmpdir(), 'tc-'))
   })
   afterAll(() => {
     rmSync(tmp, {recursive: true, force: true})

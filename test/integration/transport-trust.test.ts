@@ -73,7 +73,8 @@ describeOnSite('login trust and forwarding', () => {
 
   beforeAll(async () => {
     s = site()
-    tmp = mkdtempSync(join(tmpdir(), 'transport-trust-'))
+    // Short: the OpenSSH masters' sockets are made below it, and a socket path has at most 107 bytes.
+    tmp = mkdtempSync(join(tmpdir(), 'tt-'))
     sshd = await startExtraSshd(s)
   })
   afterAll(async () => {

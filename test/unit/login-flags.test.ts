@@ -5,6 +5,7 @@
  * path), so that a connection either tool opened serves the other.
  */
 import {mkdtempSync, statSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
 import {describe, expect, it} from 'vitest'
@@ -15,7 +16,7 @@ import {runCli} from './helpers/cli.js'
 describe("login takes HTCondor's flags", () => {
   it('--login, --host and --tmp_dir: the login goes to that user and host, its socket into that directory', () => {
     // Short: a socket path holds at most 107 bytes, and ssh's socket name takes 64 of them.
-    const dir = mkdtempSync('/tmp/h-')
+    const dir = mkdtempSync(join(tmpdir(), 'h-'))
     // Nothing listens on port 1: the login fails at once, after the flags were taken.
     const config = join(dir, 'ssh_config')
     writeFileSync(config, 'Host *\n  Port 1\n  ConnectTimeout 5\n')
@@ -32,7 +33,7 @@ describe("login takes HTCondor's flags", () => {
 
   it('the ANNEX_TMP_DIR knob, when no --tmp_dir is given', () => {
     // Short: a socket path holds at most 107 bytes, and ssh's socket name takes 64 of them.
-    const dir = mkdtempSync('/tmp/h-')
+    const dir = mkdtempSync(join(tmpdir(), 'h-'))
     const file = join(dir, 'f')
     writeFileSync(file, '')
     const fake = createFakeCondor({config: {ANNEX_TMP_DIR: file}})
@@ -48,7 +49,7 @@ describe("login takes HTCondor's flags", () => {
   })
 
   it("create takes its login's socket directory from --tmp_dir too", () => {
-    const dir = mkdtempSync('/tmp/h-')
+    const dir = mkdtempSync(join(tmpdir(), 'h-'))
     const file = join(dir, 'f')
     writeFileSync(file, '')
     const fake = createFakeCondor({config: {HPC_ANNEX_REQUIRE_JOB: 'false'}})
