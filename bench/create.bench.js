@@ -21,7 +21,7 @@
 //   4. `hpc-annex --help` and `systems` cold start
 import {spawnSync} from 'node:child_process'
 import {createHash} from 'node:crypto'
-import {createReadStream, chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync} from 'node:fs'
+import {createReadStream, chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {dirname, join} from 'node:path'
 import {pipeline} from 'node:stream/promises'
@@ -275,9 +275,19 @@ function keepPilotLogs(ctx, tool, {r, jobIdMs, pilotsMs, batchJobId, pilotDir}) 
   const epoch = (ms) => Math.round(performance.timeOrigin + r.started + ms)
   writeFileSync(join(dir, 'timeline.json'), `${JSON.stringify({batchJobId, pilotDir, started: epoch(0), jobId: epoch(jobIdMs), pilots: epoch(pilotsMs), exit: epoch(r.ms)}, null, 2)}\n`)
   spawnSync('bash', ['-c', 'cd -- "$1" && find . -path "*/log/*" -type f -exec cp --parents -p -t "$2" {} +', 'keep', pilotDir, dir], {stdio: 'ignore'})
+  // The site's SLURM numbers its jobs afresh each time it is brought up: only this run's lines name this job.
   const slurmLogs = join(ctx.site.info.dir, 'slurm', 'log')
   const id = String(batchJobId).replace(/\D/g, '')
-  spawnSync('bash', ['-c', 'grep -hE -- "$1" "$2"/*.log > "$3" 2>/dev/null; true', 'keep', `(JobId=|job_id[ =:]|StepId=|job |jobid )${id}([^0-9]|$)`, slurmLogs, join(dir, 'slurm.log')], {stdio: 'ignore'})
+  const naming = new RegExp(`(JobId=|job_id[ =:]|StepId=|job |jobid )${id}([^0-9]|$)`)
+  const since = epoch(0) - 1000
+  const lines = []
+  for (const name of existsSync(slurmLogs) ? readdirSync(slurmLogs).filter((n) => n.endsWith('.log')) : []) {
+    for (const line of readFileSync(join(slurmLogs, name), 'utf8').split('\n')) {
+      const stamp = /^\[(\d{4}-\d\d-\d\dT[\d:.]+)\]/.exec(line)
+      if (stamp && Date.parse(stamp[1]) >= since && naming.test(line)) lines.push(line)
+    }
+  }
+  writeFileSync(join(dir, 'slurm.log'), lines.length ? `${lines.join('\n')}\n` : '')
 }
 
 /**
