@@ -15,7 +15,8 @@
 //      the start to all N pilots advertised in the annex collector; round
 //      trips (ssh sessions after the login, counted in the site's sshd log)
 //   2. create with a 1 GiB image, first time: upload rate vs
-//      `cat file | ssh host 'cat > /dev/null'`, both transports; peak RSS
+//      `cat file | ssh host 'cat > FILE'` (and, beside it, `'cat > /dev/null'`),
+//      both transports; peak RSS
 //   3. the same image a second time: bytes sent and time to the batch job id
 //      vs the anchor, which sends the image every time
 //   4. `hpc-annex --help` and `systems` cold start
