@@ -7,6 +7,7 @@
  * way; a node whose openssl is missing, or does not hash an empty input as
  * sha256sum does, keeps sha256sum.
  */
+
 /** A sha256 as hpc-annex names objects by it: 64 lowercase hex digits. */
 export const HEX_SHA256 = /^[0-9a-f]{64}$/
 
