@@ -138,7 +138,7 @@ choose_execute() {
 }
 
 run() {
-    local dir=$1 node=${3:-} local_dir waited=0 master status
+    local dir=$1 node=${3:-} local_dir deadline master status
     # What the pilot makes on node-local storage (the lock directory, its
     # sandboxes' directory) goes however it ends: a TERM (scancel, the job's
     # end) before HTCondor runs ends it at once, one after is passed on.
@@ -149,12 +149,16 @@ run() {
         export CUDA_VISIBLE_DEVICES=$2
     fi
     safe_path "$dir" || die 31 "the pilot directory's path has characters HTCondor's configuration cannot carry: $dir"
+    # The shared file system may show the login node's files late, and the
+    # release may still be unpacking there (the job is submitted meanwhile):
+    # looked for often, for FS_WAIT seconds.
+    deadline=$((SECONDS + FS_WAIT))
     until [ -r "$dir/condor_config" ] && [ -x "$dir/condor/sbin/condor_master" ]; do
-        if [ "$waited" -ge "$FS_WAIT" ]; then
-            die 33 "$dir/condor_config did not appear on this node within $FS_WAIT seconds"
+        if [ "$SECONDS" -ge "$deadline" ]; then
+            [ -r "$dir/condor_config" ] || die 33 "$dir/condor_config did not appear on this node within $FS_WAIT seconds"
+            die 33 "HTCondor ($dir/condor) did not appear on this node within $FS_WAIT seconds"
         fi
-        sleep 2
-        waited=$((waited + 2))
+        sleep 0.2
     done
 
     # Several nodes of a job may share a host name (and two requests a node):

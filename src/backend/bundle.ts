@@ -258,17 +258,13 @@ export const REMOTE_CACHE = '${HPC_ANNEX_CACHE:-$HOME/.hpc-annex/cache}'
  * it with its mode, or unpacks FILES_ENTRY (the rendered files and secrets, gzipped)
  * with theirs. Images and tarballs are hashed as they arrive, into
  * <file>.sha256 (with the bootstrap's pick of sha256 tool), so the back-end
- * checks them without reading them again.
- * With `unpackTarball`, the HTCondor tarball is also unpacked as it arrives,
- * into condor/<sha256>.unpacked. That tree is only a head start: the back-end
- * takes it once the tarball's sha256 checks out, and unpacks the tarball
- * itself when the tree is missing (a damaged tarball leaves none).
+ * checks them without reading them again. (The SLURM back-end unpacks the
+ * tarball after, beside the submission, so an upload is never held to the
+ * pace of gunzip.)
  */
-function receiveFileScript(unpackTarball: boolean): string {
+function receiveFileScript(): string {
   // tee's own status is lost in a POSIX sh pipeline: the size written says whether it wrote everything.
   const whole = '[ "$(stat -c %s -- "$f")" = "$TAR_SIZE" ] || exit 1'
-  // The unpacking side always reads to the end, so tee writes the whole file whatever tar makes of it.
-  const unpack = `condor/*) { tee -- "$f" /dev/fd/3 | sha256 > "$f.sha256"; } 3>&1 | { mkdir -- "$f.unpacked" && tar -xzf - -C "$f.unpacked" 2>/dev/null || rm -rf -- "$f.unpacked"; cat >/dev/null; }; ${whole} ;; `
   return [
     // tar runs this with umask 0.
     'umask 077',
@@ -277,14 +273,12 @@ function receiveFileScript(unpackTarball: boolean): string {
     // tar leaves directories to this script.
     'case $f in */*) [ -d "${f%/*}" ] || mkdir -p -- "${f%/*}" || exit 1 ;; esac',
     // The rendered files and secrets, with their modes (-p); the rest of the entry (tar's end padding) is read too.
-    `case $f in ${shellQuote(FILES_ENTRY)}) { tar -xzpf - && cat >/dev/null; } || exit 1; exit 0 ;; ${unpackTarball ? unpack : ''}condor/*|sif/*) tee -- "$f" | sha256 > "$f.sha256"; ${whole} ;; *) cat > "$f" || exit 1 ;; esac`,
+    `case $f in ${shellQuote(FILES_ENTRY)}) { tar -xzpf - && cat >/dev/null; } || exit 1; exit 0 ;; condor/*|sif/*) tee -- "$f" | sha256 > "$f.sha256"; ${whole} ;; *) cat > "$f" || exit 1 ;; esac`,
     '[ "$TAR_MODE" = 0600 ] || chmod -- "$TAR_MODE" "$f"',
   ].join('; ')
 }
 
 export interface BootstrapOptions {
-  /** Unpack the staged HTCondor tarball while it arrives (the SLURM back-end runs the release unpacked). */
-  unpackTarball?: boolean
   /** The machine's cache_max_bytes: room is made before anything arrives (a failure there never stops the request). */
   cacheLimit?: CacheLimit
   /**
@@ -335,7 +329,7 @@ export function bootstrapCommand(digests: string[] = [], options: BootstrapOptio
   steps.push(
     // GNU tar runs the --to-command in its own working directory, whatever -C says.
     // Whole records of TAR_RECORD_BYTES: tar reads no further than the one that ends the archive.
-    `(cd -- "$staging" && exec tar -b ${TAR_RECORD_BYTES / 512} -B -xf - --to-command=${shellQuote(receiveFileScript(options.unpackTarball ?? false))})`,
+    `(cd -- "$staging" && exec tar -b ${TAR_RECORD_BYTES / 512} -B -xf - --to-command=${shellQuote(receiveFileScript())})`,
     // The rest of stdin (the acknowledgement) on fd 3 only, so nothing the back-end runs reads it by chance.
     options.ackTimeout === undefined
       ? 'bash "$staging/backend.sh"'

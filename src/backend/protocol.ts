@@ -35,6 +35,12 @@ export const CONTROL = {
    * counts it as progress, and it is otherwise ignored.
    */
   heartbeat: 'HEARTBEAT',
+  /**
+   * The back-end, failing once it had started to submit, cancelled every batch
+   * job of the request (no value); its pilot directory goes as it exits. What
+   * hpc-annex undoes leaves those alone.
+   */
+  withdrawn: 'WITHDRAWN',
 } as const
 
 /** Seconds between the back-end's heartbeats: well within the shortest --stall-timeout (5 s). */

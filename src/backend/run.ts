@@ -1,7 +1,6 @@
 import {PassThrough, Transform, type Readable} from 'node:stream'
 import {StringDecoder} from 'node:string_decoder'
 
-import {batchSystem} from '../batch/index.js'
 import {describeSubmitEstimate, parseEstimateControl, type SubmitEstimate} from '../batch/slurm-live.js'
 import type {Plan} from '../catalog/plan.js'
 import {lastLine, oneLine, systemError} from '../errors.js'
@@ -39,7 +38,7 @@ export interface BackendOptions {
    * never settles, the back-end cancels the job itself.
    */
   onControl(name: RecordedControl, value: string): void | Promise<void>
-  /** The back-end cancelled the job it reported and removed its pilot directory (it got no JOB_ID_RECORDED): nothing of it is left to undo. */
+  /** The back-end, failing, cancelled the job it reported and removed its pilot directory: nothing of it is left to undo. */
   onWithdrawn?(): void
 }
 
@@ -140,6 +139,7 @@ export async function runBackend(transport: Transport, plan: Plan, staging: Back
   const parser = new BackendOutputParser()
   const decoder = new StringDecoder('utf8')
   const recorded = new Set<string>(RECORDED_CONTROLS)
+  let withdrawn = false
   const handle = (events: ReturnType<BackendOutputParser['push']>) => {
     for (const event of events) {
       if (tracing()) trace(`back-end: ${event.kind === 'progress' ? event.text : event.kind === 'output' ? event.line : `${event.attribute} ${event.value}`}`)
@@ -158,6 +158,7 @@ export async function runBackend(transport: Transport, plan: Plan, staging: Back
       }
       // A heartbeat only keeps the watchdog from firing: any output does (see onStdout).
       else if (event.attribute === CONTROL.heartbeat) continue
+      else if (event.attribute === CONTROL.withdrawn) withdrawn = true
       else if (recorded.has(event.attribute)) {
         const name = event.attribute as RecordedControl
         control[name] = event.value
@@ -170,7 +171,6 @@ export async function runBackend(transport: Transport, plan: Plan, staging: Back
   let result
   try {
     const command = bootstrapCommand([...objects.keys()], {
-      unpackTarball: batchSystem(plan.system.batch).unpackTarballOnArrival,
       ...(plan.system.cacheMaxBytes === undefined ? {} : {cacheLimit: cacheLimit(plan, objects)}),
       ackTimeout: options.stallTimeout,
     })
@@ -199,10 +199,10 @@ export async function runBackend(transport: Transport, plan: Plan, staging: Back
   }
   handle(parser.push(decoder.end()))
   handle(parser.end())
-  if (result.code === BACKEND_EXIT.unconfirmed) {
+  if (result.code !== 0 && withdrawn) {
     options.onWithdrawn?.()
     // The cause is the record's failure; the back-end undid what it made.
-    if (unrecorded !== undefined) {
+    if (result.code === BACKEND_EXIT.unconfirmed && unrecorded !== undefined) {
       const why = unrecorded instanceof Error ? unrecorded.message : String(unrecorded)
       throw systemError(`${oneLine(why)}; so the back-end cancelled batch job ${control[CONTROL.jobId] ?? '?'} and removed its pilot directory on ${options.host}`, {cause: unrecorded})
     }
@@ -210,7 +210,9 @@ export async function runBackend(transport: Transport, plan: Plan, staging: Back
   if (result.code !== 0) {
     const what = result.code === null ? `was killed (${result.signal ?? 'signal'})` : (BACKEND_FAILURES[result.code] ?? `exited with status ${result.code}`)
     const detail = lastLine(stderr).replace(/^hpc-annex back-end: /, '')
-    throw systemError(`${what}${detail ? `: ${detail}` : ''}`)
+    const jobId = control[CONTROL.jobId]
+    const withdrew = withdrawn && jobId !== undefined ? `; the back-end cancelled batch job ${jobId}` : ''
+    throw systemError(`${what}${detail ? `: ${detail}` : ''}${withdrew}`)
   }
   const jobId = control[CONTROL.jobId]
   if (jobId === undefined) throw systemError('the back-end finished but reported no batch job id')

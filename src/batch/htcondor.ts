@@ -11,7 +11,6 @@ export const htcondor: BatchSystem = {
   backendTemplate: 'backend-htcondor.sh.hbs',
   jobTemplates: [{path: 'pilot.sub', template: 'pilot.sub.hbs', secret: true}],
   pilotScripts: ['pilot.sh'],
-  unpackTarballOnArrival: false,
   detectsLoginOs: false,
   describeRequest(plan: Plan): string {
     return `submit the pilots with ${this.requestLine(plan)}`

@@ -14,7 +14,6 @@ export const slurm: BatchSystem = {
     {path: 'node-local.sh', template: 'node-local.sh.hbs', secret: false},
   ],
   pilotScripts: ['pilot.sh', 'launcher.sh'],
-  unpackTarballOnArrival: true,
   detectsLoginOs: true,
   describeRequest(plan: Plan): string {
     return `submit: ${this.requestLine(plan)}`

@@ -15,12 +15,6 @@ export interface BatchSystem {
   /** The back-end template (templates/). */
   backendTemplate: string
   /**
-   * The login node unpacks a staged HTCondor tarball as it arrives: the
-   * pilots run the release from shared scratch. (An HTCondor pool's pilot job
-   * takes the tarball itself to its execute node.)
-   */
-  unpackTarballOnArrival: boolean
-  /**
    * The back-end picks the HTCondor build for the login node's OS; an
    * HTCondor pool's pilots run in the pool's container, so its build is fixed.
    */

@@ -150,6 +150,17 @@ describeOnRealHTCondor('the fault table of a create: every row leaves nothing an
         '}',
       ].join('\n'),
     })
+    // The release unpacks only once SLURM holds the request's batch job (unpacking runs beside the submission).
+    machine('ft-late-unpack', undefined, {
+      shell: [
+        'tar() {',
+        '    if [ "$1" = -xzf ] && [ "$2" != - ]; then',
+        '        n=0; until [ -n "$(squeue --noheader --user="$(id -un)" --name="$JOB_NAME" --format=%i)" ] || [ "$n" -ge 1200 ]; do sleep 0.05; n=$((n + 1)); done',
+        '    fi',
+        '    command tar "$@"',
+        '}',
+      ].join('\n'),
+    })
     // The back-end waits in its pilot directory while the hold file is there.
     machine('ft-held', undefined, {pilotDir: `echo "$$" > "$PILOT_DIR/.held"\nn=0; while [ -e '${join(area, 'hold')}' ] && [ "$n" -lt 2400 ]; do sleep 0.25; n=$((n + 1)); done`})
 
@@ -528,6 +539,17 @@ describeOnRealHTCondor('the fault table of a create: every row leaves nothing an
     {row: 'exit-15', system: 'ft-download', args: () => baseArgs().slice(0, -2), exit: 2, error: backendStep(15, 'cannot download HTCondor 25\\.0\\.4 for Debian12 from https://127\\.0\\.0\\.1:9/'), undone: [STATE, TOKEN]},
     {row: 'exit-16', system: 'ft-checksum', args: () => [...baseArgs().slice(0, -1), strangeTarball(true)], exit: 2, error: backendStep(16, 'has sha256 0{64}, expected'), undone: [STATE, TOKEN]},
     {row: 'exit-17', args: () => [...baseArgs().slice(0, -1), strangeTarball(false)], exit: 2, error: backendStep(17, 'does not hold one release directory with sbin/condor_master'), undone: [STATE, TOKEN]},
+    // Found once the batch job is submitted (and its id recorded): the back-end cancels the job
+    // itself and says so, and hpc-annex leaves it at that.
+    {
+      row: 'exit-17-after-sbatch',
+      system: 'ft-late-unpack',
+      args: () => [...baseArgs().slice(0, -1), strangeTarball(false)],
+      exit: 2,
+      error: backendStep(17, 'does not hold one release directory with sbin/condor_master; the back-end cancelled batch job \\d+'),
+      undone: [STATE, TOKEN],
+      notUndone: ['cancelled the batch job'],
+    },
     {row: 'exit-18', system: 'ft-populate', exit: 2, error: backendStep(18, 'cannot make the secrets directory'), undone: [STATE, TOKEN]},
     {row: 'exit-19', system: 'ft-setup', exit: 2, error: backendStep(19, 'the machine-specific set-up failed'), undone: [STATE, TOKEN]},
     {

@@ -1,5 +1,5 @@
-import {execFileSync, spawn, spawnSync} from 'node:child_process'
-import {copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync} from 'node:fs'
+import {execFileSync, spawn} from 'node:child_process'
+import {copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeFileSync} from 'node:fs'
 import {userInfo} from 'node:os'
 import {join} from 'node:path'
 import {buffer} from 'node:stream/consumers'
@@ -261,30 +261,108 @@ describe('the SLURM back-end', {timeout: 60_000}, () => {
     expect(pilotDirs()).toEqual([])
   })
 
-  it('takes the release unpacked while the bundle arrived, once the tarball checks out; never a tree the bundle did not just bring', async () => {
-    const ap = {...benignAp, stagedTarballSha256: digest}
-    const bundle = await buffer(bundleStream(renderFiles(plan(), ap), {...secrets, condorTarball: {path: tarball, sha256: digest}}))
-    const streamed = spawnSync('bash', ['-c', bootstrapCommand([], {unpackTarball: true})], {input: bundle, env: env(), cwd: work, encoding: 'utf8'})
-    expect(streamed.stderr).toBe('')
-    expect(streamed.status).toBe(0)
-    expect(streamed.stdout).toContain('using HTCondor as unpacked while it arrived')
-    expect(streamed.stdout).not.toContain('unpacking HTCondor')
-    const release = join(home, '.hpc-annex', 'cache', `${digest}.release`)
-    expect(statSync(join(release, 'sbin', 'condor_master')).mode & 0o100).toBe(0o100)
-    const pilotDir = controlLines(streamed.stdout).PILOT_DIR!
-    expect(existsSync(join(pilotDir, 'condor', 'sbin', 'condor_master'))).toBe(true)
-    // Only the release (and the notes of what used them) is left in the cache beside the tarball: no unpacking directory.
-    expect(readdirSync(join(home, '.hpc-annex', 'cache')).sort()).toEqual(['.uses', digest, `${digest}.release`])
+  /** A tar that unpacks a cached tarball (`tar -xzf FILE`) only as `before` lets it; any other use is the system's tar. */
+  function gatedTar(before: string): void {
+    writeFileSync(join(stubs, 'tar'), `#!/bin/bash\nif [ "$1" = -xzf ] && [ "$2" != - ]; then\n${before}\nfi\nPATH=/usr/bin:/bin exec tar "$@"\n`, {mode: 0o755})
+  }
 
-    // The tarball is cached, the release is not: a tree planted in the bundle is not taken.
-    rmSync(release, {recursive: true})
-    const dir = await unpack(renderFiles(plan(), ap), {...secrets, condorTarball: {path: tarball, sha256: digest}}, 'planted')
-    mkdirSync(join(dir, 'condor', `${digest}.unpacked`, 'planted', 'sbin'), {recursive: true})
-    writeFileSync(join(dir, 'condor', `${digest}.unpacked`, 'planted', 'sbin', 'condor_master'), '#!/bin/sh\n', {mode: 0o755})
-    const cached = runBash(join(dir, 'backend.sh'), [], env({TARBALL_TREE: join(dir, 'condor', `${digest}.unpacked`)}), work)
-    expect(cached.status).toBe(0)
-    expect(cached.stdout).toContain('unpacking HTCondor')
-    expect(readFileSync(join(release, 'sbin', 'condor_master'), 'utf8')).toContain('master-ran')
+  it('submits the batch job while HTCondor unpacks, and ends once the release is whole in the pilot directory', async () => {
+    // The unpacking starts only once the job is submitted (else it fails): a back-end that
+    // waited for it before submitting would fail here.
+    gatedTar(`for _ in $(seq 400); do grep -qx -- --parsable '${stubs}/sbatch.calls' 2>/dev/null && break; sleep 0.05; done\ngrep -qx -- --parsable '${stubs}/sbatch.calls' || exit 1`)
+    const result = runBash(await backend({...benignAp, stagedTarballSha256: digest}, {condorTarball: {path: tarball, sha256: digest}}), [], env(), work)
+    expect(result.stderr).toBe('')
+    expect(result.status).toBe(0)
+    const at = ['\rStep 5 of 9: unpacking HTCondor (the batch job will wait for it)\n', '\rStep 9 of 9: submitting the batch job\n', '=-.-= JOB_ID 4242\n'].map((line) => result.stdout.indexOf(line))
+    expect(at.every((i) => i >= 0), result.stdout).toBe(true)
+    expect([...at].sort((x, y) => x - y)).toEqual(at)
+    expect(controlLines(result.stdout).WITHDRAWN).toBeUndefined()
+    expect(calls('sbatch').map((c) => c.slice(1))).toEqual([['--test-only'], ['--parsable', 'batch.slurm']])
+    const pilotDir = controlLines(result.stdout).PILOT_DIR!
+    expect(statSync(join(pilotDir, 'condor', 'sbin', 'condor_master')).mode & 0o100).toBe(0o100)
+    expect(existsSync(join(pilotDir, '.condor.partial'))).toBe(false)
+    // The release is cached beside the tarball; no unpacking directory is left.
+    expect(readdirSync(join(home, '.hpc-annex', 'cache')).sort()).toEqual(['.uses', digest, `${digest}.release`])
+  })
+
+  for (const when of ['after', 'before'] as const) {
+    it(`fails the request when HTCondor does not unpack: ${when === 'after' ? 'cancels the batch job it submitted and says it did' : 'a failure known before the submission submits nothing'}; the pilot directory goes`, async () => {
+      const record = (tool: string) => `printf '%s\\n' "$PWD" "$@" '' >> '${stubs}/${tool}.calls'`
+      writeFileSync(join(stubs, 'scancel'), `#!/bin/bash\n${record('scancel')}\n`, {mode: 0o755})
+      // One top directory, but no sbin/condor_master in it.
+      const strange = join(work, 'strange')
+      mkdirSync(join(strange, 'top', 'etc'), {recursive: true})
+      writeFileSync(join(strange, 'top', 'etc', 'nothing'), '')
+      const broken = join(work, 'broken.tar.gz')
+      execFileSync('tar', ['-czf', broken, '-C', strange, 'top'])
+      const sha = sha256(broken)
+      let p = plan()
+      if (when === 'after') gatedTar(`for _ in $(seq 400); do grep -qx -- --parsable '${stubs}/sbatch.calls' 2>/dev/null && break; sleep 0.05; done`)
+      // The machine's set-up (step 7) lets the back-end go on only once the unpacking has ended.
+      else p = {...p, pilotDirFragment: 'for _ in $(seq 400); do unpacking_release || break; sleep 0.05; done\n'}
+      const result = runBash(await backend({...benignAp, stagedTarballSha256: sha}, {condorTarball: {path: broken, sha256: sha}}, 'bundle', p), [], env(), work)
+      expect(result.status).toBe(BACKEND_EXIT.unpack)
+      expect(result.stderr).toBe('hpc-annex back-end: the HTCondor tarball does not hold one release directory with sbin/condor_master\n')
+      const control = controlLines(result.stdout)
+      if (when === 'after') {
+        expect(control.JOB_ID).toBe('4242')
+        expect(control.WITHDRAWN).toBe('')
+        expect(calls('scancel').map((c) => c.slice(1))).toEqual([[`--user=${loginUser}`, `--name=${batchJobName(plan().annexName, benignAp.requestId)}`]])
+      } else {
+        expect(control.JOB_ID).toBeUndefined()
+        expect(control.WITHDRAWN).toBeUndefined()
+        expect(calls('sbatch').map((c) => c.slice(1))).toEqual([['--test-only']])
+        expect(calls('scancel')).toEqual([])
+      }
+      expect(pilotDirs()).toEqual([])
+      expect(readdirSync(join(home, '.hpc-annex', 'cache')).sort()).toEqual(['.uses', sha])
+    })
+  }
+
+  it('a hang-up while HTCondor unpacks ends the unpacking too, cancels the job and leaves nothing', async () => {
+    const record = (tool: string) => `printf '%s\\n' "$PWD" "$@" '' >> '${stubs}/${tool}.calls'`
+    writeFileSync(join(stubs, 'scancel'), `#!/bin/bash\n${record('scancel')}\n`, {mode: 0o755})
+    const unpacking = join(stubs, 'tar.pid')
+    gatedTar(`echo $$ > '${unpacking}.new' && mv '${unpacking}.new' '${unpacking}'\nexec sleep 60`)
+    const script = await backend({...benignAp, stagedTarballSha256: digest}, {condorTarball: {path: tarball, sha256: digest}})
+    const child = spawn('bash', [script], {env: env(), cwd: work, detached: true, stdio: ['ignore', 'pipe', 'pipe']})
+    let stdout = ''
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')))
+    const ended = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
+    const until = Date.now() + 20_000
+    while (!(existsSync(unpacking) && stdout.includes('waiting for the unpacking of HTCondor to end')) && Date.now() < until) await sleep(20)
+    expect(stdout).toContain('=-.-= JOB_ID 4242\n')
+    // As sshd does when the connection drops: SIGHUP to the session's process group (the unpacking has a group of its own).
+    process.kill(-child.pid!, 'SIGHUP')
+    expect(await ended).toBe(129)
+    const pid = Number(readFileSync(unpacking, 'utf8'))
+    expect(() => process.kill(pid, 0)).toThrow()
+    expect(calls('scancel')).toHaveLength(1)
+    expect(pilotDirs()).toEqual([])
+    expect(readdirSync(join(home, '.hpc-annex', 'cache')).sort()).toEqual(['.uses', digest])
+  })
+
+  it('a pilot waits for the release to appear in the pilot directory, and says what never did', async () => {
+    const result = runBash(await backend({...benignAp, stagedTarballSha256: digest}, {condorTarball: {path: tarball, sha256: digest}}), [], env(), work)
+    expect(result.status).toBe(0)
+    const pilotDir = controlLines(result.stdout).PILOT_DIR!
+    renameSync(join(pilotDir, 'condor'), join(pilotDir, 'later'))
+    // sleep notes each wait, so the release comes back only once the pilot has looked and waited.
+    writeFileSync(join(stubs, 'sleep'), `#!/bin/bash\necho "$*" >> '${stubs}/sleep.calls'\nexec /bin/sleep "$@"\n`, {mode: 0o755})
+    const pilot = spawn(join(pilotDir, 'pilot.sh'), ['run', pilotDir], {env: env({SLURMD_NODENAME: 'node1'}), stdio: ['ignore', 'pipe', 'pipe']})
+    let stderr = ''
+    pilot.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')))
+    const ended = new Promise<number | null>((resolve) => pilot.once('exit', (code) => resolve(code)))
+    const until = Date.now() + 10_000
+    while (!existsSync(join(stubs, 'sleep.calls')) && Date.now() < until) await sleep(20)
+    renameSync(join(pilotDir, 'later'), join(pilotDir, 'condor'))
+    expect(await ended, stderr).toBe(0)
+    expect(readFileSync(join(pilotDir, 'hosts', 'node1', 'log', 'master-ran'), 'utf8')).toContain('args=-f\n')
+
+    renameSync(join(pilotDir, 'condor'), join(pilotDir, 'later'))
+    const missing = runBash(join(pilotDir, 'pilot.sh'), ['run', pilotDir], env({HPC_ANNEX_FS_WAIT: '1', SLURMD_NODENAME: 'node2'}), work)
+    expect(missing.status).toBe(33)
+    expect(missing.stderr).toContain(`HTCondor (${pilotDir}/condor) did not appear on this node within 1 seconds`)
   })
 
   it('checks an object by the sha256 recorded as it arrived, and hashes it itself when none was', async () => {
@@ -402,37 +480,20 @@ describe('the SLURM back-end', {timeout: 60_000}, () => {
     expect(calls('curl')[0]!.at(-1)).toContain('AlmaLinux8')
     expect(pilotDirs()).toEqual([])
 
-    // What the refused download unpacked on its way in went with it.
+    // The refused download went.
     const cache = join(home, '.hpc-annex', 'cache')
     expect(readdirSync(cache)).toEqual([])
 
-    // sha256sum notes whether it hashed a stream or read a file.
-    writeFileSync(join(stubs, 'sha256sum'), `#!/bin/bash\nif [ -p /dev/stdin ]; then how=stream; else how=file; fi\nprintf '%s\\n' "$how" '' >> '${stubs}/sha256sum.calls'\nexec /usr/bin/sha256sum "$@"\n`, {mode: 0o755})
     const good = runBash(await backend(benignAp, {}, 'good', pinned(digest)), [], node, work)
     expect(good.status).toBe(0)
     expect(calls('curl')).toHaveLength(2)
-    // Unpacked and hashed as it downloaded (curl wrote to the pipe, not to a file), not read again.
-    expect(calls('curl')[1]).not.toContain('-o')
-    expect(calls('sha256sum')).toEqual([['stream']])
-    expect(good.stdout).toContain('using HTCondor as unpacked while it arrived')
+    // Into a file, with curl's retries; then unpacked beside the submission.
+    expect(calls('curl')[1]).toEqual(expect.arrayContaining(['--retry', '3', '-o']))
+    expect(good.stdout).toContain('unpacking HTCondor (the batch job will wait for it)')
     expect(readdirSync(cache).sort()).toEqual(['.uses', digest, `${digest}.release`])
     const again = runBash(await backend(benignAp, {}, 'again', pinned(digest)), [], node, work)
     expect(again.status).toBe(0)
     expect(calls('curl')).toHaveLength(2)
-  })
-
-  it('downloads again, with retries, into a file when the download unpacked on its way in is cut short', async () => {
-    const node = downloadingNode('ID=almalinux\nVERSION_ID="9.4"\n')
-    writeFileSync(join(stubs, 'curl.cut-stream'), '')
-    const result = runBash(await backend(benignAp, {}, 'cut', pinned(digest)), [], node, work)
-    expect(result.stderr).toBe('')
-    expect(result.status).toBe(0)
-    expect(calls('curl')).toHaveLength(2)
-    expect(calls('curl')[1]).toEqual(expect.arrayContaining(['--retry', '3', '-o']))
-    expect(result.stdout).toContain('unpacking HTCondor')
-    const cache = join(home, '.hpc-annex', 'cache')
-    expect(readdirSync(cache).sort()).toEqual(['.uses', digest, `${digest}.release`])
-    expect(existsSync(join(cache, `${digest}.release`, 'sbin', 'condor_master'))).toBe(true)
   })
 
   it('leaves no temporary object in the cache when the connection drops during a download', async () => {
@@ -441,8 +502,8 @@ describe('the SLURM back-end', {timeout: 60_000}, () => {
     // As sshd does when the connection drops: SIGHUP to the session's process group.
     const child = spawn('bash', [await backend(benignAp, {}, 'dropped', pinned(digest))], {env: node, cwd: work, detached: true, stdio: 'ignore'})
     const ended = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
-    // Once curl runs, its temporary file and tree are made (a kill between making one and
-    // noting it would leave it to the day-old sweep).
+    // Once curl runs, its temporary file is made (a kill between making it and noting it
+    // would leave it to the day-old sweep).
     while (calls('curl').length === 0) await sleep(20)
     process.kill(-child.pid!, 'SIGHUP')
     expect(await ended).toBe(129)
@@ -628,7 +689,8 @@ describe('the machine file\'s fragments', {timeout: 60_000}, () => {
     const lines = result.stdout.split(/[\r\n]/).filter((l) => l !== '')
     expect(lines.slice(1, 3)).toEqual([`Step 1 of ${steps}: running the machine-specific shell set-up`, 'shell fragment: PILOT_DIR=[]'])
     const setUp = lines.find((l) => l.startsWith('pilot-directory fragment: '))!
-    expect(setUp).toContain(target.startsWith('cpu@') ? 'condor.tar.gz' : 'condor ')
+    // (On a first create the SLURM back-end's release may still be unpacking into condor/.)
+    expect(setUp).toContain(target.startsWith('cpu@') ? 'condor.tar.gz' : 'batch.slurm')
     expect(setUp).toContain('pilot.conf')
   })
 
@@ -731,7 +793,7 @@ describe('the back-end keeps its batch job only once the Access Point confirms i
     const ap = {...benignAp, stagedTarballSha256: digest}
     const tar = await buffer(bundleStream(renderFiles(planFor({target: 'wholenode@anvil', nodes: '2'}), ap), {token: Buffer.from('t'), password: Buffer.from('p'), condorTarball: {path: tarball, sha256: digest}}))
     const padded = Buffer.concat([tar, Buffer.alloc((TAR_RECORD_BYTES - (tar.length % TAR_RECORD_BYTES)) % TAR_RECORD_BYTES)])
-    const command = bootstrapCommand([], {unpackTarball: true, ackTimeout: answer === 'silence' ? 1 : 60})
+    const command = bootstrapCommand([], {ackTimeout: answer === 'silence' ? 1 : 60})
     const child = spawn('bash', ['-c', command], {env: env(), cwd: work, detached: true, stdio: ['pipe', 'pipe', 'pipe']})
     let stdout = ''
     let stderr = ''
@@ -757,6 +819,7 @@ describe('the back-end keeps its batch job only once the Access Point confirms i
     const result = await session('confirm')
     expect(result.code).toBe(0)
     expect(controlLines(result.stdout).JOB_ID).toBe('4242')
+    expect(controlLines(result.stdout).WITHDRAWN).toBeUndefined()
     expect(calls('scancel')).toEqual([])
     expect(pilotDirs()).toHaveLength(1)
   })
@@ -767,6 +830,8 @@ describe('the back-end keeps its batch job only once the Access Point confirms i
       expect(result.code).toBe(answer === 'hang-up' ? 129 : BACKEND_EXIT.unconfirmed)
       if (answer !== 'hang-up') expect(result.stderr).toContain('did not confirm recording batch job 4242')
       expect(controlLines(result.stdout).JOB_ID).toBe('4242')
+      // Said on the session when someone may still read it: then hpc-annex leaves the job alone.
+      expect(controlLines(result.stdout).WITHDRAWN).toBe(answer === 'hang-up' ? undefined : '')
       expect(calls('scancel').map((c) => c.slice(1))).toEqual([[`--user=${loginUser}`, `--name=${batchJobName(planFor({target: 'wholenode@anvil', nodes: '2'}).annexName, benignAp.requestId)}`]])
       expect(pilotDirs()).toEqual([])
     })

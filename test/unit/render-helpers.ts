@@ -25,7 +25,7 @@ function script(path: string, body: string): void {
  * Stand-ins for the login node's batch tools, on PATH in a temp dir. Each
  * records its arguments (one per line, then a blank line) in <stubs>/<tool>.calls.
  * Behaviour is steered by files: squeue.out / condor_q.out (printed), sbatch.fail, sbatch.test-only* (a hung one notes its pid in sbatch.test-only.pid),
- * download (what curl "downloads"), curl.cut-stream, curl.hang.
+ * download (what curl "downloads"), curl.hang.
  */
 export function makeStubs(): string {
   const dir = tempDir('stubs')
@@ -58,20 +58,18 @@ export function makeStubs(): string {
     join(dir, 'curl'),
     // Serves served/<the URL's file name>, else (a tarball) <stubs>/download; anything else is
     // HTTP 404. Into -o FILE (printing -w's %{http_code}), -I (the status only), or to stdout
-    // (-f: 404 fails); curl.cut-stream cuts a download to stdout short, as a dropped connection would.
+    // (-f: 404 fails); curl.hang: a download that stalls after its first bytes, until a signal ends it.
     [
       record('curl'),
-      `out='' write='' head=0 url=''`,
+      `out=/dev/stdout write='' head=0 url=''`,
       `while [ $# -gt 0 ]; do case $1 in -o) out=$2; shift ;; -w) write=$2; shift ;; -I) head=1 ;; --proto|--retry) shift ;; -*) ;; *) url=$1 ;; esac; shift; done`,
       `name=\${url##*/} src=''`,
       `if [ -f '${dir}/served/'"$name" ]; then src='${dir}/served/'"$name"; elif [[ $name == *.tar.gz ]] && [ -f '${dir}/download' ]; then src='${dir}/download'; fi`,
       `code=200; [ -n "$src" ] || code=404`,
       `if [ "$head" = 1 ]; then [ -n "$write" ] && printf '%s' "$code"; exit 0; fi`,
-      `if [ -n "$out" ]; then if [ -n "$src" ]; then cp "$src" "$out"; else echo 'Not Found' > "$out"; fi; [ -n "$write" ] && printf '%s' "$code"; exit 0; fi`,
+      `if [ -f '${dir}/curl.hang' ] && [ -n "$src" ]; then head -c 100 "$src" > "$out"; sleep 60; exit 28; fi`,
+      `if [ "$out" != /dev/stdout ]; then if [ -n "$src" ]; then cp "$src" "$out"; else echo 'Not Found' > "$out"; fi; [ -n "$write" ] && printf '%s' "$code"; exit 0; fi`,
       `[ -n "$src" ] || { echo 'curl: (22) The requested URL returned error: 404' >&2; exit 22; }`,
-      `if [ -f '${dir}/curl.cut-stream' ]; then head -c 100 "$src"; exit 56; fi`,
-      // curl.hang: a download to stdout that stalls after its first bytes, until a signal ends it.
-      `if [ -f '${dir}/curl.hang' ]; then head -c 100 "$src"; sleep 60; exit 28; fi`,
       `cat "$src"`,
     ].join('\n'),
   )
