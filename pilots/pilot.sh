@@ -138,7 +138,7 @@ choose_execute() {
 }
 
 run() {
-    local dir=$1 node=${3:-} local_dir deadline master status
+    local dir=$1 node=${3:-} local_dir waiting deadline master status
     # What the pilot makes on node-local storage (the lock directory, its
     # sandboxes' directory) goes however it ends: a TERM (scancel, the job's
     # end) before HTCondor runs ends it at once, one after is passed on.
@@ -149,16 +149,18 @@ run() {
         export CUDA_VISIBLE_DEVICES=$2
     fi
     safe_path "$dir" || die 31 "the pilot directory's path has characters HTCondor's configuration cannot carry: $dir"
-    # The shared file system may show the login node's files late, and the
-    # release may still be unpacking there (the job is submitted meanwhile):
-    # looked for often, for FS_WAIT seconds.
-    deadline=$((SECONDS + FS_WAIT))
+    # The release may still be unpacking on the login node (the job is
+    # submitted meanwhile), and the shared file system may show the login
+    # node's files late: looked for every 0.2 s for 10 s, then every 2 s
+    # (kinder to a parallel file system), for FS_WAIT seconds in all.
+    waiting=$SECONDS
+    deadline=$((waiting + FS_WAIT))
     until [ -r "$dir/condor_config" ] && [ -x "$dir/condor/sbin/condor_master" ]; do
         if [ "$SECONDS" -ge "$deadline" ]; then
             [ -r "$dir/condor_config" ] || die 33 "$dir/condor_config did not appear on this node within $FS_WAIT seconds"
             die 33 "HTCondor ($dir/condor) did not appear on this node within $FS_WAIT seconds"
         fi
-        sleep 0.2
+        if [ $((SECONDS - waiting)) -lt 10 ]; then sleep 0.2; else sleep 2; fi
     done
 
     # Several nodes of a job may share a host name (and two requests a node):
