@@ -10,12 +10,13 @@ import {gzip} from 'node:zlib'
 
 import {Header, Pack, ReadEntry} from 'tar'
 
+import {HEX_SHA256} from '../catalog/download.js'
 import {userError} from '../errors.js'
 import {shellQuote} from '../quote.js'
 import {cacheEnforceCommand, type CacheLimit} from './cache.js'
 import {SECRET_MODE, type RenderedFile} from './files.js'
 import {CONTROL, CONTROL_MARK, TAR_RECORD_BYTES} from './protocol.js'
-import {HEX_SHA256, PICK_SHA256, SHA256_FUNCTION} from './sha256.js'
+import {PICK_SHA256, SHA256_FUNCTION} from './sha256.js'
 
 /** Secrets travel as bytes or as a local file; either way they are never printed. */
 export type SecretSource = Buffer | {path: string}

@@ -1,10 +1,10 @@
 import {readFileSync} from 'node:fs'
 import {join} from 'node:path'
 
+import {HEX_SHA256} from '../catalog/download.js'
 import {projectPath} from '../paths.js'
 import {shellQuote} from '../quote.js'
 import {CONTROL, CONTROL_MARK} from './protocol.js'
-import {HEX_SHA256} from './sha256.js'
 
 /**
  * The login node's cache (~/.hpc-annex/cache): templates/cache.sh lists it,

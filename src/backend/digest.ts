@@ -4,7 +4,7 @@ import {homedir} from 'node:os'
 import {dirname, isAbsolute, join, resolve} from 'node:path'
 import {Worker} from 'node:worker_threads'
 
-import {HEX_SHA256} from './sha256.js'
+import {HEX_SHA256} from '../catalog/download.js'
 
 // Runs in a worker thread: a release tarball or an image is tens of MiB to
 // GiBs, and hashing it on the main thread would stall the checks and the login

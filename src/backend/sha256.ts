@@ -8,9 +8,6 @@
  * sha256sum does, keeps sha256sum.
  */
 
-/** A sha256 as hpc-annex names objects by it: 64 lowercase hex digits. */
-export const HEX_SHA256 = /^[0-9a-f]{64}$/
-
 const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855'
 
 /** The variable that says openssl is the login node's sha256 (1), or sha256sum is (0); exported to the back-end. */

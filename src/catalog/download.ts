@@ -42,8 +42,10 @@ export const DEFAULT_CHECKSUM_FILE = 'sha256sum.txt'
 /** The only architecture the built-in systems run. */
 export const ARCH = 'x86_64'
 
+/** A sha256 as hpc-annex pins and names objects by it: 64 lowercase hex digits. */
+export const HEX_SHA256 = /^[0-9a-f]{64}$/
+
 const VERSION = /^(\d+)\.(\d+)\.(\d+)$/
-const SHA256 = /^[0-9a-f]{64}$/
 
 /** "25.0" for the long-term line (minor version 0), "25.x" for feature releases. */
 export function releaseSeries(version: string): string {
@@ -98,7 +100,7 @@ export function parsePins(text: string | undefined): Record<string, string> {
     const at = entry.lastIndexOf('=')
     const name = entry.slice(0, at)
     const digest = entry.slice(at + 1).toLowerCase()
-    if (at <= 0 || !SHA256.test(digest) || !/^[A-Za-z0-9._+-]+$/.test(name)) {
+    if (at <= 0 || !HEX_SHA256.test(digest) || !/^[A-Za-z0-9._+-]+$/.test(name)) {
       throw userError(`${TARBALL_SHA256_KNOB} has '${entry}'; each entry must be TARBALL-FILE-NAME=SHA256 (64 hex digits). Ask your HTCondor administrator to fix it.`)
     }
     pins[name] = digest

@@ -1,7 +1,7 @@
 import {z} from '../vendor/zod.js'
 import {batchOptionProblem} from './batch-options.js'
 import {chargeSchema} from './charge.js'
-import {checkUrlBase} from './download.js'
+import {checkUrlBase, HEX_SHA256} from './download.js'
 import {DEFAULT_NODE_LOCAL_MIN_FREE_MB} from './node-local.js'
 
 /**
@@ -87,7 +87,7 @@ const htcondor = z
     /** HTCondor's platform names the machine's login nodes may run; the back-end picks the login node's. */
     os: z.array(name).nonempty(),
     /** Hex sha256 per platform of the pinned `version`; a download whose digest differs is refused. */
-    sha256: z.record(z.string().regex(/^[0-9a-f]{64}$/, '64 hex digits')).optional(),
+    sha256: z.record(z.string().regex(HEX_SHA256, '64 hex digits')).optional(),
     /** The checksum file (sha256sum format) next to each tarball, used when no sha256 is pinned. */
     checksum_file: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'a file name').optional(),
   })
