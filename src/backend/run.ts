@@ -199,22 +199,21 @@ export async function runBackend(transport: Transport, plan: Plan, staging: Back
   }
   handle(parser.push(decoder.end()))
   handle(parser.end())
+  const jobId = control[CONTROL.jobId]
   if (result.code !== 0 && withdrawn) {
     options.onWithdrawn?.()
     // The cause is the record's failure; the back-end undid what it made.
     if (result.code === BACKEND_EXIT.unconfirmed && unrecorded !== undefined) {
       const why = unrecorded instanceof Error ? unrecorded.message : String(unrecorded)
-      throw systemError(`${oneLine(why)}; so the back-end cancelled batch job ${control[CONTROL.jobId] ?? '?'} and removed its pilot directory on ${options.host}`, {cause: unrecorded})
+      throw systemError(`${oneLine(why)}; so the back-end cancelled batch job ${jobId ?? '?'} and removed its pilot directory on ${options.host}`, {cause: unrecorded})
     }
   }
   if (result.code !== 0) {
     const what = result.code === null ? `was killed (${result.signal ?? 'signal'})` : (BACKEND_FAILURES[result.code] ?? `exited with status ${result.code}`)
     const detail = lastLine(stderr).replace(/^hpc-annex back-end: /, '')
-    const jobId = control[CONTROL.jobId]
     const withdrew = withdrawn && jobId !== undefined ? `; the back-end cancelled batch job ${jobId}` : ''
     throw systemError(`${what}${detail ? `: ${detail}` : ''}${withdrew}`)
   }
-  const jobId = control[CONTROL.jobId]
   if (jobId === undefined) throw systemError('the back-end finished but reported no batch job id')
   return {jobId, ...(control[CONTROL.pilotDir] === undefined ? {} : {pilotDir: control[CONTROL.pilotDir]}), cached, bytesSent, warnings, notices, ...(estimate === undefined ? {} : {estimate})}
 }

@@ -63,6 +63,11 @@ function calls(tool: string): string[][] {
   return readFileSync(path, 'utf8').split('\n\n').filter((c) => c.trim() !== '').map((c) => c.split('\n'))
 }
 
+/** Puts a stand-in for TOOL on PATH that records its calls (as makeStubs' do), then runs BODY. */
+function recordingTool(tool: string, body = ''): void {
+  writeFileSync(join(stubs, tool), `#!/bin/bash\nprintf '%s\\n' "$PWD" "$@" '' >> '${stubs}/${tool}.calls'\n${body}`, {mode: 0o755})
+}
+
 function pilotDirs(): string[] {
   return existsSync(scratch) ? readdirSync(scratch).filter((n) => /^pilot\.[A-Za-z0-9]+$/.test(n)) : []
 }
@@ -245,9 +250,8 @@ describe('the SLURM back-end', {timeout: 60_000}, () => {
   })
 
   it('withdraws the job when sbatch printed no job id (the batch system may hold it), and removes the pilot directory', async () => {
-    const record = (tool: string) => `printf '%s\\n' "$PWD" "$@" '' >> '${stubs}/${tool}.calls'`
-    writeFileSync(join(stubs, 'sbatch'), `#!/bin/bash\n${record('sbatch')}\necho 'Submitted, somewhere'\n`)
-    writeFileSync(join(stubs, 'scancel'), `#!/bin/bash\n${record('scancel')}\n`, {mode: 0o755})
+    recordingTool('sbatch', "echo 'Submitted, somewhere'\n")
+    recordingTool('scancel')
     const result = runBash(await backend({...benignAp, stagedTarballSha256: digest}, {condorTarball: {path: tarball, sha256: digest}}), [], env(), work)
     expect(result.status).toBe(BACKEND_EXIT.submitOutput)
     expect(result.stderr).toContain('sbatch printed no job id: Submitted, somewhere')
@@ -261,6 +265,9 @@ describe('the SLURM back-end', {timeout: 60_000}, () => {
     expect(pilotDirs()).toEqual([])
   })
 
+  /** Bash that waits (20 s at most) until the batch job has been submitted (sbatch --parsable ran). */
+  const untilSubmitted = () => `for _ in $(seq 400); do grep -qx -- --parsable '${stubs}/sbatch.calls' 2>/dev/null && break; sleep 0.05; done`
+
   /** A tar that unpacks a cached tarball (`tar -xzf FILE`) only as `before` lets it; any other use is the system's tar. */
   function gatedTar(before: string): void {
     writeFileSync(join(stubs, 'tar'), `#!/bin/bash\nif [ "$1" = -xzf ] && [ "$2" != - ]; then\n${before}\nfi\nPATH=/usr/bin:/bin exec tar "$@"\n`, {mode: 0o755})
@@ -269,7 +276,7 @@ describe('the SLURM back-end', {timeout: 60_000}, () => {
   it('submits the batch job while HTCondor unpacks, and ends once the release is whole in the pilot directory', async () => {
     // The unpacking starts only once the job is submitted (else it fails): a back-end that
     // waited for it before submitting would fail here.
-    gatedTar(`for _ in $(seq 400); do grep -qx -- --parsable '${stubs}/sbatch.calls' 2>/dev/null && break; sleep 0.05; done\ngrep -qx -- --parsable '${stubs}/sbatch.calls' || exit 1`)
+    gatedTar(`${untilSubmitted()}\ngrep -qx -- --parsable '${stubs}/sbatch.calls' || exit 1`)
     const result = runBash(await backend({...benignAp, stagedTarballSha256: digest}, {condorTarball: {path: tarball, sha256: digest}}), [], env(), work)
     expect(result.stderr).toBe('')
     expect(result.status).toBe(0)
@@ -287,8 +294,7 @@ describe('the SLURM back-end', {timeout: 60_000}, () => {
 
   for (const when of ['after', 'before'] as const) {
     it(`fails the request when HTCondor does not unpack: ${when === 'after' ? 'cancels the batch job it submitted and says it did' : 'a failure known before the submission submits nothing'}; the pilot directory goes`, async () => {
-      const record = (tool: string) => `printf '%s\\n' "$PWD" "$@" '' >> '${stubs}/${tool}.calls'`
-      writeFileSync(join(stubs, 'scancel'), `#!/bin/bash\n${record('scancel')}\n`, {mode: 0o755})
+        recordingTool('scancel')
       // One top directory, but no sbin/condor_master in it.
       const strange = join(work, 'strange')
       mkdirSync(join(strange, 'top', 'etc'), {recursive: true})
@@ -297,7 +303,7 @@ describe('the SLURM back-end', {timeout: 60_000}, () => {
       execFileSync('tar', ['-czf', broken, '-C', strange, 'top'])
       const sha = sha256(broken)
       let p = plan()
-      if (when === 'after') gatedTar(`for _ in $(seq 400); do grep -qx -- --parsable '${stubs}/sbatch.calls' 2>/dev/null && break; sleep 0.05; done`)
+      if (when === 'after') gatedTar(untilSubmitted())
       // The machine's set-up (step 7) lets the back-end go on only once the unpacking has ended.
       else p = {...p, pilotDirFragment: 'for _ in $(seq 400); do unpacking_release || break; sleep 0.05; done\n'}
       const result = runBash(await backend({...benignAp, stagedTarballSha256: sha}, {condorTarball: {path: broken, sha256: sha}}, 'bundle', p), [], env(), work)
@@ -320,8 +326,7 @@ describe('the SLURM back-end', {timeout: 60_000}, () => {
   }
 
   it('a hang-up while HTCondor unpacks ends the unpacking too, cancels the job and leaves nothing', async () => {
-    const record = (tool: string) => `printf '%s\\n' "$PWD" "$@" '' >> '${stubs}/${tool}.calls'`
-    writeFileSync(join(stubs, 'scancel'), `#!/bin/bash\n${record('scancel')}\n`, {mode: 0o755})
+    recordingTool('scancel')
     const unpacking = join(stubs, 'tar.pid')
     gatedTar(`echo $$ > '${unpacking}.new' && mv '${unpacking}.new' '${unpacking}'\nexec sleep 60`)
     const script = await backend({...benignAp, stagedTarballSha256: digest}, {condorTarball: {path: tarball, sha256: digest}})
@@ -602,11 +607,10 @@ describe('the HTCondor-batch back-end (PATh Facility)', {timeout: 60_000}, () =>
     const ap = {...benignAp, stagedTarballSha256: digest}
     const bundle = await unpack(renderFiles(plan, ap), {token: Buffer.from('t'), password: Buffer.from('p'), condorTarball: {path: tarball, sha256: digest}})
     // The schedd answers only once the job is submitted (the earlier-submission check finds nothing).
-    const record = (tool: string) => `printf '%s\\n' "$PWD" "$@" '' >> '${stubs}/${tool}.calls'`
-    writeFileSync(join(stubs, 'condor_q'), `#!/bin/bash\n${record('condor_q')}\n[ -f '${stubs}/submitted' ] && [ ! -f '${stubs}/removed' ] && printf '77 0\\n77 1\\n'\nexit 0\n`, {mode: 0o755})
+    recordingTool('condor_q', `[ -f '${stubs}/submitted' ] && [ ! -f '${stubs}/removed' ] && printf '77 0\\n77 1\\n'\nexit 0\n`)
     // As sshd does when the connection drops: SIGHUP to the session's process group.
-    writeFileSync(join(stubs, 'condor_submit'), `#!/bin/bash\n${record('condor_submit')}\ntouch '${stubs}/submitted'\nkill -HUP 0\n`)
-    writeFileSync(join(stubs, 'condor_rm'), `#!/bin/bash\n${record('condor_rm')}\ntouch '${stubs}/removed'\n`, {mode: 0o755})
+    recordingTool('condor_submit', `touch '${stubs}/submitted'\nkill -HUP 0\n`)
+    recordingTool('condor_rm', `touch '${stubs}/removed'\n`)
     const child = spawn('bash', [join(bundle, 'backend.sh')], {env: env(), cwd: work, detached: true, stdio: 'ignore'})
     expect(await new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))).toBe(129)
     const constraint = `hpc_annex_request_id == "${benignAp.requestId}"`
@@ -788,8 +792,7 @@ describe('the back-end keeps its batch job only once the Access Point confirms i
 
   /** Runs the bootstrap as the login node does, the padded bundle on stdin; once the job id is printed, answers as told. */
   async function session(answer: Answer): Promise<{code: number | null; stdout: string; stderr: string}> {
-    const record = (tool: string) => `printf '%s\\n' "$PWD" "$@" '' >> '${stubs}/${tool}.calls'`
-    writeFileSync(join(stubs, 'scancel'), `#!/bin/bash\n${record('scancel')}\n`, {mode: 0o755})
+    recordingTool('scancel')
     const ap = {...benignAp, stagedTarballSha256: digest}
     const tar = await buffer(bundleStream(renderFiles(planFor({target: 'wholenode@anvil', nodes: '2'}), ap), {token: Buffer.from('t'), password: Buffer.from('p'), condorTarball: {path: tarball, sha256: digest}}))
     const padded = Buffer.concat([tar, Buffer.alloc((TAR_RECORD_BYTES - (tar.length % TAR_RECORD_BYTES)) % TAR_RECORD_BYTES)])
