@@ -138,7 +138,7 @@ choose_execute() {
 }
 
 run() {
-    local dir=$1 node=${3:-} local_dir waiting deadline master status
+    local dir=$1 node=${3:-} local_dir waiting deadline arriving touched master status
     # What the pilot makes on node-local storage (the lock directory, its
     # sandboxes' directory) goes however it ends: a TERM (scancel, the job's
     # end) before HTCondor runs ends it at once, one after is passed on.
@@ -149,13 +149,20 @@ run() {
         export CUDA_VISIBLE_DEVICES=$2
     fi
     safe_path "$dir" || die 31 "the pilot directory's path has characters HTCondor's configuration cannot carry: $dir"
-    # The release may still be unpacking on the login node (the job is
-    # submitted meanwhile), and the shared file system may show the login
-    # node's files late: looked for every 0.2 s for 10 s, then every 2 s
-    # (kinder to a parallel file system), for FS_WAIT seconds in all.
+    # The release may still be arriving or unpacking on the login node (the
+    # job is submitted meanwhile), and the shared file system may show the
+    # login node's files late: looked for every 0.2 s for 10 s, then every 2 s
+    # (kinder to a parallel file system), for FS_WAIT seconds in all, or for
+    # as long as the back-end, completing the directory, keeps touching
+    # .arriving (compared with itself: the clocks may differ).
     waiting=$SECONDS
     deadline=$((waiting + FS_WAIT))
+    arriving=''
     until [ -r "$dir/condor_config" ] && [ -x "$dir/condor/sbin/condor_master" ]; do
+        if touched=$(stat -c %Y -- "$dir/.arriving" 2>/dev/null) && [ "$touched" != "$arriving" ]; then
+            arriving=$touched
+            deadline=$((SECONDS + FS_WAIT))
+        fi
         if [ "$SECONDS" -ge "$deadline" ]; then
             [ -r "$dir/condor_config" ] || die 33 "$dir/condor_config did not appear on this node within $FS_WAIT seconds"
             die 33 "HTCondor ($dir/condor) did not appear on this node within $FS_WAIT seconds"

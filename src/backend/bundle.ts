@@ -59,6 +59,16 @@ export interface BundleOptions {
 /** The entry that holds the rendered files and secrets, with filesAsOneEntry. */
 export const FILES_ENTRY = 'files.tar.gz'
 
+/**
+ * With filesAsOneEntry, the entry after FILES_ENTRY: zeros that end the two
+ * on a whole tar record (TAR_RECORD_BYTES), so the objects that follow start
+ * on one. The bootstrap's tar reads up to there; the back-end's own tar reads
+ * the rest, whole records at a time, while the back-end goes on.
+ */
+export const FILLER_ENTRY = 'files.filler'
+
+const TAR_BLOCK_BYTES = 512
+
 const gzipped = promisify(gzip)
 
 /** One entry as it goes into the tar: what, where and with which mode. */
@@ -171,6 +181,10 @@ export function bundleStream(files: RenderedFile[], inputs: BundleInputs, option
       inner.end()
       const content = await gzipped(Buffer.concat(await packed))
       await add(pack, {path: FILES_ENTRY, mode: SECRET_MODE, type: 'File', content}, content.length)
+      // The filler makes the scripts end on a whole record, where the back-end's tar takes over the stream.
+      const written = TAR_BLOCK_BYTES + Math.ceil(content.length / TAR_BLOCK_BYTES) * TAR_BLOCK_BYTES + TAR_BLOCK_BYTES
+      const filler = Buffer.alloc((TAR_RECORD_BYTES - (written % TAR_RECORD_BYTES)) % TAR_RECORD_BYTES)
+      await add(pack, {path: FILLER_ENTRY, mode: SECRET_MODE, type: 'File', content: filler}, filler.length)
     } else for (const entry of small) await add(pack, entry, await sizeOf(entry))
     const cached = objects.length > 0 && options.cached ? await options.cached : new Map<string, number>()
     const sending: [BundleEntry, number][] = []
@@ -259,9 +273,7 @@ export const REMOTE_CACHE = '${HPC_ANNEX_CACHE:-$HOME/.hpc-annex/cache}'
  * it with its mode, or unpacks FILES_ENTRY (the rendered files and secrets, gzipped)
  * with theirs. Images and tarballs are hashed as they arrive, into
  * <file>.sha256 (with the bootstrap's pick of sha256 tool), so the back-end
- * checks them without reading them again. (The SLURM back-end unpacks the
- * tarball after, beside the submission, so an upload is never held to the
- * pace of gunzip.)
+ * checks them without reading them again.
  */
 function receiveFileScript(): string {
   // tee's own status is lost in a POSIX sh pipeline: the size written says whether it wrote everything.
@@ -274,7 +286,7 @@ function receiveFileScript(): string {
     // tar leaves directories to this script.
     'case $f in */*) [ -d "${f%/*}" ] || mkdir -p -- "${f%/*}" || exit 1 ;; esac',
     // The rendered files and secrets, with their modes (-p); the rest of the entry (tar's end padding) is read too.
-    `case $f in ${shellQuote(FILES_ENTRY)}) { tar -xzpf - && cat >/dev/null; } || exit 1; exit 0 ;; condor/*|sif/*) tee -- "$f" | sha256 > "$f.sha256"; ${whole} ;; *) cat > "$f" || exit 1 ;; esac`,
+    `case $f in ${shellQuote(FILES_ENTRY)}) { tar -xzpf - && cat >/dev/null; } || exit 1; exit 0 ;; ${shellQuote(FILLER_ENTRY)}) cat >/dev/null; exit 0 ;; condor/*|sif/*) tee -- "$f" | sha256 > "$f.sha256"; ${whole} ;; *) cat > "$f" || exit 1 ;; esac`,
     '[ "$TAR_MODE" = 0600 ] || chmod -- "$TAR_MODE" "$f"',
   ].join('; ')
 }
@@ -283,25 +295,37 @@ export interface BootstrapOptions {
   /** The machine's cache_max_bytes: room is made before anything arrives (a failure there never stops the request). */
   cacheLimit?: CacheLimit
   /**
-   * Seconds the back-end waits, once it reported the batch job id, for
-   * JOB_ID_RECORDED on the stdin left after the bundle (padded to whole tar
-   * records, see TAR_RECORD_BYTES) before it cancels the job. Without it the
-   * back-end awaits nothing.
+   * Seconds the back-end waits, once it reported the batch job id and the
+   * bundle has arrived whole, for JOB_ID_RECORDED on the stdin left after
+   * the bundle (padded to whole tar records, see TAR_RECORD_BYTES) before it
+   * cancels the job. Without it the back-end awaits nothing.
    */
   ackTimeout?: number
 }
 
+/** The receiving tar, reading whole records (TAR_RECORD_BYTES) so it stops at the one that ends the archive. */
+function receiveCommand(blocking: number, names: string[] = []): string {
+  // GNU tar runs the --to-command in its own working directory, whatever -C says.
+  const only = names.length > 0 ? ` --occurrence -- ${names.map(shellQuote).join(' ')}` : ''
+  return `tar -b ${blocking} -B -xf - --to-command=${shellQuote(receiveFileScript())}${only}`
+}
+
 /**
- * The command the login node runs with the bundle on its stdin. First it
- * answers the cache question for `digests` on stdout (`=-.-= CACHED SHA256
- * BYTES` for each object it holds, then `=-.-= CACHE_END`), so the sender
- * can leave those out of the same stream (with a cache limit, having first
- * made room in the cache for what it lacks); then it unpacks into a fresh
- * private directory under ~/.hpc-annex/tmp (noting in its .owner this host
- * and its own pid), runs the back-end, and removes the directory whatever
- * happens (the back-end moves what it keeps); one left by a run killed
- * outright is swept by a later back-end. A cut-off upload fails tar, so
- * nothing runs. Digests are checked to be hex.
+ * The command the login node runs with the bundle (made with
+ * filesAsOneEntry) on its stdin. First it answers the cache question for
+ * `digests` on stdout (`=-.-= CACHED SHA256 BYTES` for each object it holds,
+ * then `=-.-= CACHE_END`), so the sender can leave those out of the same
+ * stream (with a cache limit, having first made room in the cache for what it
+ * lacks); then it unpacks the rendered files and secrets (FILES_ENTRY, and
+ * FILLER_ENTRY after it, read a block at a time so nothing past them is
+ * taken) into a fresh private directory under ~/.hpc-annex/tmp (noting in its
+ * .owner this host and its own pid), runs the back-end, and removes the
+ * directory whatever happens (the back-end moves what it keeps); one left by
+ * a run killed outright is swept by a later back-end. The back-end gets the
+ * rest of stdin on fd 3 (HPC_ANNEX_BUNDLE_FD), and in HPC_ANNEX_RECEIVE the
+ * command (run in the staging directory) that receives the images and
+ * tarball still arriving on it, so it can go on meanwhile. A cut-off upload
+ * of the files fails tar, so nothing runs. Digests are checked to be hex.
  */
 export function bootstrapCommand(digests: string[] = [], options: BootstrapOptions = {}): string {
   for (const digest of digests) if (!HEX_SHA256.test(digest)) throw new TypeError(`not a sha256: ${JSON.stringify(digest)}`)
@@ -313,7 +337,7 @@ export function bootstrapCommand(digests: string[] = [], options: BootstrapOptio
     'unstage() { trap "" HUP INT TERM PIPE; rm -rf -- "$staging"; }',
     `trap unstage EXIT`,
     // Whose it is, for the back-ends that sweep what a run killed outright left (sweep_staging).
-    `printf '%s %s\\n' "$(uname -n)" "$$" > "$staging/.owner"`,
+    `printf '%s %s\n' "$(uname -n)" "$$" > "$staging/.owner"`,
     // A lost connection or a kill removes it too, before exiting: a second signal caught between
     // an exit and its EXIT trap (the session's HUP and the heartbeat's) ends the shell without that trap.
     `trap 'unstage; exit 129' HUP INT TERM PIPE`,
@@ -323,18 +347,15 @@ export function bootstrapCommand(digests: string[] = [], options: BootstrapOptio
   if (digests.length > 0) {
     const list = digests.map(shellQuote).join(' ')
     steps.push(
-      `(cd "${REMOTE_CACHE}" 2>/dev/null || exit 0; for d in ${list}; do if [ -f "$d" ]; then printf '%s %s %s %s\\n' ${shellQuote(CONTROL_MARK)} ${shellQuote(CONTROL.cached)} "$d" "$(stat -c %s -- "$d")"; fi; done)`,
-      `printf '%s %s\\n' ${shellQuote(CONTROL_MARK)} ${shellQuote(CONTROL.cacheEnd)}`,
+      `(cd "${REMOTE_CACHE}" 2>/dev/null || exit 0; for d in ${list}; do if [ -f "$d" ]; then printf '%s %s %s %s\n' ${shellQuote(CONTROL_MARK)} ${shellQuote(CONTROL.cached)} "$d" "$(stat -c %s -- "$d")"; fi; done)`,
+      `printf '%s %s\n' ${shellQuote(CONTROL_MARK)} ${shellQuote(CONTROL.cacheEnd)}`,
     )
   }
+  const ack = options.ackTimeout === undefined ? '' : `HPC_ANNEX_ACK_FD=3 HPC_ANNEX_ACK_TIMEOUT=${Math.max(1, Math.ceil(options.ackTimeout))} `
   steps.push(
-    // GNU tar runs the --to-command in its own working directory, whatever -C says.
-    // Whole records of TAR_RECORD_BYTES: tar reads no further than the one that ends the archive.
-    `(cd -- "$staging" && exec tar -b ${TAR_RECORD_BYTES / 512} -B -xf - --to-command=${shellQuote(receiveFileScript())})`,
-    // The rest of stdin (the acknowledgement) on fd 3 only, so nothing the back-end runs reads it by chance.
-    options.ackTimeout === undefined
-      ? 'bash "$staging/backend.sh"'
-      : `HPC_ANNEX_ACK_FD=3 HPC_ANNEX_ACK_TIMEOUT=${Math.max(1, Math.ceil(options.ackTimeout))} bash "$staging/backend.sh" 3<&0 </dev/null`,
+    `(cd -- "$staging" && exec ${receiveCommand(1, [FILES_ENTRY, FILLER_ENTRY])})`,
+    // The rest of stdin (objects, then the acknowledgement) on fd 3 only, so nothing the back-end runs reads it by chance.
+    `HPC_ANNEX_BUNDLE_FD=3 HPC_ANNEX_RECEIVE=${shellQuote(receiveCommand(TAR_RECORD_BYTES / 512))} ${ack}bash "$staging/backend.sh" 3<&0 </dev/null`,
   )
   return steps.join(' && ')
 }

@@ -19,7 +19,10 @@ export function checkPilotDir(dir: string): string {
  * batch job will never clean up (it was cancelled before it ran), only if it
  * is one the back-end made: named as it names them, holding the batch
  * system's job description. Print `removed-pilot-dir` when they did. None for
- * a path that is not plain.
+ * a path that is not plain. A back-end still ending (hung up by a
+ * front-end interrupted) may write into it for a moment while its EXIT trap
+ * stops its background work, so a removal that leaves it is tried again, for
+ * 5 s at most.
  */
 export function removePilotDirLines(batch: BatchSystem, dir: string): string[] {
   try {
@@ -28,5 +31,6 @@ export function removePilotDirLines(batch: BatchSystem, dir: string): string[] {
     return []
   }
   const madeByBackend = batch.jobTemplates.map((t) => `[ -f "$dir/"${shellQuote(t.path)} ]`).join(' || ')
-  return [`dir=${shellQuote(dir)}`, `case \${dir##*/} in ${PILOT_DIR_NAME}) if ${madeByBackend}; then rm -rf -- "$dir" && echo removed-pilot-dir; fi ;; esac`]
+  const retried = 'n=0; until rm -rf -- "$dir" 2>/dev/null || [ "$n" -ge 20 ]; do n=$((n + 1)); sleep 0.25; done'
+  return [`dir=${shellQuote(dir)}`, `case \${dir##*/} in ${PILOT_DIR_NAME}) if ${madeByBackend}; then ${retried}; rm -rf -- "$dir" && echo removed-pilot-dir; fi ;; esac`]
 }

@@ -116,24 +116,23 @@ export async function runBackend(transport: Transport, plan: Plan, staging: Back
   // The remote stdin: the bundle, padded to whole tar records, then (once the
   // state job holds the job id) JOB_ID_RECORDED, then its end.
   const stdin = new PassThrough()
-  counter.on('end', () => {
-    trace(`bundle sent: ${bytesSent} bytes`)
-    const padding = (TAR_RECORD_BYTES - (bytesSent % TAR_RECORD_BYTES)) % TAR_RECORD_BYTES
-    if (!stdin.writableEnded) stdin.write(Buffer.alloc(padding))
-  })
+  // The back-end may report the job id while objects still arrive: the answer follows the bundle's end.
+  const bundleSent = new Promise<void>((resolve) =>
+    counter.on('end', () => {
+      trace(`bundle sent: ${bytesSent} bytes`)
+      const padding = (TAR_RECORD_BYTES - (bytesSent % TAR_RECORD_BYTES)) % TAR_RECORD_BYTES
+      if (!stdin.writableEnded) stdin.write(Buffer.alloc(padding))
+      resolve()
+    }),
+  )
   bundle.pipe(counter).pipe(stdin, {end: false})
   // Why the job id was not recorded, when recording it failed.
   let unrecorded: unknown
   const confirm = (recorded: void | Promise<void>) => {
-    Promise.resolve(recorded).then(
-      () => {
-        if (!stdin.writableEnded) stdin.end(`${JOB_ID_RECORDED}\n`)
-      },
-      (error: unknown) => {
-        unrecorded = error
-        if (!stdin.writableEnded) stdin.end()
-      },
-    )
+    void Promise.allSettled([recorded, bundleSent]).then(([record]) => {
+      if (record.status === 'rejected') unrecorded = record.reason
+      if (!stdin.writableEnded) stdin.end(record.status === 'fulfilled' ? `${JOB_ID_RECORDED}\n` : undefined)
+    })
   }
 
   const parser = new BackendOutputParser()

@@ -126,8 +126,13 @@ describeOnRealHTCondor('the fault table of a create: every row leaves nothing an
     machine('ft-download', (t) => t.replace(/^os = .*$/m, (m) => `${m}\nversion = "25.0.4"\nurl = "https://127.0.0.1:9/condor-{version}-{os}.tar.gz"\nsha256 = {Debian12 = "${zeros}"}`))
     // No pin, and a download tree that publishes the tarball but no checksum.
     machine('ft-unpublished', (t) => t.replace(/^os = .*$/m, (m) => `${m}\nurl_base = "${emptyTreeUrl}"`))
-    // The staged tarball's sha256, as recorded while it arrived, made wrong.
-    machine('ft-checksum', undefined, {shell: `for f in "$BUNDLE_DIR"/condor/*.sha256; do printf '%s  -\\n' ${zeros} > "$f"; done`})
+    // What arrives is recorded as hashing to zeros, as if damaged on the way (it arrives after the scripts).
+    machine('ft-checksum', undefined, {
+      shell: [
+        'eval "$(declare -f receive_objects | sed 1s/receive_objects/ft_receive_objects/)"',
+        `receive_objects() { ft_receive_objects; for f in "$BUNDLE_DIR"/condor/*.sha256; do printf '%s  -\\n' ${zeros} > "$f"; done; }`,
+      ].join('\n'),
+    })
     machine('ft-populate', undefined, {shell: 'mkdir() { case " $* " in *"/secrets "*) return 1 ;; esac; command mkdir "$@"; }'})
     machine('ft-setup', undefined, {pilotDir: 'false'})
     machine('ft-refused', (t) => t.replace(/(\[queues\.debug\][^[]*max_duration = )1800/, '$17200'))

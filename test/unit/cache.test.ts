@@ -393,7 +393,7 @@ describe('cache_max_bytes: room is made before a request\'s objects arrive', {ti
     const mine = object(100, 'm')
     note(mine, 'x', join(scratch, 'gone'), 'image', 'm.sif', 30)
     const files: RenderedFile[] = [{path: 'backend.sh', mode: 0o700, content: 'echo back-end ran; ls -A "$HOME/.hpc-annex/cache"\n'}]
-    const bundle = await buffer(bundleStream(files, {token: Buffer.from('t'), password: Buffer.from('p')}))
+    const bundle = await buffer(bundleStream(files, {token: Buffer.from('t'), password: Buffer.from('p')}, {filesAsOneEntry: true}))
     const limit = {maxBytes: 1000, system: 'anvil', objects: new Map([[mine, 100]])}
     const command = bootstrapCommand([mine], {cacheLimit: limit})
     expect(bootstrapCommand([mine])).not.toContain('hpc-annex-cache')

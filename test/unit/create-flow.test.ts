@@ -350,7 +350,7 @@ describe('the back-end when the connection is lost', () => {
     writeFileSync(join(stubs, 'scancel'), `#!/bin/bash\nprintf '%s\\n' "$@" > '${join(stubs, 'scancel.calls')}'\n`, {mode: 0o755})
     // In a session of its own, as sshd starts it: the back-end hangs up its own process group when the connection goes.
     const child = spawn('bash', ['-c', bootstrapCommand()], {env: {PATH: `${stubs}:/usr/bin:/bin`, HOME: home, SCRATCH: join(work, 'scratch'), USER: 'alice'}, cwd: home, detached: true})
-    bundleStream(renderFiles(plan, ap), {token: Buffer.from('T'), password: Buffer.from('P'), condorTarball: tarball}).pipe(child.stdin)
+    bundleStream(renderFiles(plan, ap), {token: Buffer.from('T'), password: Buffer.from('P'), condorTarball: tarball}, {filesAsOneEntry: true}).pipe(child.stdin)
     let seen = ''
     child.stdout.on('data', (chunk: Buffer) => {
       seen += chunk.toString()

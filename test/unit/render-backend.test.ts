@@ -305,7 +305,7 @@ describe('the SLURM back-end', {timeout: 60_000}, () => {
       let p = plan()
       if (when === 'after') gatedTar(untilSubmitted())
       // The machine's set-up (step 7) lets the back-end go on only once the unpacking has ended.
-      else p = {...p, pilotDirFragment: 'for _ in $(seq 400); do unpacking_release || break; sleep 0.05; done\n'}
+      else p = {...p, pilotDirFragment: 'for _ in $(seq 400); do completing_pilot_dir || break; sleep 0.05; done\n'}
       const result = runBash(await backend({...benignAp, stagedTarballSha256: sha}, {condorTarball: {path: broken, sha256: sha}}, 'bundle', p), [], env(), work)
       expect(result.status).toBe(BACKEND_EXIT.unpack)
       expect(result.stderr).toBe('hpc-annex back-end: the HTCondor tarball does not hold one release directory with sbin/condor_master\n')
@@ -368,6 +368,31 @@ describe('the SLURM back-end', {timeout: 60_000}, () => {
     const missing = runBash(join(pilotDir, 'pilot.sh'), ['run', pilotDir], env({HPC_ANNEX_FS_WAIT: '1', SLURMD_NODENAME: 'node2'}), work)
     expect(missing.status).toBe(33)
     expect(missing.stderr).toContain(`HTCondor (${pilotDir}/condor) did not appear on this node within 1 seconds`)
+  })
+
+  it('a pilot waits past its limit while the back-end keeps touching .arriving, and no longer once it stops', async () => {
+    const result = runBash(await backend({...benignAp, stagedTarballSha256: digest}, {condorTarball: {path: tarball, sha256: digest}}), [], env(), work)
+    expect(result.status).toBe(0)
+    const pilotDir = controlLines(result.stdout).PILOT_DIR!
+    renameSync(join(pilotDir, 'condor'), join(pilotDir, 'later'))
+    const marker = join(pilotDir, '.arriving')
+    writeFileSync(marker, '')
+    // Each of the pilot's waits lasts longer than its limit (1 s); the first three end with the
+    // marker touched (a new time each), the fourth with the release in place.
+    const count = join(stubs, 'sleep.count')
+    const touching = `n=$(( $(cat '${count}' 2>/dev/null || echo 0) + 1 )); echo "$n" > '${count}'\n/bin/sleep 1.1\nif [ "$n" -lt 4 ]; then touch -d "@$((1700000000 + n))" '${marker}'; else mv '${join(pilotDir, 'later')}' '${join(pilotDir, 'condor')}'; rm -f '${marker}'; fi\n`
+    writeFileSync(join(stubs, 'sleep'), `#!/bin/bash\n${touching}`, {mode: 0o755})
+    const waited = runBash(join(pilotDir, 'pilot.sh'), ['run', pilotDir], env({HPC_ANNEX_FS_WAIT: '1', SLURMD_NODENAME: 'node1'}), work)
+    expect(waited.status, waited.stderr).toBe(0)
+    expect(readFileSync(count, 'utf8')).toBe('4\n')
+
+    // A marker that no longer changes (a back-end gone) holds the pilot no longer than its limit.
+    renameSync(join(pilotDir, 'condor'), join(pilotDir, 'later'))
+    writeFileSync(marker, '')
+    rmSync(join(stubs, 'sleep'))
+    const stale = runBash(join(pilotDir, 'pilot.sh'), ['run', pilotDir], env({HPC_ANNEX_FS_WAIT: '1', SLURMD_NODENAME: 'node2'}), work)
+    expect(stale.status).toBe(33)
+    expect(stale.stderr).toContain(`HTCondor (${pilotDir}/condor) did not appear on this node within 1 seconds`)
   })
 
   it('checks an object by the sha256 recorded as it arrived, and hashes it itself when none was', async () => {
@@ -794,7 +819,7 @@ describe('the back-end keeps its batch job only once the Access Point confirms i
   async function session(answer: Answer): Promise<{code: number | null; stdout: string; stderr: string}> {
     recordingTool('scancel')
     const ap = {...benignAp, stagedTarballSha256: digest}
-    const tar = await buffer(bundleStream(renderFiles(planFor({target: 'wholenode@anvil', nodes: '2'}), ap), {token: Buffer.from('t'), password: Buffer.from('p'), condorTarball: {path: tarball, sha256: digest}}))
+    const tar = await buffer(bundleStream(renderFiles(planFor({target: 'wholenode@anvil', nodes: '2'}), ap), {token: Buffer.from('t'), password: Buffer.from('p'), condorTarball: {path: tarball, sha256: digest}}, {filesAsOneEntry: true}))
     const padded = Buffer.concat([tar, Buffer.alloc((TAR_RECORD_BYTES - (tar.length % TAR_RECORD_BYTES)) % TAR_RECORD_BYTES)])
     const command = bootstrapCommand([], {ackTimeout: answer === 'silence' ? 1 : 60})
     const child = spawn('bash', ['-c', command], {env: env(), cwd: work, detached: true, stdio: ['pipe', 'pipe', 'pipe']})
@@ -839,4 +864,75 @@ describe('the back-end keeps its batch job only once the Access Point confirms i
       expect(pilotDirs()).toEqual([])
     })
   }
+})
+
+describe('the SLURM back-end submits while the images and tarball sent still arrive', {timeout: 60_000}, () => {
+  /**
+   * Runs the bootstrap with the padded bundle on stdin, sending first only the
+   * scripts (up to the record where the back-end's own tar takes over), the
+   * rest only once sbatch has run: all of it ('whole', then the Access
+   * Point's confirmation), or the tarball's first bytes and the end of input ('cut').
+   */
+  async function arriving(rest: 'whole' | 'cut'): Promise<{code: number | null; stdout: string; stderr: string; submittedFirst: boolean}> {
+    recordingTool('scancel')
+    const ap = {...benignAp, stagedTarballSha256: digest}
+    const tar = await buffer(bundleStream(renderFiles(planFor({target: 'wholenode@anvil'}), ap), {token: Buffer.from('t'), password: Buffer.from('p'), condorTarball: {path: tarball, sha256: digest}}, {filesAsOneEntry: true}))
+    const padded = Buffer.concat([tar, Buffer.alloc((TAR_RECORD_BYTES - (tar.length % TAR_RECORD_BYTES)) % TAR_RECORD_BYTES)])
+    // The scripts' entry, then the filler's header: the filler ends on the next whole record.
+    const scripts = 512 + Math.ceil(Number.parseInt(padded.subarray(124, 136).toString('ascii').trim(), 8) / 512) * 512 + 512
+    const head = Math.ceil(scripts / TAR_RECORD_BYTES) * TAR_RECORD_BYTES
+    expect(padded.subarray(scripts - 512, scripts - 412).toString('ascii')).toMatch(/^files\.filler\0/)
+    expect(padded.subarray(head, head + 100).toString('ascii')).toMatch(/^condor\/\0/)
+    const child = spawn('bash', ['-c', bootstrapCommand([], {ackTimeout: 60})], {env: env(), cwd: work, detached: true, stdio: ['pipe', 'pipe', 'pipe']})
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')))
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')))
+    child.stdin.on('error', () => undefined)
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)))
+    child.stdin.write(padded.subarray(0, head))
+    const submitted = () => existsSync(join(stubs, 'sbatch.calls')) && readFileSync(join(stubs, 'sbatch.calls'), 'utf8').includes('--parsable')
+    const until = Date.now() + 20_000
+    while (!submitted() && Date.now() < until) await sleep(20)
+    const submittedFirst = submitted()
+    // Cut: the condor/ directory's header, the tarball's header, and its first bytes.
+    if (rest === 'cut') child.stdin.end(padded.subarray(head, head + 1024 + 100))
+    else {
+      child.stdin.write(padded.subarray(head))
+      const told = Date.now() + 20_000
+      while (!/^=-\.-= JOB_ID \d+$/m.test(stdout) && Date.now() < told) await sleep(20)
+      child.stdin.end(`${JOB_ID_RECORDED}\n`)
+    }
+    return {code: await exited, stdout, stderr, submittedFirst}
+  }
+
+  it('the job is submitted before the tarball has arrived; the release is whole in the pilot directory once the back-end ends', async () => {
+    const result = await arriving('whole')
+    expect(result.stderr).toBe('')
+    expect(result.code).toBe(0)
+    expect(result.submittedFirst).toBe(true)
+    expect(result.stdout).toContain('\rStep 5 of 9: receiving and unpacking HTCondor (the batch job will wait for it)\n')
+    expect(controlLines(result.stdout).JOB_ID).toBe('4242')
+    const pilotDir = controlLines(result.stdout).PILOT_DIR!
+    expect(statSync(join(pilotDir, 'condor', 'sbin', 'condor_master')).mode & 0o100).toBe(0o100)
+    // The pilots stop waiting on the back-end's word once the directory is complete.
+    expect(existsSync(join(pilotDir, '.arriving'))).toBe(false)
+    expect(readdirSync(join(home, '.hpc-annex', 'cache')).sort()).toEqual(['.uses', digest, `${digest}.release`])
+    expect(calls('scancel')).toEqual([])
+    expect(readdirSync(join(home, '.hpc-annex', 'tmp'))).toEqual([])
+  })
+
+  it('an upload cut off after the submission: the back-end cancels the job, says so, and leaves nothing', async () => {
+    const result = await arriving('cut')
+    expect(result.submittedFirst).toBe(true)
+    expect(result.code, result.stderr).toBe(BACKEND_EXIT.bundle)
+    expect(result.stderr).toContain('the images and HTCondor tarball sent did not arrive whole')
+    expect(controlLines(result.stdout).JOB_ID).toBe('4242')
+    expect(controlLines(result.stdout).WITHDRAWN).toBe('')
+    expect(calls('scancel').map((c) => c.slice(1))).toEqual([[`--user=${loginUser}`, `--name=${batchJobName(planFor({target: 'wholenode@anvil'}).annexName, benignAp.requestId)}`]])
+    expect(pilotDirs()).toEqual([])
+    // No cache temporary, no half-received tarball, no staging directory.
+    expect(readdirSync(join(home, '.hpc-annex', 'cache')).filter((n) => n !== '.uses')).toEqual([])
+    expect(readdirSync(join(home, '.hpc-annex', 'tmp'))).toEqual([])
+  })
 })

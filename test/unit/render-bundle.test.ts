@@ -1,4 +1,5 @@
 import {execFileSync, spawnSync} from 'node:child_process'
+import {randomBytes} from 'node:crypto'
 import {existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {buffer} from 'node:stream/consumers'
@@ -34,14 +35,13 @@ function listing(file: string): [string, string][] {
 }
 
 /** A login node's home and a tar of `files` (in order) for the bootstrap to unpack. */
-function bootstrapFixture(files: Record<string, string | Buffer>): {home: string; archive: Buffer} {
+/** A bundle as create streams it (files and secrets as one entry), holding these files; and a home for the bootstrap. */
+async function bootstrapFixture(files: Record<string, string>): Promise<{home: string; archive: Buffer}> {
   const home = join(work, 'home')
-  const src = join(work, 'src')
   mkdirSync(home)
-  mkdirSync(src)
-  for (const [name, content] of Object.entries(files)) writeFileSync(join(src, name), content)
-  execFileSync('tar', ['-cf', join(work, 'a.tar'), '-C', src, ...Object.keys(files)])
-  return {home, archive: readFileSync(join(work, 'a.tar'))}
+  const rendered = Object.entries(files).map(([path, content]) => ({path, mode: path.endsWith('.sh') ? 0o700 : 0o600, content}))
+  const archive = await buffer(bundleStream(rendered, {token: Buffer.from('T'), password: Buffer.from('P')}, {filesAsOneEntry: true}))
+  return {home, archive}
 }
 
 describe('the self-service bundle (--bundle)', () => {
@@ -116,8 +116,8 @@ describe('the self-service bundle (--bundle)', () => {
     for (const bad of ['../escape.sif', 'dir/x.sif', '..', '', 'new\nline.sif']) expect(() => sifEntryName(bad)).toThrow(/cannot be staged/)
   })
 
-  it('the SSH bootstrap unpacks the stream into a private directory, runs the back-end, and removes the directory', () => {
-    const {home, archive} = bootstrapFixture({'backend.sh': 'echo "=-.-= PID $$"; here=$(dirname "$0"); echo "$here"; stat -c %a "$here"\n'})
+  it('the SSH bootstrap unpacks the stream into a private directory, runs the back-end, and removes the directory', async () => {
+    const {home, archive} = await bootstrapFixture({'backend.sh': 'echo "=-.-= PID $$"; here=$(dirname "$0"); echo "$here"; stat -c %a "$here"\n'})
     const run = spawnSync('bash', ['-c', bootstrapCommand()], {input: archive, env: {...process.env, HOME: home}, encoding: 'utf8'})
     expect(run.status).toBe(0)
     const [pid, dir, mode] = run.stdout.trim().split('\n')
@@ -127,7 +127,7 @@ describe('the self-service bundle (--bundle)', () => {
     expect(existsSync(dir!)).toBe(false)
   })
 
-  it('the bootstrap writes each file with its mode and hashes images and tarballs as they arrive', async () => {
+  it('the bootstrap writes each file with its mode, and the back-end receives the images and tarballs after, hashed as they arrive', async () => {
     const tarball = fakeCondorTarball(work)
     const image = join(work, 'image.sif')
     writeFileSync(image, Buffer.alloc(70_000, 3))
@@ -136,16 +136,17 @@ describe('the self-service bundle (--bundle)', () => {
     mkdirSync(home)
     const run = async (source: string, options: Parameters<typeof bootstrapCommand>[1], env: NodeJS.ProcessEnv = {}) => {
       const digest = await sha256File(source)
-      // The back-end reports what it found beside it, then the bootstrap removes it all.
+      // The back-end receives what follows the scripts, reports what it found beside it, then the bootstrap removes it all.
       const report = [
         'cd "$(dirname "$0")"',
+        'sh -c "$HPC_ANNEX_RECEIVE" <&"$HPC_ANNEX_BUNDLE_FD"',
         `stat -c "%a %s %n" backend.sh token password condor condor/${digest} sif/${imageDigest}`,
         `cat condor/${digest}.sha256 sif/${imageDigest}.sha256`,
         'echo "openssl: $HPC_ANNEX_OPENSSL_SHA256"',
       ].join('\n')
       const files = [{path: 'backend.sh', mode: 0o700, content: `${report}\n`}]
       const inputs = {token: Buffer.from('T'), password: Buffer.alloc(0), sifs: [{sha256: imageDigest, path: image}], condorTarball: {path: source, sha256: digest}}
-      const bundle = await buffer(bundleStream(files, inputs))
+      const bundle = await buffer(bundleStream(files, inputs, {filesAsOneEntry: true}))
       const ran = spawnSync('bash', ['-c', bootstrapCommand([], options)], {input: bundle, env: {...process.env, HOME: home, ...env}, encoding: 'utf8'})
       expect(ran.stderr).toBe('')
       expect(ran.status).toBe(0)
@@ -193,8 +194,8 @@ describe('the self-service bundle (--bundle)', () => {
     expect(refused).toContain(`600 5200 condor/${await sha256File(damaged)}`)
   })
 
-  it('a cut-off upload runs nothing and leaves nothing', () => {
-    const {home, archive} = bootstrapFixture({big: Buffer.alloc(64 * 1024, 1), 'backend.sh': 'touch "$HOME/RAN"\n'})
+  it('a cut-off upload of the scripts runs nothing and leaves nothing', async () => {
+    const {home, archive} = await bootstrapFixture({big: randomBytes(64 * 1024).toString('base64'), 'backend.sh': 'touch "$HOME/RAN"\n'})
     const cut = archive.subarray(0, 20 * 1024)
     const run = spawnSync('bash', ['-c', bootstrapCommand()], {input: cut, env: {...process.env, HOME: home}, encoding: 'utf8'})
     expect(run.status).not.toBe(0)
@@ -202,13 +203,13 @@ describe('the self-service bundle (--bundle)', () => {
     expect(readdirSync(join(home, '.hpc-annex', 'tmp'))).toEqual([])
   })
 
-  it('the bootstrap first names exactly the cached objects, with their sizes, then unpacks what follows', () => {
+  it('the bootstrap first names exactly the cached objects, with their sizes, then unpacks what follows', async () => {
     const cache = join(work, 'cache')
     mkdirSync(cache)
     const a = 'a'.repeat(64)
     const b = 'b'.repeat(64)
     writeFileSync(join(cache, a), 'twelve bytes')
-    const {home, archive} = bootstrapFixture({'backend.sh': 'echo ran\n'})
+    const {home, archive} = await bootstrapFixture({'backend.sh': 'echo ran\n'})
     const env = {...process.env, HOME: home, HPC_ANNEX_CACHE: cache}
     const run = spawnSync('bash', ['-c', bootstrapCommand([a, b])], {input: archive, env, encoding: 'utf8'})
     expect(run.status).toBe(0)
