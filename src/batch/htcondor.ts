@@ -35,6 +35,7 @@ export const htcondor: BatchSystem = {
       `ids=$(printf '%s\\n' "$ids" | sed -e 's/ /./')`,
       'condor_rm $ids >/dev/null || exit 4',
       `printf 'cancelled %s\\n' $ids`,
+      `for _ in $(seq 120); do [ -z "$(condor_q "$(id -un)" -constraint ${constraint} -af ClusterId 2>/dev/null)" ] && break; sleep 0.25; done`,
     ]
   },
 }

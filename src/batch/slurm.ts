@@ -40,6 +40,7 @@ export const slurm: BatchSystem = {
       '[ -n "$ids" ] || exit 0',
       `scancel --user="$(id -un)" --name=${name} || exit 4`,
       `printf 'cancelled %s\\n' $ids`,
+      `for _ in $(seq 120); do [ -z "$(squeue --noheader --user="$(id -un)" --name=${name} --format=%i 2>/dev/null)" ] && break; sleep 0.25; done`,
     ]
   },
 }

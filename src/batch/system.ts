@@ -35,7 +35,9 @@ export interface BatchSystem {
    * Shell lines that cancel a request's batch jobs, found by the request id
    * (never by a job id the state job may not have learned), only the login
    * user's own: `cancelled <id>` for each; exit 3 when listing them failed,
-   * 4 when cancelling did.
+   * 4 when cancelling did. Then they wait, 30 s at most, until those jobs
+   * have left (as awaitJobGone), so a pilot directory removed next is not
+   * pulled from under pilots still stopping.
    */
   cancelRequest(annexName: string, requestId: string): string[]
 }

@@ -176,8 +176,9 @@ describe('shutdown --cancel-pending', () => {
       [`--user=${userInfo().username}`, `--name=${batchJobName('demo', noId.GlobalJobID)}`],
       [`--user=${userInfo().username}`, `--name=${batchJobName('demo', hostile.GlobalJobID)}`],
     ])
-    // HTCondor: the login user's own jobs with that request id, removed by their ids.
-    expect(calls('condor_q')).toEqual([[userInfo().username, '-constraint', `hpc_annex_request_id == "ap\\"x#9.0#1"`, '-af', 'ClusterId', 'ProcId']])
+    // HTCondor: the login user's own jobs with that request id, removed by their ids; then asked again until they are gone.
+    const constraint = `hpc_annex_request_id == "ap\\"x#9.0#1"`
+    expect(calls('condor_q')).toEqual([[userInfo().username, '-constraint', constraint, '-af', 'ClusterId', 'ProcId'], [userInfo().username, '-constraint', constraint, '-af', 'ClusterId']])
     expect(calls('condor_rm')).toEqual([['301.0', '301.1']])
     expect(existsSync(join(queue, batchJobName('demo', joined.GlobalJobID)))).toBe(true)
     expect(existsSync(join(work, 'PWNED'))).toBe(false)
@@ -230,6 +231,24 @@ describe('shutdown --cancel-pending', () => {
     expect(result.pending).toEqual([])
     expect(transports).toEqual([])
     expect(formatShutdown(result)).toMatch(/No requests were pending\.$/)
+  })
+
+  it('removes the pilot directory of a cancelled job only once the batch system no longer lists it', () => {
+    const dir = join(work, 'scratch', 'pilot.AbCd1234')
+    mkdirSync(dir, {recursive: true})
+    writeFileSync(join(dir, 'batch.slurm'), '')
+    const bin = join(work, 'stopping')
+    mkdirSync(bin)
+    const seen = join(work, 'squeue.seen')
+    // squeue lists the job while its pilots stop (three more times after scancel), noting each time whether the directory is there.
+    writeFileSync(join(bin, 'squeue'), `#!/bin/bash\nn=$(wc -l < '${seen}' 2>/dev/null || echo 0)\n[ -d '${dir}' ] && echo there >> '${seen}' || echo gone >> '${seen}'\n[ "$n" -lt 4 ] && echo 4242\nexit 0\n`, {mode: 0o755})
+    writeFileSync(join(bin, 'scancel'), '#!/bin/bash\nexit 0\n', {mode: 0o755})
+    const ran = spawnSync('bash', ['-c', cancelCommand('slurm', 'demo', 'ap#1.0#1', dir)], {env: {...process.env, PATH: `${bin}:/usr/bin:/bin`}, encoding: 'utf8'})
+    expect(ran.status, ran.stderr).toBe(0)
+    expect(ran.stdout).toBe('cancelled 4242\nremoved-pilot-dir\n')
+    // The listing before scancel, three while the job stops, the one that finds it gone: the directory was there for all.
+    expect(readFileSync(seen, 'utf8')).toBe('there\n'.repeat(5))
+    expect(existsSync(dir)).toBe(false)
   })
 
   it('the cancel commands keep every value as data', () => {
