@@ -50,8 +50,9 @@ export interface BundleOptions {
    * command for them all instead of one each (~3 ms each), and the ~55 KiB of
    * scripts go as ~15 KiB, within what a new TCP connection may send in its
    * first round trip (slow start: over a 100 ms link, each further round of
-   * it costs 100 ms). For the bootstrap only; a self-service bundle is
-   * unpacked by hand.
+   * it costs 100 ms). FILLER_ENTRY follows it, so the back-end can start
+   * once they are in and receive the objects itself. For the bootstrap
+   * only; a self-service bundle is unpacked by hand.
    */
   filesAsOneEntry?: boolean
 }

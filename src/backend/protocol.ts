@@ -57,10 +57,11 @@ export type ControlName = (typeof CONTROL)[keyof typeof CONTROL]
 export const JOB_ID_RECORDED = 'JOB_ID_RECORDED'
 
 /**
- * The bundle's tar stream is padded to whole records of this size, and the
- * login node's tar reads exactly such records (GNU tar's default, -b 20 -B),
- * so tar stops at the record holding the archive's end and leaves what
- * follows on stdin (JOB_ID_RECORDED) to the back-end.
+ * The bundle's tar stream is padded to whole records of this size (the
+ * scripts, with their filler, and the whole stream), and the back-end's tar
+ * reads exactly such records (GNU tar's default, -b 20 -B), so it stops at
+ * the record holding the archive's end and leaves what follows on stdin
+ * (JOB_ID_RECORDED) to the back-end.
  */
 export const TAR_RECORD_BYTES = 20 * 512
 

@@ -627,6 +627,27 @@ describe('the HTCondor-batch back-end (PATh Facility)', {timeout: 60_000}, () =>
     expect(readFileSync(join(sandbox, 'condor_config'), 'utf8')).toContain('NUM_CPUS = 4\nMEMORY = 8192\n')
   })
 
+  it('through the bootstrap, receives the tarball sent before it submits (the pilot job takes it along)', async () => {
+    const ap = {...benignAp, stagedTarballSha256: digest}
+    const tar = await buffer(bundleStream(renderFiles(planFor({target: 'cpu@path-facility', cpus: '4', memMb: '8192'}), ap), {token: Buffer.from('t'), password: Buffer.from('p'), condorTarball: {path: tarball, sha256: digest}}, {filesAsOneEntry: true}))
+    const padded = Buffer.concat([tar, Buffer.alloc((TAR_RECORD_BYTES - (tar.length % TAR_RECORD_BYTES)) % TAR_RECORD_BYTES)])
+    const child = spawn('bash', ['-c', bootstrapCommand([], {ackTimeout: 60})], {env: env(), cwd: work, stdio: ['pipe', 'pipe', 'pipe']})
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString('utf8')
+      if (/^=-\.-= JOB_ID \d+$/m.test(stdout) && !child.stdin.writableEnded) child.stdin.end(`${JOB_ID_RECORDED}\n`)
+    })
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')))
+    child.stdin.write(padded)
+    const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)))
+    expect(stderr).toBe('')
+    expect(code).toBe(0)
+    const pilotDir = controlLines(stdout).PILOT_DIR!
+    expect(calls('condor_submit')).toEqual([[pilotDir, 'pilot.sub']])
+    expect(sha256(join(pilotDir, 'condor.tar.gz'))).toBe(digest)
+  })
+
   it('when its connection drops during condor_submit, removes by id only the user\'s own jobs of this request', async () => {
     const plan = planFor({target: 'cpu@path-facility', cpus: '4', memMb: '8192'})
     const ap = {...benignAp, stagedTarballSha256: digest}
