@@ -338,7 +338,7 @@ export function bootstrapCommand(digests: string[] = [], options: BootstrapOptio
     'unstage() { trap "" HUP INT TERM PIPE; rm -rf -- "$staging"; }',
     `trap unstage EXIT`,
     // Whose it is, for the back-ends that sweep what a run killed outright left (sweep_staging).
-    `printf '%s %s\n' "$(uname -n)" "$$" > "$staging/.owner"`,
+    `printf '%s %s\\n' "$(uname -n)" "$$" > "$staging/.owner"`,
     // A lost connection or a kill removes it too, before exiting: a second signal caught between
     // an exit and its EXIT trap (the session's HUP and the heartbeat's) ends the shell without that trap.
     `trap 'unstage; exit 129' HUP INT TERM PIPE`,
@@ -348,8 +348,8 @@ export function bootstrapCommand(digests: string[] = [], options: BootstrapOptio
   if (digests.length > 0) {
     const list = digests.map(shellQuote).join(' ')
     steps.push(
-      `(cd "${REMOTE_CACHE}" 2>/dev/null || exit 0; for d in ${list}; do if [ -f "$d" ]; then printf '%s %s %s %s\n' ${shellQuote(CONTROL_MARK)} ${shellQuote(CONTROL.cached)} "$d" "$(stat -c %s -- "$d")"; fi; done)`,
-      `printf '%s %s\n' ${shellQuote(CONTROL_MARK)} ${shellQuote(CONTROL.cacheEnd)}`,
+      `(cd "${REMOTE_CACHE}" 2>/dev/null || exit 0; for d in ${list}; do if [ -f "$d" ]; then printf '%s %s %s %s\\n' ${shellQuote(CONTROL_MARK)} ${shellQuote(CONTROL.cached)} "$d" "$(stat -c %s -- "$d")"; fi; done)`,
+      `printf '%s %s\\n' ${shellQuote(CONTROL_MARK)} ${shellQuote(CONTROL.cacheEnd)}`,
     )
   }
   const ack = options.ackTimeout === undefined ? '' : `HPC_ANNEX_ACK_FD=3 HPC_ANNEX_ACK_TIMEOUT=${Math.max(1, Math.ceil(options.ackTimeout))} `
