@@ -576,7 +576,7 @@ async function submitBatchJob(
     const {JOB_ID: jobId, PILOT_DIR: pilotDir} = control
     const lines = [
       ...(jobId === undefined ? [] : [`${batch.cancelJob(jobId)} || exit 4`, ...batch.awaitJobGone(jobId)]),
-      ...(pilotDir === undefined ? [] : removePilotDirLines(batch, pilotDir)),
+      ...(pilotDir === undefined ? [] : removePilotDirLines(batch, pilotDir, {withLogs: true})),
     ]
     if (lines.length === 0) return false
     const result = await transport.exec(lines.join('\n'))

@@ -22,9 +22,10 @@ export function checkPilotDir(dir: string): string {
  * a path that is not plain. A back-end still ending (hung up by a
  * front-end interrupted) may write into it for a moment while its EXIT trap
  * stops its background work, so a removal that leaves it is tried again, for
- * 5 s at most.
+ * 5 s at most. withLogs: the output a job that had started kept beside it
+ * (<dir>.logs) goes too (a create undone leaves no state job to find it by).
  */
-export function removePilotDirLines(batch: BatchSystem, dir: string): string[] {
+export function removePilotDirLines(batch: BatchSystem, dir: string, options: {withLogs?: boolean} = {}): string[] {
   try {
     checkPilotDir(dir)
   } catch {
@@ -32,5 +33,6 @@ export function removePilotDirLines(batch: BatchSystem, dir: string): string[] {
   }
   const madeByBackend = batch.jobTemplates.map((t) => `[ -f "$dir/"${shellQuote(t.path)} ]`).join(' || ')
   const retried = 'n=0; until rm -rf -- "$dir" 2>/dev/null || [ "$n" -ge 20 ]; do n=$((n + 1)); sleep 0.25; done'
-  return [`dir=${shellQuote(dir)}`, `case \${dir##*/} in ${PILOT_DIR_NAME}) if ${madeByBackend}; then ${retried}; rm -rf -- "$dir" && echo removed-pilot-dir; fi ;; esac`]
+  const logs = options.withLogs ? ' "$dir.logs"' : ''
+  return [`dir=${shellQuote(dir)}`, `case \${dir##*/} in ${PILOT_DIR_NAME}) if ${madeByBackend}; then ${retried}; rm -rf -- "$dir"${logs} && echo removed-pilot-dir; fi ;; esac`]
 }

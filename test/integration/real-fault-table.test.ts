@@ -229,8 +229,8 @@ describeOnRealHTCondor('the fault table of a create: every row leaves nothing an
 
   /**
    * What a request of `name` may have left anywhere: pilot directories are those not in
-   * `before` (a batch job that ran before it was cancelled keeps its output beside its pilot
-   * directory, in PILOT_DIR.logs, for `hpc-annex logs`: no secret is in it).
+   * `before` (PILOT_DIR.logs, the output a batch job that ran before it was cancelled writes
+   * as it stops, is not counted: the undo removes it, and no secret is in it).
    */
   const leftOf = (name: string, before: Set<string>) => {
     const [batchJobs = '', staging = '', secrets = ''] = a

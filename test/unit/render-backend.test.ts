@@ -895,7 +895,8 @@ describe('the SLURM back-end submits while the images and tarball sent still arr
    * Point's confirmation), or the tarball's first bytes and the end of input ('cut').
    */
   async function arriving(rest: 'whole' | 'cut'): Promise<{code: number | null; stdout: string; stderr: string; submittedFirst: boolean}> {
-    recordingTool('scancel')
+    // As a batch job that had started does while it stops: its output beside the pilot directory.
+    recordingTool('scancel', 'mkdir -p -- "$PILOT_DIR.logs" && echo stopped > "$PILOT_DIR.logs/slurm-4242.out"\n')
     const ap = {...benignAp, stagedTarballSha256: digest}
     const tar = await buffer(bundleStream(renderFiles(planFor({target: 'wholenode@anvil'}), ap), {token: Buffer.from('t'), password: Buffer.from('p'), condorTarball: {path: tarball, sha256: digest}}, {filesAsOneEntry: true}))
     const padded = Buffer.concat([tar, Buffer.alloc((TAR_RECORD_BYTES - (tar.length % TAR_RECORD_BYTES)) % TAR_RECORD_BYTES)])
@@ -952,6 +953,8 @@ describe('the SLURM back-end submits while the images and tarball sent still arr
     expect(controlLines(result.stdout).WITHDRAWN).toBe('')
     expect(calls('scancel').map((c) => c.slice(1))).toEqual([[`--user=${loginUser}`, `--name=${batchJobName(planFor({target: 'wholenode@anvil'}).annexName, benignAp.requestId)}`]])
     expect(pilotDirs()).toEqual([])
+    // Nor the withdrawn job's output: no state job is left to find it by.
+    expect(readdirSync(scratch).filter((n) => n.endsWith('.logs'))).toEqual([])
     // No cache temporary, no half-received tarball, no staging directory.
     expect(readdirSync(join(home, '.hpc-annex', 'cache')).filter((n) => n !== '.uses')).toEqual([])
     expect(readdirSync(join(home, '.hpc-annex', 'tmp'))).toEqual([])
