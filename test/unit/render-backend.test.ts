@@ -214,6 +214,30 @@ describe('the SLURM back-end', {timeout: 60_000}, () => {
     expect(pilotDirs()).toEqual([])
   })
 
+  it('through the bootstrap, an earlier submission found: takes in what is still arriving, then ends well', async () => {
+    writeFileSync(join(stubs, 'squeue.out'), '999 /scratch/alice/pilot.Earlier1\n')
+    // More than a pipe holds: a sender whose stream was left unread would be cut off.
+    const image = join(work, 'arriving.sif')
+    writeFileSync(image, Buffer.alloc(4 * 1024 * 1024, 5))
+    const sifs = [{sha256: sha256(image), path: image}]
+    const ap = {...benignAp, stagedTarballSha256: digest}
+    const tar = await buffer(bundleStream(renderFiles(plan(), ap), {token: Buffer.from('t'), password: Buffer.from('p'), sifs, condorTarball: {path: tarball, sha256: digest}}, {filesAsOneEntry: true}))
+    const padded = Buffer.concat([tar, Buffer.alloc((TAR_RECORD_BYTES - (tar.length % TAR_RECORD_BYTES)) % TAR_RECORD_BYTES)])
+    const child = spawn('bash', ['-c', bootstrapCommand([], {ackTimeout: 60})], {env: env(), cwd: work, stdio: ['pipe', 'pipe', 'pipe']})
+    let stdout = ''
+    let stdinError: unknown
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')))
+    child.stdin.on('error', (error) => (stdinError = error))
+    const written = new Promise<void>((resolve) => child.stdin.end(padded, () => resolve()))
+    const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)))
+    await written.catch(() => undefined)
+    expect(code).toBe(0)
+    expect(stdinError).toBeUndefined()
+    expect(controlLines(stdout)).toMatchObject({JOB_ID: '999', PILOT_DIR: '/scratch/alice/pilot.Earlier1'})
+    expect(calls('sbatch')).toEqual([])
+    expect(readdirSync(join(home, '.hpc-annex', 'tmp'))).toEqual([])
+  })
+
   it('ends the questions it left running in the background when it fails before their answers', async () => {
     // SLURM's estimate never answers; the machine's set-up fails, once that question is surely under way.
     writeFileSync(join(stubs, 'sbatch.test-only-hang'), '')
