@@ -68,6 +68,12 @@ function recordingTool(tool: string, body = ''): void {
   writeFileSync(join(stubs, tool), `#!/bin/bash\nprintf '%s\\n' "$PWD" "$@" '' >> '${stubs}/${tool}.calls'\n${body}`, {mode: 0o755})
 }
 
+/** The bundle as create streams it to the bootstrap: the scripts as one entry, padded to whole tar records. */
+async function paddedBundle(files: RenderedFile[], inputs: BundleInputs): Promise<Buffer> {
+  const tar = await buffer(bundleStream(files, inputs, {filesAsOneEntry: true}))
+  return Buffer.concat([tar, Buffer.alloc((TAR_RECORD_BYTES - (tar.length % TAR_RECORD_BYTES)) % TAR_RECORD_BYTES)])
+}
+
 function pilotDirs(): string[] {
   return existsSync(scratch) ? readdirSync(scratch).filter((n) => /^pilot\.[A-Za-z0-9]+$/.test(n)) : []
 }
@@ -221,8 +227,7 @@ describe('the SLURM back-end', {timeout: 60_000}, () => {
     writeFileSync(image, Buffer.alloc(4 * 1024 * 1024, 5))
     const sifs = [{sha256: sha256(image), path: image}]
     const ap = {...benignAp, stagedTarballSha256: digest}
-    const tar = await buffer(bundleStream(renderFiles(plan(), ap), {token: Buffer.from('t'), password: Buffer.from('p'), sifs, condorTarball: {path: tarball, sha256: digest}}, {filesAsOneEntry: true}))
-    const padded = Buffer.concat([tar, Buffer.alloc((TAR_RECORD_BYTES - (tar.length % TAR_RECORD_BYTES)) % TAR_RECORD_BYTES)])
+    const padded = await paddedBundle(renderFiles(plan(), ap), {token: Buffer.from('t'), password: Buffer.from('p'), sifs, condorTarball: {path: tarball, sha256: digest}})
     const child = spawn('bash', ['-c', bootstrapCommand([], {ackTimeout: 60})], {env: env(), cwd: work, stdio: ['pipe', 'pipe', 'pipe']})
     let stdout = ''
     let stdinError: unknown
@@ -653,8 +658,7 @@ describe('the HTCondor-batch back-end (PATh Facility)', {timeout: 60_000}, () =>
 
   it('through the bootstrap, receives the tarball sent before it submits (the pilot job takes it along)', async () => {
     const ap = {...benignAp, stagedTarballSha256: digest}
-    const tar = await buffer(bundleStream(renderFiles(planFor({target: 'cpu@path-facility', cpus: '4', memMb: '8192'}), ap), {token: Buffer.from('t'), password: Buffer.from('p'), condorTarball: {path: tarball, sha256: digest}}, {filesAsOneEntry: true}))
-    const padded = Buffer.concat([tar, Buffer.alloc((TAR_RECORD_BYTES - (tar.length % TAR_RECORD_BYTES)) % TAR_RECORD_BYTES)])
+    const padded = await paddedBundle(renderFiles(planFor({target: 'cpu@path-facility', cpus: '4', memMb: '8192'}), ap), {token: Buffer.from('t'), password: Buffer.from('p'), condorTarball: {path: tarball, sha256: digest}})
     const child = spawn('bash', ['-c', bootstrapCommand([], {ackTimeout: 60})], {env: env(), cwd: work, stdio: ['pipe', 'pipe', 'pipe']})
     let stdout = ''
     let stderr = ''
@@ -864,8 +868,7 @@ describe('the back-end keeps its batch job only once the Access Point confirms i
   async function session(answer: Answer): Promise<{code: number | null; stdout: string; stderr: string}> {
     recordingTool('scancel')
     const ap = {...benignAp, stagedTarballSha256: digest}
-    const tar = await buffer(bundleStream(renderFiles(planFor({target: 'wholenode@anvil', nodes: '2'}), ap), {token: Buffer.from('t'), password: Buffer.from('p'), condorTarball: {path: tarball, sha256: digest}}, {filesAsOneEntry: true}))
-    const padded = Buffer.concat([tar, Buffer.alloc((TAR_RECORD_BYTES - (tar.length % TAR_RECORD_BYTES)) % TAR_RECORD_BYTES)])
+    const padded = await paddedBundle(renderFiles(planFor({target: 'wholenode@anvil', nodes: '2'}), ap), {token: Buffer.from('t'), password: Buffer.from('p'), condorTarball: {path: tarball, sha256: digest}})
     const command = bootstrapCommand([], {ackTimeout: answer === 'silence' ? 1 : 60})
     const child = spawn('bash', ['-c', command], {env: env(), cwd: work, detached: true, stdio: ['pipe', 'pipe', 'pipe']})
     let stdout = ''
@@ -922,8 +925,7 @@ describe('the SLURM back-end submits while the images and tarball sent still arr
     // As a batch job that had started does while it stops: its output beside the pilot directory.
     recordingTool('scancel', 'mkdir -p -- "$PILOT_DIR.logs" && echo stopped > "$PILOT_DIR.logs/slurm-4242.out"\n')
     const ap = {...benignAp, stagedTarballSha256: digest}
-    const tar = await buffer(bundleStream(renderFiles(planFor({target: 'wholenode@anvil'}), ap), {token: Buffer.from('t'), password: Buffer.from('p'), condorTarball: {path: tarball, sha256: digest}}, {filesAsOneEntry: true}))
-    const padded = Buffer.concat([tar, Buffer.alloc((TAR_RECORD_BYTES - (tar.length % TAR_RECORD_BYTES)) % TAR_RECORD_BYTES)])
+    const padded = await paddedBundle(renderFiles(planFor({target: 'wholenode@anvil'}), ap), {token: Buffer.from('t'), password: Buffer.from('p'), condorTarball: {path: tarball, sha256: digest}})
     // The scripts' entry, then the filler's header: the filler ends on the next whole record.
     const scripts = 512 + Math.ceil(Number.parseInt(padded.subarray(124, 136).toString('ascii').trim(), 8) / 512) * 512 + 512
     const head = Math.ceil(scripts / TAR_RECORD_BYTES) * TAR_RECORD_BYTES
