@@ -148,14 +148,15 @@ export async function createAnnex(input: CreateRequest): Promise<CreateResult> {
   let request = input
   const {plan} = request
   const cleanup = new CleanupStack()
-  // condor_config_val first: while it runs, the SSH code loads.
+  // The login's way first (`ssh -G`, then the TCP connection): on a distant login node it is the longest wait.
+  const transport = request.bundleFile === undefined ? request.transport() : undefined
+  // The machine file's login target, unless the configuration overrides it.
+  transport?.expect?.(requestTarget(request))
+  // condor_config_val beside it: while it runs, the SSH code loads.
   const configuring = readAnnexConfig(plan.system.key)
   configuring.catch(() => undefined)
   // Beside it, the state jobs that killed runs left go (before the name check, which they would fail).
   const sweeping = sweepOrphanedRequests()
-  const transport = request.bundleFile === undefined ? request.transport() : undefined
-  // The machine file's login target, unless the configuration overrides it.
-  transport?.expect?.(requestTarget(request))
   let step = 'Checking the Access Point'
   // What runs beside the login; it must be finished before its undos run.
   let background: Promise<unknown> = Promise.resolve()

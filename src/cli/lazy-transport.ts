@@ -1,21 +1,22 @@
 import {systemError} from '../errors.js'
+import {findSsh, resolveEarly} from '../ssh/config.js'
+import {connectEarly, discardEarlySockets} from '../ssh/early-socket.js'
 import type {TransportOptions} from '../ssh/index.js'
 import type {ExecOptions, ExecResult, Interaction, LoginTarget, Transport, TransportKind} from '../ssh/transport.js'
 
 /**
- * A transport whose code (ssh2, the OpenSSH driver, the ssh_config reader)
- * loads from when it is made, not when the command starts: the verbs that
+ * A transport whose code (ssh2, the OpenSSH driver) loads from when it is
+ * made, not when the command starts (the ssh_config reader, small, is
+ * loaded with the command: `ssh -G` starts at once): the verbs that
  * log in make it once their first condor_* tool is running (create) or
  * only when they need it (logs, shutdown --cancel-pending), so the loading
  * overlaps the Access Point's work. Otherwise it is the transport
  * `createTransport` returns.
  */
 export function lazyTransport(kind: TransportKind | undefined, options: TransportOptions = {}): Transport {
-  // The ssh_config reader first, alone: loading it beside ssh2 would make it wait for ssh2 (see expect).
-  const config = import('../ssh/config.js')
   // Whether OpenSSH is installed decides how the target is resolved: asked now, while the Access Point works.
-  config.then(({findSsh}) => void findSsh(), () => undefined)
-  const transport = config.then(() => import('../ssh/index.js')).then(({createTransport}) => createTransport(kind, options))
+  void findSsh()
+  const transport = import('../ssh/index.js').then(({createTransport}) => createTransport(kind, options))
   // A load failure is reported by the first connect or exec.
   transport.catch(() => undefined)
   let closed = false
@@ -30,13 +31,15 @@ export function lazyTransport(kind: TransportKind | undefined, options: Transpor
       return (await transport).exec(command, execOptions)
     },
     expect(target: LoginTarget): void {
-      // The ssh2 login's ssh_config answer (`ssh -G`, a process of its own) is asked for while ssh2 loads.
+      // The ssh2 login's ssh_config answer (`ssh -G`, a process of its own) is asked for while ssh2
+      // loads, and its connection opened as soon as that answer is in.
       if (kind !== 'openssh' && options.ssh2?.resolve === undefined) {
-        config.then(({resolveEarly}) => resolveEarly(target), () => undefined)
+        resolveEarly(target).then(connectEarly, () => undefined)
       } else void transport.then((loaded) => loaded.expect?.(target), () => undefined)
     },
     async close(): Promise<void> {
       closed = true
+      discardEarlySockets()
       // Nothing to close when the code never loaded.
       const loaded = await transport.catch(() => undefined)
       await loaded?.close()

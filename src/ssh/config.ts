@@ -278,11 +278,12 @@ let early: {key: string; options: ResolveOptions; resolving: Promise<ResolvedTar
  * process start): the next resolveTarget of the same target, with the same
  * options, takes this answer, once.
  */
-export function resolveEarly(target: LoginTarget, options: ResolveOptions = {}): void {
+export function resolveEarly(target: LoginTarget, options: ResolveOptions = {}): Promise<ResolvedTarget> {
   const resolving = resolveTarget(target, options)
   // Its failure is reported to the resolveTarget that takes it, if one does.
   resolving.catch(() => undefined)
   early = {key: targetKey(target), options, resolving}
+  return resolving
 }
 
 /**

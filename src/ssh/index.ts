@@ -1,5 +1,6 @@
 import {systemError} from '../errors.js'
 import {findSsh} from './config.js'
+import {discardEarlySockets} from './early-socket.js'
 import {controlDirOf, hasLiveMaster, OpenSshTransport, type OpenSshOptions} from './openssh.js'
 import {Ssh2Transport, type Ssh2Options} from './ssh2.js'
 import type {ExecOptions, ExecResult, Interaction, LoginTarget, Transport, TransportKind} from './transport.js'
@@ -56,6 +57,8 @@ class AutoTransport implements Transport {
     const dir = controlDirOf(target, this.options.openssh?.controlDir)
     const ssh = this.options.openssh?.ssh ?? (await findSsh())
     const live = ssh !== null && (await hasLiveMaster(target, dir, ssh))
+    // A connection opened early for ssh2 is not used by OpenSSH's master.
+    if (live) discardEarlySockets()
     this.#chosen = live ? makeOpenSsh(this.options) : (this.#ssh2 ?? makeSsh2(this.options))
     if (this.#closed) await this.#chosen.close()
     await this.#chosen.connect(target, interaction)
@@ -77,6 +80,7 @@ class AutoTransport implements Transport {
 
   async close(): Promise<void> {
     this.#closed = true
+    discardEarlySockets()
     await this.#chosen?.close()
   }
 }

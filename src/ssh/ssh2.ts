@@ -10,6 +10,7 @@ import {trace, traced} from '../trace.js'
 import {closedErrors} from './closed.js'
 import {resolveEarly, resolveTarget, type ResolvedTarget, type ResolveOptions} from './config.js'
 import {fetchHostCertificate} from './cert-probe.js'
+import {connectEarly, discardEarlySockets, takeEarlySocket} from './early-socket.js'
 import {certAuthorities, checkHostCertificate, type CertificateCheck} from './host-cert.js'
 import {keyType, knownHostName, knownKeyTypes, verifyHostKey} from './known-hosts.js'
 import {SessionPool, withSession} from './pool.js'
@@ -91,7 +92,7 @@ export class Ssh2Transport implements Transport {
   }
 
   expect(target: LoginTarget): void {
-    resolveEarly(target, this.#options.resolve)
+    resolveEarly(target, this.#options.resolve).then(connectEarly, () => undefined)
   }
 
   /** The resolved login node, once connected. */
@@ -199,6 +200,8 @@ export class Ssh2Transport implements Transport {
     const client = new Client()
     if (this.#closed) throw closedErrors.closedWhileLoggingIn(`${role} ${name}`)
     const opened = open ? await open() : undefined
+    // A direct login takes the connection opened as soon as the target was known (early-socket.ts).
+    const early = open ? undefined : takeEarlySocket(target.host, target.port)
     // Errors during the login are handled below, and after it by the connection-lost handlers; a
     // late one (a ProxyCommand's stream closing after a failed login) must not go unhandled.
     client.on('error', () => undefined)
@@ -221,7 +224,7 @@ export class Ssh2Transport implements Transport {
       host: target.host,
       port: target.port,
       username: target.user,
-      ...(opened ? {sock: opened.stream} : {}),
+      ...(opened ? {sock: opened.stream} : early ? {sock: early} : {}),
       keepaliveInterval: this.#options.keepaliveInterval ?? 15_000,
       keepaliveCountMax: this.#options.keepaliveCountMax ?? 3,
       readyTimeout: 0,
@@ -395,6 +398,7 @@ export class Ssh2Transport implements Transport {
     for (const reject of [...this.#inFlight]) reject(closedError)
     this.#inFlight.clear()
     this.#closing.abort(closedError)
+    discardEarlySockets()
     for (const client of this.#loggingIn) client.destroy()
     const hops = [...this.#hops].reverse()
     await Promise.all(
