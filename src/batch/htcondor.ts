@@ -1,7 +1,7 @@
 import {batchOptionText} from '../catalog/batch-options.js'
 import type {Plan} from '../catalog/plan.js'
 import {classadString, shellQuote} from '../quote.js'
-import type {BatchSystem} from './system.js'
+import {awaitNoneListed, type BatchSystem} from './system.js'
 
 /** An HTCondor pool (the PATh facility): condor_submit of one pilot job per node; found by the request id in its ad. */
 export const htcondor: BatchSystem = {
@@ -21,9 +21,7 @@ export const htcondor: BatchSystem = {
     return `condor_submit (${size})`
   },
   cancelJob: (jobId) => `condor_rm ${shellQuote(jobId)}`,
-  awaitJobGone: (jobId) => [
-    `for _ in $(seq 120); do [ -z "$(condor_q ${shellQuote(jobId)} -af ClusterId 2>/dev/null)" ] && break; sleep 0.25; done`,
-  ],
+  awaitJobGone: (jobId) => [awaitNoneListed(`condor_q ${shellQuote(jobId)} -af ClusterId`)],
   cancelRequest(_annexName, requestId) {
     // Only the login user's own jobs (a user name among condor_q's arguments is ANDed with
     // -constraint), removed by their ids: a queue superuser's condor_rm -constraint would
@@ -35,7 +33,7 @@ export const htcondor: BatchSystem = {
       `ids=$(printf '%s\\n' "$ids" | sed -e 's/ /./')`,
       'condor_rm $ids >/dev/null || exit 4',
       `printf 'cancelled %s\\n' $ids`,
-      `for _ in $(seq 120); do [ -z "$(condor_q "$(id -un)" -constraint ${constraint} -af ClusterId 2>/dev/null)" ] && break; sleep 0.25; done`,
+      awaitNoneListed(`condor_q "$(id -un)" -constraint ${constraint} -af ClusterId`),
     ]
   },
 }

@@ -1,7 +1,7 @@
 import {batchOptionText} from '../catalog/batch-options.js'
 import type {Plan} from '../catalog/plan.js'
 import {shellQuote} from '../quote.js'
-import {batchJobName, type BatchSystem} from './system.js'
+import {awaitNoneListed, batchJobName, type BatchSystem} from './system.js'
 
 /** SLURM: sbatch of one multi-node job whose tasks are the pilots; found by its job name. */
 export const slurm: BatchSystem = {
@@ -30,17 +30,10 @@ export const slurm: BatchSystem = {
     return `sbatch ${parts.join(' ')}`
   },
   cancelJob: (jobId) => `scancel -- ${shellQuote(jobId)}`,
-  awaitJobGone: (jobId) => [
-    `for _ in $(seq 120); do [ -z "$(squeue --noheader --jobs=${shellQuote(jobId)} --format=%i 2>/dev/null)" ] && break; sleep 0.25; done`,
-  ],
+  awaitJobGone: (jobId) => [awaitNoneListed(`squeue --noheader --jobs=${shellQuote(jobId)} --format=%i`)],
   cancelRequest(annexName, requestId) {
     const name = shellQuote(batchJobName(annexName, requestId))
-    return [
-      `ids=$(squeue --noheader --user="$(id -un)" --name=${name} --format=%i) || exit 3`,
-      '[ -n "$ids" ] || exit 0',
-      `scancel --user="$(id -un)" --name=${name} || exit 4`,
-      `printf 'cancelled %s\\n' $ids`,
-      `for _ in $(seq 120); do [ -z "$(squeue --noheader --user="$(id -un)" --name=${name} --format=%i 2>/dev/null)" ] && break; sleep 0.25; done`,
-    ]
+    const list = `squeue --noheader --user="$(id -un)" --name=${name} --format=%i`
+    return [`ids=$(${list}) || exit 3`, '[ -n "$ids" ] || exit 0', `scancel --user="$(id -un)" --name=${name} || exit 4`, `printf 'cancelled %s\\n' $ids`, awaitNoneListed(list)]
   },
 }

@@ -50,3 +50,11 @@ export function batchJobName(annexName: string, requestId: string): string {
   const plain = (text: string) => text.replace(/[^A-Za-z0-9._-]/g, '_')
   return `hpc-annex.${plain(annexName)}.${plain(requestId)}`
 }
+
+/**
+ * A shell line that waits, 30 s at most, until `list` (a command printing a
+ * line per job) prints nothing: the jobs it lists have left the batch system.
+ */
+export function awaitNoneListed(list: string): string {
+  return `for _ in $(seq 120); do [ -z "$(${list} 2>/dev/null)" ] && break; sleep 0.25; done`
+}
