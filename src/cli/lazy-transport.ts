@@ -1,6 +1,6 @@
 import {systemError} from '../errors.js'
-import {findSsh, resolveEarly} from '../ssh/config.js'
-import {connectEarly, discardEarlySockets} from '../ssh/early-socket.js'
+import {findSsh, resolveEarly, type ResolvedTarget} from '../ssh/config.js'
+import {connectEarly, discardEarlySocket} from '../ssh/early-socket.js'
 import type {TransportOptions} from '../ssh/index.js'
 import type {ExecOptions, ExecResult, Interaction, LoginTarget, Transport, TransportKind} from '../ssh/transport.js'
 
@@ -8,8 +8,7 @@ import type {ExecOptions, ExecResult, Interaction, LoginTarget, Transport, Trans
  * A transport whose code (ssh2, the OpenSSH driver) loads from when it is
  * made, not when the command starts (the ssh_config reader, small, is
  * loaded with the command: `ssh -G` starts at once): the verbs that
- * log in make it once their first condor_* tool is running (create) or
- * only when they need it (logs, shutdown --cancel-pending), so the loading
+ * log in make it first thing (create) or only when they need it (logs, shutdown --cancel-pending), so the loading
  * overlaps the Access Point's work. Otherwise it is the transport
  * `createTransport` returns.
  */
@@ -20,12 +19,23 @@ export function lazyTransport(kind: TransportKind | undefined, options: Transpor
   // A load failure is reported by the first connect or exec.
   transport.catch(() => undefined)
   let closed = false
+  // The target expect() resolved, whose early connection a login may take.
+  let expected: Promise<ResolvedTarget | undefined> | undefined
+  // Once the login is done (or will not be), an early connection it did not take goes.
+  const dropEarly = async (): Promise<void> => {
+    const resolved = await expected
+    if (resolved) discardEarlySocket(resolved)
+  }
   return {
     async connect(target: LoginTarget, interaction: Interaction): Promise<void> {
       const loaded = await transport
       // Closed while its code was loading (a failure or Ctrl-C elsewhere): no login is started.
       if (closed) throw systemError('The SSH connection is closed; nothing more can run on it.')
-      await loaded.connect(target, interaction)
+      try {
+        await loaded.connect(target, interaction)
+      } finally {
+        await dropEarly()
+      }
     },
     async exec(command: string, execOptions?: ExecOptions): Promise<ExecResult> {
       return (await transport).exec(command, execOptions)
@@ -34,12 +44,18 @@ export function lazyTransport(kind: TransportKind | undefined, options: Transpor
       // The ssh2 login's ssh_config answer (`ssh -G`, a process of its own) is asked for while ssh2
       // loads, and its connection opened as soon as that answer is in.
       if (kind !== 'openssh' && options.ssh2?.resolve === undefined) {
-        resolveEarly(target).then(connectEarly, () => undefined)
+        expected = resolveEarly(target).then(
+          (resolved) => {
+            if (!closed) connectEarly(resolved)
+            return resolved
+          },
+          () => undefined,
+        )
       } else void transport.then((loaded) => loaded.expect?.(target), () => undefined)
     },
     async close(): Promise<void> {
       closed = true
-      discardEarlySockets()
+      await dropEarly()
       // Nothing to close when the code never loaded.
       const loaded = await transport.catch(() => undefined)
       await loaded?.close()

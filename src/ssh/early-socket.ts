@@ -17,7 +17,7 @@ interface Early {
   onError: () => void
 }
 
-/** An early connection the login never took (another transport, a failed check) goes after this long. */
+/** An early connection no login took, and no one discarded, goes after this long. */
 const UNUSED_MS = 60_000
 
 const opened = new Map<string, Early>()
@@ -66,7 +66,7 @@ function discard(key: string): void {
   early.socket.destroy()
 }
 
-/** Closes every early connection no login took. */
-export function discardEarlySockets(): void {
-  for (const key of [...opened.keys()]) discard(key)
+/** Closes the early connection to this target if no login took it. */
+export function discardEarlySocket(target: {host: string; port: number}): void {
+  discard(keyOf(target.host, target.port))
 }

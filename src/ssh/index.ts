@@ -1,6 +1,5 @@
 import {systemError} from '../errors.js'
 import {findSsh} from './config.js'
-import {discardEarlySockets} from './early-socket.js'
 import {controlDirOf, hasLiveMaster, OpenSshTransport, type OpenSshOptions} from './openssh.js'
 import {Ssh2Transport, type Ssh2Options} from './ssh2.js'
 import type {ExecOptions, ExecResult, Interaction, LoginTarget, Transport, TransportKind} from './transport.js'
@@ -57,9 +56,9 @@ class AutoTransport implements Transport {
     const dir = controlDirOf(target, this.options.openssh?.controlDir)
     const ssh = this.options.openssh?.ssh ?? (await findSsh())
     const live = ssh !== null && (await hasLiveMaster(target, dir, ssh))
-    // A connection opened early for ssh2 is not used by OpenSSH's master.
-    if (live) discardEarlySockets()
     this.#chosen = live ? makeOpenSsh(this.options) : (this.#ssh2 ?? makeSsh2(this.options))
+    // The ssh2 transport made for expect() is not used beside OpenSSH's master: it closes its early connection.
+    if (live) void this.#ssh2?.close()
     if (this.#closed) await this.#chosen.close()
     await this.#chosen.connect(target, interaction)
   }
@@ -80,7 +79,7 @@ class AutoTransport implements Transport {
 
   async close(): Promise<void> {
     this.#closed = true
-    discardEarlySockets()
+    if (this.#ssh2 !== this.#chosen) await this.#ssh2?.close()
     await this.#chosen?.close()
   }
 }

@@ -10,7 +10,7 @@ import {trace, traced} from '../trace.js'
 import {closedErrors} from './closed.js'
 import {resolveEarly, resolveTarget, type ResolvedTarget, type ResolveOptions} from './config.js'
 import {fetchHostCertificate} from './cert-probe.js'
-import {connectEarly, discardEarlySockets, takeEarlySocket} from './early-socket.js'
+import {connectEarly, discardEarlySocket, takeEarlySocket} from './early-socket.js'
 import {certAuthorities, checkHostCertificate, type CertificateCheck} from './host-cert.js'
 import {keyType, knownHostName, knownKeyTypes, verifyHostKey} from './known-hosts.js'
 import {SessionPool, withSession} from './pool.js'
@@ -85,6 +85,8 @@ export class Ssh2Transport implements Transport {
   #proxies = new Set<ProxyCommand>()
   /** Aborted by close(): stops a host certificate check under way. */
   #closing = new AbortController()
+  /** The target expect() resolved, whose early connection the login may take. */
+  #expected: Promise<ResolvedTarget | undefined> | undefined
 
   constructor(options: Ssh2Options = {}) {
     this.#options = options
@@ -92,7 +94,19 @@ export class Ssh2Transport implements Transport {
   }
 
   expect(target: LoginTarget): void {
-    resolveEarly(target, this.#options.resolve).then(connectEarly, () => undefined)
+    this.#expected = resolveEarly(target, this.#options.resolve).then(
+      (resolved) => {
+        if (!this.#closed && !this.#client) connectEarly(resolved)
+        return resolved
+      },
+      () => undefined,
+    )
+  }
+
+  /** Once the login is done (or will not be), an early connection it did not take goes. */
+  async #dropEarly(): Promise<void> {
+    const resolved = await this.#expected
+    if (resolved) discardEarlySocket(resolved)
   }
 
   /** The resolved login node, once connected. */
@@ -122,6 +136,8 @@ export class Ssh2Transport implements Transport {
     } catch (error) {
       this.#endAll()
       throw error
+    } finally {
+      await this.#dropEarly()
     }
     const client = this.#hops[this.#hops.length - 1]?.client
     this.#client = client
@@ -398,7 +414,7 @@ export class Ssh2Transport implements Transport {
     for (const reject of [...this.#inFlight]) reject(closedError)
     this.#inFlight.clear()
     this.#closing.abort(closedError)
-    discardEarlySockets()
+    void this.#dropEarly()
     for (const client of this.#loggingIn) client.destroy()
     const hops = [...this.#hops].reverse()
     await Promise.all(

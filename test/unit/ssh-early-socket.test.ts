@@ -1,9 +1,13 @@
+import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
 import {connect, createServer, type Server, type Socket} from 'node:net'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
 
 import {afterAll, afterEach, beforeAll, describe, expect, it} from 'vitest'
 
 import type {ResolvedTarget} from '../../src/ssh/config.js'
-import {connectEarly, discardEarlySockets, takeEarlySocket} from '../../src/ssh/early-socket.js'
+import {connectEarly, discardEarlySocket, takeEarlySocket} from '../../src/ssh/early-socket.js'
+import {Ssh2Transport} from '../../src/ssh/ssh2.js'
 import {until} from '../site/poll.js'
 
 let server: Server
@@ -41,7 +45,7 @@ beforeAll(async () => {
 })
 
 afterEach(() => {
-  discardEarlySockets()
+  discardEarlySocket(target())
   for (const entry of accepted.splice(0)) entry.socket.destroy()
 })
 
@@ -81,11 +85,36 @@ describe('early connection to the login node', () => {
     expect(takeEarlySocket('127.0.0.1', refusedPort)).toBeUndefined()
   })
 
-  it('one no login took is closed by discardEarlySockets', async () => {
+  it('one no login took is closed by discardEarlySocket, and only the one to that target', async () => {
     connectEarly(target())
     await until('the early connection', () => accepted.length === 1, 10_000)
-    discardEarlySockets()
-    await until('the server to see it closed', () => accepted[0]!.closed, 10_000)
+    // Another target's discard leaves it to the login.
+    discardEarlySocket(target({port: port + 1}))
+    const kept = takeEarlySocket('127.0.0.1', port)
+    expect(kept).toBeDefined()
+    kept!.destroy()
+    connectEarly(target())
+    await until('a second early connection', () => accepted.length === 2, 10_000)
+    discardEarlySocket(target())
+    await until('the server to see it closed', () => accepted[1]!.closed, 10_000)
     expect(takeEarlySocket('127.0.0.1', port)).toBeUndefined()
+  })
+})
+
+describe('a transport told to expect a login', () => {
+  it('opens the connection from the ssh configuration at once, and closes it when it closes without logging in', async () => {
+    const home = mkdtempSync(join(tmpdir(), 'early-socket-'))
+    try {
+      const configFile = join(home, 'config')
+      writeFileSync(configFile, `Host hpc\n  HostName 127.0.0.1\n  Port ${port}\n  User u\n`)
+      const transport = new Ssh2Transport({interactive: false, resolve: {ssh: null, env: {HOME: home}}})
+      transport.expect({host: 'hpc', configFile})
+      await until('the early connection', () => accepted.length === 1, 10_000)
+      await transport.close()
+      await until('the server to see it closed', () => accepted[0]!.closed, 10_000)
+      expect(takeEarlySocket('127.0.0.1', port)).toBeUndefined()
+    } finally {
+      rmSync(home, {recursive: true, force: true})
+    }
   })
 })
