@@ -7,10 +7,10 @@ import type {ExecOptions, ExecResult, Interaction, LoginTarget, Transport, Trans
 /**
  * A transport whose code (ssh2, the OpenSSH driver) loads from when it is
  * made, not when the command starts (the ssh_config reader, small, is
- * loaded with the command: `ssh -G` starts at once): the verbs that
- * log in make it first thing (create) or only when they need it (logs, shutdown --cancel-pending), so the loading
- * overlaps the Access Point's work. Otherwise it is the transport
- * `createTransport` returns.
+ * loaded with the command: `ssh -G` starts at once): the verbs that log in
+ * make it first thing (create) or only when they need it (logs, shutdown
+ * --cancel-pending), so the loading overlaps the Access Point's work.
+ * Otherwise it is the transport `createTransport` returns.
  */
 export function lazyTransport(kind: TransportKind | undefined, options: TransportOptions = {}): Transport {
   // Whether OpenSSH is installed decides how the target is resolved: asked now, while the Access Point works.
@@ -21,7 +21,7 @@ export function lazyTransport(kind: TransportKind | undefined, options: Transpor
   let closed = false
   // The target expect() resolved, whose early connection a login may take.
   let expected: Promise<ResolvedTarget | undefined> | undefined
-  // Once the login is done (or will not be), an early connection it did not take goes.
+  // Once the login is done (or will not be), an early connection it did not take goes (when ssh -G has answered).
   const dropEarly = async (): Promise<void> => {
     const resolved = await expected
     if (resolved) discardEarlySocket(resolved)
@@ -34,7 +34,7 @@ export function lazyTransport(kind: TransportKind | undefined, options: Transpor
       try {
         await loaded.connect(target, interaction)
       } finally {
-        await dropEarly()
+        void dropEarly()
       }
     },
     async exec(command: string, execOptions?: ExecOptions): Promise<ExecResult> {
@@ -55,7 +55,7 @@ export function lazyTransport(kind: TransportKind | undefined, options: Transpor
     },
     async close(): Promise<void> {
       closed = true
-      await dropEarly()
+      void dropEarly()
       // Nothing to close when the code never loaded.
       const loaded = await transport.catch(() => undefined)
       await loaded?.close()

@@ -103,7 +103,7 @@ export class Ssh2Transport implements Transport {
     )
   }
 
-  /** Once the login is done (or will not be), an early connection it did not take goes. */
+  /** Once the login is done (or will not be), an early connection it did not take goes (when ssh -G has answered). */
   async #dropEarly(): Promise<void> {
     const resolved = await this.#expected
     if (resolved) discardEarlySocket(resolved)
@@ -137,7 +137,7 @@ export class Ssh2Transport implements Transport {
       this.#endAll()
       throw error
     } finally {
-      await this.#dropEarly()
+      void this.#dropEarly()
     }
     const client = this.#hops[this.#hops.length - 1]?.client
     this.#client = client
