@@ -1,6 +1,6 @@
 import {systemError} from '../errors.js'
-import {findSsh, resolveEarly, type ResolvedTarget} from '../ssh/config.js'
-import {connectEarly, discardEarlySocket} from '../ssh/early-socket.js'
+import {findSsh, resolveEarly} from '../ssh/config.js'
+import {expectEarly} from '../ssh/early-socket.js'
 import type {TransportOptions} from '../ssh/index.js'
 import type {ExecOptions, ExecResult, Interaction, LoginTarget, Transport, TransportKind} from '../ssh/transport.js'
 
@@ -19,13 +19,8 @@ export function lazyTransport(kind: TransportKind | undefined, options: Transpor
   // A load failure is reported by the first connect or exec.
   transport.catch(() => undefined)
   let closed = false
-  // The target expect() resolved, whose early connection a login may take.
-  let expected: Promise<ResolvedTarget | undefined> | undefined
-  // Once the login is done (or will not be), an early connection it did not take goes (when ssh -G has answered).
-  const dropEarly = async (): Promise<void> => {
-    const resolved = await expected
-    if (resolved) discardEarlySocket(resolved)
-  }
+  // The early connection expect() asked for; once the login is done (or will not be), unused, it goes.
+  let early: {discard(): void} | undefined
   return {
     async connect(target: LoginTarget, interaction: Interaction): Promise<void> {
       const loaded = await transport
@@ -34,7 +29,7 @@ export function lazyTransport(kind: TransportKind | undefined, options: Transpor
       try {
         await loaded.connect(target, interaction)
       } finally {
-        void dropEarly()
+        early?.discard()
       }
     },
     async exec(command: string, execOptions?: ExecOptions): Promise<ExecResult> {
@@ -44,18 +39,12 @@ export function lazyTransport(kind: TransportKind | undefined, options: Transpor
       // The ssh2 login's ssh_config answer (`ssh -G`, a process of its own) is asked for while ssh2
       // loads, and its connection opened as soon as that answer is in.
       if (kind !== 'openssh' && options.ssh2?.resolve === undefined) {
-        expected = resolveEarly(target).then(
-          (resolved) => {
-            if (!closed) connectEarly(resolved)
-            return resolved
-          },
-          () => undefined,
-        )
+        early = expectEarly(resolveEarly(target), () => closed)
       } else void transport.then((loaded) => loaded.expect?.(target), () => undefined)
     },
     async close(): Promise<void> {
       closed = true
-      void dropEarly()
+      early?.discard()
       // Nothing to close when the code never loaded.
       const loaded = await transport.catch(() => undefined)
       await loaded?.close()

@@ -70,3 +70,22 @@ function discard(key: string): void {
 export function discardEarlySocket(target: {host: string; port: number}): void {
   discard(keyOf(target.host, target.port))
 }
+
+/**
+ * The early connection of a transport told to expect a login: opened once
+ * `resolving` (its `ssh -G` answer) is in, unless `stopped()` says the
+ * transport has closed or logged in meanwhile; discard() closes it if no
+ * login took it (once the answer is in, never waiting for it).
+ */
+export function expectEarly(resolving: Promise<ResolvedTarget>, stopped: () => boolean): {discard(): void} {
+  const resolved = resolving.then(
+    (target) => {
+      if (!stopped()) connectEarly(target)
+      return target
+    },
+    () => undefined,
+  )
+  return {
+    discard: () => void resolved.then((target) => target && discardEarlySocket(target)),
+  }
+}

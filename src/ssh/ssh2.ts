@@ -10,7 +10,7 @@ import {trace, traced} from '../trace.js'
 import {closedErrors} from './closed.js'
 import {resolveEarly, resolveTarget, type ResolvedTarget, type ResolveOptions} from './config.js'
 import {fetchHostCertificate} from './cert-probe.js'
-import {connectEarly, discardEarlySocket, takeEarlySocket} from './early-socket.js'
+import {expectEarly, takeEarlySocket} from './early-socket.js'
 import {certAuthorities, checkHostCertificate, type CertificateCheck} from './host-cert.js'
 import {keyType, knownHostName, knownKeyTypes, verifyHostKey} from './known-hosts.js'
 import {SessionPool, withSession} from './pool.js'
@@ -85,8 +85,8 @@ export class Ssh2Transport implements Transport {
   #proxies = new Set<ProxyCommand>()
   /** Aborted by close(): stops a host certificate check under way. */
   #closing = new AbortController()
-  /** The target expect() resolved, whose early connection the login may take. */
-  #expected: Promise<ResolvedTarget | undefined> | undefined
+  /** The early connection expect() asked for; once the login is done (or will not be), unused, it goes. */
+  #early: {discard(): void} | undefined
 
   constructor(options: Ssh2Options = {}) {
     this.#options = options
@@ -94,19 +94,7 @@ export class Ssh2Transport implements Transport {
   }
 
   expect(target: LoginTarget): void {
-    this.#expected = resolveEarly(target, this.#options.resolve).then(
-      (resolved) => {
-        if (!this.#closed && !this.#client) connectEarly(resolved)
-        return resolved
-      },
-      () => undefined,
-    )
-  }
-
-  /** Once the login is done (or will not be), an early connection it did not take goes (when ssh -G has answered). */
-  async #dropEarly(): Promise<void> {
-    const resolved = await this.#expected
-    if (resolved) discardEarlySocket(resolved)
+    this.#early = expectEarly(resolveEarly(target, this.#options.resolve), () => this.#closed || this.#client !== undefined)
   }
 
   /** The resolved login node, once connected. */
@@ -137,7 +125,7 @@ export class Ssh2Transport implements Transport {
       this.#endAll()
       throw error
     } finally {
-      void this.#dropEarly()
+      this.#early?.discard()
     }
     const client = this.#hops[this.#hops.length - 1]?.client
     this.#client = client
@@ -414,7 +402,7 @@ export class Ssh2Transport implements Transport {
     for (const reject of [...this.#inFlight]) reject(closedError)
     this.#inFlight.clear()
     this.#closing.abort(closedError)
-    void this.#dropEarly()
+    this.#early?.discard()
     for (const client of this.#loggingIn) client.destroy()
     const hops = [...this.#hops].reverse()
     await Promise.all(
